@@ -1,0 +1,1 @@
+"""rnnkit: a complete, fast recurrent-neural-network toolkit on PyTorch."""

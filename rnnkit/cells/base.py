@@ -1,0 +1,121 @@
+"""The cell contract: parameters and one time step, nothing else.
+
+A cell never loops over time, reverses, masks or picks kernels: the engine (`rnnkit.core`) owns time.
+Every cell offers
+
+- ``project_inputs(x)``: the input projection of *all* time steps in one matrix product,
+  ``(..., I) -> (..., G*H)`` (the largest single speed lever of a loop over time);
+- ``step(xp_t, state) -> (out_t, new_state)``: one step from a projected input ``(B, G*H)``;
+- ``init_state(batch)``: the zero state;
+- ``state_shapes``: the per-sample shape of each state tensor, e.g. ``((H_out,), (H,))`` for an LSTM.
+
+States are always tuples of tensors (``(h,)`` for RNN/GRU, ``(h, c)`` for LSTM) so the engine treats
+every cell alike.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.cells import init as initializers
+
+
+class Cell(nn.Module):
+    """Base class of every recurrent cell. Shapes: B batch, I input, H hidden, G gate blocks."""
+
+    #: number of gate blocks stacked in ``weight_ih`` / ``weight_hh`` (1 RNN, 4 LSTM, 3 GRU)
+    gates: int = 1
+    #: name of the matching fused PyTorch kernel family, or None
+    fused_mode: str | None = None
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
+                 init: str = "uniform", forget_bias: float | None = None):
+        super().__init__()
+        _check_positive_int("input_size", input_size, type(self).__name__)
+        _check_positive_int("hidden_size", hidden_size, type(self).__name__)
+        if not isinstance(bias, bool):
+            raise TypeError(f"{type(self).__name__}: bias must be a bool, got {bias!r}")
+        self.input_size = input_size
+        self.hidden_size = hidden_size
+        self.bias = bias
+        self.init = init
+        self.forget_bias = forget_bias
+        G, H = self.gates, hidden_size
+        self.weight_ih = nn.Parameter(torch.empty(G * H, input_size))
+        self.weight_hh = nn.Parameter(torch.empty(G * H, self.recurrent_input_size))
+        if bias:
+            self.bias_ih = nn.Parameter(torch.empty(G * H))
+            self.bias_hh = nn.Parameter(torch.empty(G * H))
+        else:
+            self.register_parameter("bias_ih", None)
+            self.register_parameter("bias_hh", None)
+        self.make_extra_parameters()
+        self.reset_parameters()
+
+    # -- sizes ---------------------------------------------------------------------------------
+    @property
+    def recurrent_input_size(self) -> int:
+        """Width of the state fed back through ``weight_hh`` (H, or the projection size)."""
+        return self.hidden_size
+
+    @property
+    def output_size(self) -> int:
+        return self.hidden_size
+
+    @property
+    def state_shapes(self) -> tuple[tuple[int, ...], ...]:
+        return ((self.output_size,),)
+
+    # -- parameters ----------------------------------------------------------------------------
+    def make_extra_parameters(self) -> None:
+        """Create parameters beyond ``weight_ih/weight_hh/bias_*`` (called before initialisation)."""
+
+    def reset_parameters(self) -> None:
+        """PyTorch's default ``uniform(-1/sqrt(H), 1/sqrt(H))`` for every parameter, or, with
+        ``init="orthogonal"``, Xavier-uniform input weights per gate block, orthogonal recurrent
+        weights per gate block and zero biases (Keras's defaults). ``forget_bias`` (LSTM) sets the
+        forget-gate bias afterwards (split evenly between ``bias_ih`` and ``bias_hh``)."""
+        initializers.apply(self, self.init)
+        if self.forget_bias is not None:
+            initializers.set_forget_bias(self, self.forget_bias)
+
+    # -- the step ------------------------------------------------------------------------------
+    def init_state(self, batch: int, *, dtype: torch.dtype | None = None,
+                   device: torch.device | None = None) -> tuple[Tensor, ...]:
+        dtype = dtype or self.weight_ih.dtype
+        device = device or self.weight_ih.device
+        return tuple(torch.zeros(batch, *s, dtype=dtype, device=device) for s in self.state_shapes)
+
+    def project_inputs(self, x: Tensor) -> Tensor:
+        """``(..., I) -> (..., G*H)``: ``x W_ih^T + b_ih`` for all steps in one matrix product."""
+        return nn.functional.linear(x, self.weight_ih, self.bias_ih)
+
+    def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        raise NotImplementedError
+
+    def forward(self, x: Tensor, state: tuple[Tensor, ...] | Tensor | None = None):
+        """One step from a raw input ``x`` ``(B, I)``; returns ``(out (B, H_out), state)``."""
+        if state is None:
+            state = self.init_state(x.shape[0], dtype=x.dtype, device=x.device)
+        elif isinstance(state, Tensor):
+            state = (state,)
+        return self.step(self.project_inputs(x), tuple(state))
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if not self.bias:
+            s += ", bias=False"
+        return s
+
+
+def _check_positive_int(name: str, value, owner: str) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
+    if value <= 0:
+        raise ValueError(f"{owner}: {name} must be a positive int, got {value}")
+
+
+def stdv(hidden_size: int) -> float:
+    return 1.0 / math.sqrt(hidden_size)

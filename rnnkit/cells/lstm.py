@@ -1,0 +1,70 @@
+"""LSTM cell (Hochreiter & Schmidhuber 1997, with the forget gate of Gers et al. 2000).
+
+    i_t = σ(W_ii x_t + b_ii + W_hi h_{t-1} + b_hi)
+    f_t = σ(W_if x_t + b_if + W_hf h_{t-1} + b_hf)
+    g_t = tanh(W_ig x_t + b_ig + W_hg h_{t-1} + b_hg)
+    o_t = σ(W_io x_t + b_io + W_ho h_{t-1} + b_ho)
+    c_t = f_t ⊙ c_{t-1} + i_t ⊙ g_t
+    h_t = o_t ⊙ tanh(c_t)                 (and, with proj_size P > 0, h_t = W_hr (o_t ⊙ tanh(c_t)))
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.cells.base import Cell
+
+
+class LSTMCell(Cell):
+    """LSTM cell. Parameters (PyTorch layout, gates ``i, f, g, o``): ``weight_ih (4H, I)``,
+    ``weight_hh (4H, H_out)``, ``bias_ih (4H,)``, ``bias_hh (4H,)``, and with ``proj_size=P > 0``
+    ``weight_hr (P, H)``. ``H_out = P or H``. State ``(h (B, H_out), c (B, H))``.
+
+    ``forget_bias``: if given, the forget-gate bias is set to it after initialisation (Keras's
+    ``unit_forget_bias=True`` is ``forget_bias=1.0``)."""
+
+    gates = 4
+    fused_mode = "lstm"
+
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, proj_size: int = 0,
+                 **kw):
+        if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
+            raise ValueError(f"LSTMCell: proj_size must be an int >= 0, got {proj_size!r}")
+        if proj_size >= hidden_size:
+            raise ValueError(f"LSTMCell: proj_size must be smaller than hidden_size={hidden_size}, "
+                             f"got {proj_size}")
+        self.proj_size = proj_size
+        super().__init__(input_size, hidden_size, bias, **kw)
+
+    def make_extra_parameters(self) -> None:
+        if self.proj_size:
+            self.weight_hr = nn.Parameter(torch.empty(self.proj_size, self.hidden_size))
+
+    @property
+    def recurrent_input_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    @property
+    def output_size(self) -> int:
+        return self.proj_size or self.hidden_size
+
+    @property
+    def state_shapes(self):
+        return ((self.output_size,), (self.hidden_size,))
+
+    def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
+        h, c = state
+        gates = torch.addmm(xp_t, h, self.weight_hh.t())  # (B, 4H)
+        if self.bias_hh is not None:
+            gates = gates + self.bias_hh
+        i, f, g, o = gates.chunk(4, 1)
+        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
+        h = torch.sigmoid(o) * torch.tanh(c)
+        if self.proj_size:
+            h = h @ self.weight_hr.t()  # (B, P)
+        return h, (h, c)
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s + (f", proj_size={self.proj_size}" if self.proj_size else "")
+

@@ -1,0 +1,117 @@
+"""The kernels that run cells over time, and the one pure function that chooses between them.
+
+- ``fused``: PyTorch's own fused RNN functions (``torch._VF.lstm/gru/rnn_tanh/rnn_relu``: oneDNN on
+  the CPU, cuDNN on a GPU). Same parameter layout as our cells, so the numbers are those of
+  ``torch.nn``. Serves the stock cells with the options PyTorch supports.
+- ``loop``: any cell. Projects all inputs of a layer in one matrix product (``cell.project_inputs``),
+  then per step one recurrent matrix product and the cell's element-wise math. It iterates the
+  projected inputs with ``unbind`` — indexing ``xp[t]`` inside the loop would make autograd's backward
+  O(T²) (each index's backward materialises a full-size zero gradient).
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, _VF
+from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
+
+from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell
+
+KERNELS = ("auto", "fused", "loop")
+_STOCK = (SimpleRNNCell, LSTMCell, GRUCell)
+
+
+def fused_unavailable(cells, *, step_mask: bool = False, dtype: torch.dtype | None = None) -> str | None:
+    """Why the fused kernel cannot serve this configuration, or None when it can."""
+    cell = cells[0]
+    if type(cell) not in _STOCK:
+        return f"{type(cell).__name__} is not one of PyTorch's stock cells"
+    if cell.fused_mode is None:
+        return f"{type(cell).__name__} with {cell.extra_repr()} has no fused PyTorch kernel"
+    if any(type(c) is not type(cell) or c.fused_mode != cell.fused_mode for c in cells):
+        return "the layers mix cell types"
+    if step_mask:
+        return "an arbitrary per-step mask (not lengths) needs the loop kernel"
+    if dtype is not None and dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
+        return f"dtype {dtype} is not supported by the fused kernel"
+    return None
+
+
+def flat_weights(cells) -> list[Tensor]:
+    """Parameters in the order of ``torch.nn.RNNBase._flat_weights`` (layer-major, then direction)."""
+    out = []
+    for c in cells:
+        out += [c.weight_ih, c.weight_hh]
+        if c.bias:
+            out += [c.bias_ih, c.bias_hh]
+        if getattr(c, "proj_size", 0):
+            out.append(c.weight_hr)
+    return out
+
+
+def run_fused(cells, x, hx: tuple[Tensor, ...], *, num_layers: int, bidirectional: bool,
+              dropout: float, training: bool, batch_sizes: Tensor | None = None):
+    """Run the whole stack with PyTorch's fused function.
+
+    ``x``: time-major ``(T, B, I)`` or, with ``batch_sizes``, packed data ``(N, I)``.
+    ``hx``: ``((L*D, B, H_out),)`` or ``(h0, c0)`` for the LSTM. Returns ``(out, states)``."""
+    cell = cells[0]
+    mode, weights, bias = cell.fused_mode, flat_weights(cells), cell.bias
+    fn = getattr(_VF, mode)
+    hx_arg = hx if mode == "lstm" else hx[0]
+    if batch_sizes is None:
+        res = fn(x, hx_arg, weights, bias, num_layers, dropout, training, bidirectional, False)
+    else:
+        res = fn(x, batch_sizes, hx_arg, weights, bias, num_layers, dropout, training, bidirectional)
+    return res[0], tuple(res[1:])
+
+
+def run_fused_padded(cells, x, hx: tuple[Tensor, ...], lengths: Tensor | None, **args):
+    """`run_fused` on time-major ``x`` ``(T, B, I)`` with optional ``lengths``, or on a
+    ``PackedSequence`` (then the output is packed too). States are in the caller's batch order."""
+    packed = isinstance(x, PackedSequence)
+    if not packed and lengths is None:
+        return run_fused(cells, x, hx, **args)
+    seq = x if packed else pack_padded_sequence(x, lengths, enforce_sorted=False)
+    if seq.sorted_indices is not None:
+        hx = tuple(s.index_select(1, seq.sorted_indices) for s in hx)
+    data, hx = run_fused(cells, seq.data, hx, batch_sizes=seq.batch_sizes, **args)
+    if seq.unsorted_indices is not None:
+        hx = tuple(s.index_select(1, seq.unsorted_indices) for s in hx)
+    out = PackedSequence(data, seq.batch_sizes, seq.sorted_indices, seq.unsorted_indices)
+    if packed:
+        return out, hx
+    return pad_packed_sequence(out, total_length=x.shape[0])[0], hx
+
+
+def run_loop(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
+             masked_output: str = "zero") -> tuple[Tensor, tuple[Tensor, ...]]:
+    """Run ``cell`` forward over projected inputs ``xp`` ``(T, B, G*H)`` from ``state``.
+
+    ``mask`` ``(T, B, 1)`` bool or None: where False the state is carried unchanged and the output
+    is zero (``masked_output="zero"``, PyTorch's padding) or the carried output (``"hold"``, Keras).
+    Returns ``(out (T, B, H_out), final state)``."""
+    outs = []
+    if mask is None:
+        for xp_t in xp.unbind(0):
+            out, state = cell.step(xp_t, state)
+            outs.append(out)
+    else:
+        for xp_t, m in zip(xp.unbind(0), mask.unbind(0)):
+            out, new = cell.step(xp_t, state)
+            state = tuple(torch.where(m, n, s) for n, s in zip(new, state))
+            outs.append(out * m if masked_output == "zero" else torch.where(m, out, state[0]))
+    return torch.stack(outs), state
+
+
+def reverse_padded(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Reverse each sequence of ``x`` ``(T, B, ...)`` within its own length (padding stays put).
+
+    An involution: applying it twice gives ``x`` back."""
+    if lengths is None:
+        return x.flip(0)
+    T = x.shape[0]
+    t = torch.arange(T).unsqueeze(1)  # (T, 1)
+    L = lengths.unsqueeze(0)  # (1, B)
+    idx = torch.where(t < L, L - 1 - t, t).to(x.device)  # (T, B)
+    idx = idx.view(T, -1, *([1] * (x.dim() - 2))).expand_as(x)
+    return x.gather(0, idx)

@@ -1,0 +1,249 @@
+"""`RecurrentStack`: a stacked (deep), optionally bidirectional recurrent network of one cell type.
+
+It owns time for its cells: lengths and packed sequences, direction, stacking, dropout between layers,
+and the choice of kernel (`rnnkit.core.kernels`). Parameters carry PyTorch's names
+(``weight_ih_l{k}{_reverse}``, ...), so ``load_state_dict`` moves weights to and from ``torch.nn``.
+
+Shapes: B batch, T time, I input, H hidden, H_out output width (H, or P with an LSTM projection),
+L layers, D directions (1 or 2).
+"""
+from __future__ import annotations
+
+import warnings
+
+import torch
+from torch import Tensor, nn
+from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
+
+from rnnkit.cells import CELLS, Cell
+from rnnkit.core import checks
+from rnnkit.core.kernels import (KERNELS, fused_unavailable, reverse_padded, run_fused_padded,
+                                 run_loop)
+
+
+class RecurrentStack(nn.Module):
+    """``num_layers`` layers of ``cell`` (a name in `rnnkit.cells.CELLS` or a `Cell` subclass),
+    each run forward (and, if ``bidirectional``, backward) over time.
+
+    ``forward(x, hx=None, *, lengths=None, mask=None)`` takes ``x`` ``(T, B, I)`` (``(B, T, I)`` with
+    ``batch_first``), ``(T, I)`` for one unbatched sequence, or a ``PackedSequence``; returns
+    ``(out, states)`` with ``out`` ``(T, B, D*H_out)`` and ``states`` a tuple of ``(L*D, B, ·)``
+    tensors (``(h_n,)``, or ``(h_n, c_n)`` for an LSTM), PyTorch's layout.
+
+    ``kernel``: ``"auto"`` (fused PyTorch kernel when it can serve, else the loop), ``"fused"`` or
+    ``"loop"``. The choice is visible as ``.kernel``; ``.fused_unavailable`` says why not fused."""
+
+    def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1,
+                 bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
+                 bidirectional: bool = False, *, kernel: str = "auto", check_finite: bool = False,
+                 device=None, dtype=None, **cell_kwargs):
+        super().__init__()
+        owner = type(self).__name__
+        cell_cls = _resolve_cell(owner, cell)
+        if isinstance(num_layers, bool) or not isinstance(num_layers, int) or num_layers < 1:
+            raise ValueError(f"{owner}: num_layers must be an int >= 1, got {num_layers!r}")
+        if isinstance(dropout, bool) or not isinstance(dropout, (int, float)) or not 0 <= dropout <= 1:
+            raise ValueError(f"{owner}: dropout must be a number in [0, 1], got {dropout!r}")
+        if dropout > 0 and num_layers == 1:
+            warnings.warn(f"{owner}: dropout={dropout} adds dropout after all but the last recurrent "
+                          "layer, so it does nothing with num_layers=1", stacklevel=2)
+        if kernel not in KERNELS:
+            raise ValueError(f"{owner}: kernel must be one of {KERNELS}, got {kernel!r}")
+        self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
+        self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
+        self.bidirectional, self.check_finite = bidirectional, check_finite
+        self.num_directions = 2 if bidirectional else 1
+        cells = []
+        for k in range(num_layers):
+            for d in range(self.num_directions):
+                layer_in = input_size if k == 0 else cells[-1].output_size * self.num_directions
+                c = cell_cls(layer_in, hidden_size, bias, **cell_kwargs)
+                for pname, p in c.named_parameters():
+                    self.register_parameter(_torch_name(pname, k, d), p)
+                cells.append(c)
+        # The cells are kept out of the module tree so that parameters carry PyTorch's flat names;
+        # `_cells_in_sync` re-points them at this module's parameters before every use.
+        object.__setattr__(self, "_cells", tuple(cells))
+        self.proj_size = getattr(cells[0], "proj_size", 0)
+        self._requested_kernel = kernel
+        reason = fused_unavailable(cells)
+        if kernel == "fused" and reason:
+            raise ValueError(f"{owner}: kernel='fused' cannot serve this configuration: {reason}")
+        self.fused_unavailable = reason
+        if device is not None or dtype is not None:
+            self.to(device=device, dtype=dtype)
+
+    # -- introspection --------------------------------------------------------------------------
+    @property
+    def kernel(self) -> str:
+        """The kernel ``forward`` uses for inputs without a per-step mask: "fused" or "loop"."""
+        if self._requested_kernel == "auto":
+            return "loop" if self.fused_unavailable else "fused"
+        return self._requested_kernel
+
+    @property
+    def cells(self) -> tuple[Cell, ...]:
+        """The cells, layer-major then direction (index ``k * D + d``), bound to this module's
+        parameters."""
+        return self._cells_in_sync()
+
+    @property
+    def output_size(self) -> int:
+        return self._cells[0].output_size
+
+    def _cells_in_sync(self) -> tuple[Cell, ...]:
+        for i, c in enumerate(self._cells):
+            k, d = divmod(i, self.num_directions)
+            for pname in c._parameters:
+                if c._parameters[pname] is not None:
+                    c._parameters[pname] = self._parameters[_torch_name(pname, k, d)]
+        return self._cells
+
+    def flatten_parameters(self) -> None:
+        """Accepted for compatibility with ``torch.nn.RNNBase``; nothing to do on the CPU."""
+
+    # -- forward --------------------------------------------------------------------------------
+    def forward(self, input, hx=None, *, lengths=None, mask=None, masked_output: str = "zero"):
+        owner = type(self).__name__
+        cells = self._cells_in_sync()
+        packed = isinstance(input, PackedSequence)
+        unbatched = False
+        if packed:
+            if lengths is not None or mask is not None:
+                raise ValueError(f"{owner}: a PackedSequence already carries its lengths; "
+                                 "do not pass lengths= or mask= with it")
+            checks.check_input(owner, input.data.unsqueeze(0), self.input_size, False,
+                               self.check_finite)
+            x, lengths = pad_packed_sequence(input)  # (T, B, I), original batch order
+        else:
+            checks.check_input(owner, input, self.input_size, self.batch_first, self.check_finite)
+            x = input
+            if x.dim() == 2:
+                unbatched, x = True, x.unsqueeze(1)
+            elif self.batch_first:
+                x = x.transpose(0, 1)
+        T, B = x.shape[0], x.shape[1]
+        if lengths is not None:
+            lengths = checks.check_lengths(owner, lengths, B, T)
+            if not packed and bool((lengths == T).all()):
+                lengths = None  # nothing is padded
+        if mask is not None:
+            if lengths is not None:
+                raise ValueError(f"{owner}: give either lengths= or mask=, not both")
+            mask = checks.check_mask(owner, mask, B, T)
+        if x.dtype != self._cells[0].weight_ih.dtype:
+            raise TypeError(f"{owner}: input dtype {x.dtype} does not match the parameters' dtype "
+                            f"{self._cells[0].weight_ih.dtype}; convert one of them (.to(dtype))")
+        states = self._initial_states(owner, hx, x, B, unbatched)
+
+        reason = fused_unavailable(cells, step_mask=mask is not None, dtype=x.dtype)
+        use_fused = self._requested_kernel != "loop" and reason is None
+        if self._requested_kernel == "fused" and reason:
+            raise ValueError(f"{owner}: kernel='fused' cannot serve this call: {reason}")
+        if use_fused:
+            out, states = self._forward_fused(cells, input if packed else x, states, lengths, packed)
+        else:
+            out, states = self._forward_loop(cells, x, states, lengths, mask, masked_output)
+            if packed:
+                out = _repack(out, input)
+        if packed:
+            return out, states
+        if unbatched:
+            return out.squeeze(1), tuple(s.squeeze(1) for s in states)
+        return (out.transpose(0, 1) if self.batch_first else out), states
+
+    def _initial_states(self, owner, hx, x, B, unbatched) -> tuple[Tensor, ...]:
+        LD = self.num_layers * self.num_directions
+        shapes = [(LD, B) + s for s in self._cells[0].state_shapes]
+        if hx is None:
+            return tuple(torch.zeros(s, dtype=x.dtype, device=x.device) for s in shapes)
+        hx = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        names = ("h0", "c0")[:len(shapes)]
+        if len(hx) != len(shapes):
+            raise ValueError(f"{owner}: expected the initial state as {len(shapes)} tensor(s) "
+                             f"{names}, got {len(hx)}")
+        out = []
+        for name, h, shape in zip(names, hx, shapes):
+            if unbatched and isinstance(h, Tensor) and h.dim() == 2:
+                h = h.unsqueeze(1)
+            checks.check_state(owner, name, h, shape, x)
+            out.append(h)
+        return tuple(out)
+
+    def _forward_fused(self, cells, x, states, lengths, packed):
+        return run_fused_padded(cells, x, states, lengths, num_layers=self.num_layers,
+                                bidirectional=self.bidirectional, dropout=self.dropout,
+                                training=self.training)
+
+    def _forward_loop(self, cells, x, states, lengths, mask, masked_output):
+        D = self.num_directions
+        if lengths is not None:
+            m = torch.arange(x.shape[0]).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
+            m = m.to(x.device).unsqueeze(2)
+        else:
+            m = None if mask is None else mask.transpose(0, 1).unsqueeze(2)  # (T, B, 1)
+        finals = [[] for _ in states]
+        layer_in = x
+        for k in range(self.num_layers):
+            outs = []
+            for d in range(D):
+                i = k * D + d
+                cell = cells[i]
+                s0 = tuple(s[i] for s in states)
+                seq = layer_in if d == 0 else _reverse(layer_in, lengths)
+                seq_m = m if (d == 0 or m is None) else _reverse(m, lengths)
+                out, s_n = run_loop(cell, cell.project_inputs(seq), s0, seq_m, masked_output)
+                outs.append(out if d == 0 else _reverse(out, lengths))
+                for f, s in zip(finals, s_n):
+                    f.append(s)
+            layer_in = outs[0] if D == 1 else torch.cat(outs, 2)
+            if self.dropout and self.training and k < self.num_layers - 1:
+                layer_in = nn.functional.dropout(layer_in, self.dropout, True)
+        return layer_in, tuple(torch.stack(f) for f in finals)
+
+    def extra_repr(self) -> str:
+        s = f"{self.input_size}, {self.hidden_size}"
+        if self.proj_size:
+            s += f", proj_size={self.proj_size}"
+        if self.num_layers != 1:
+            s += f", num_layers={self.num_layers}"
+        if not self.bias:
+            s += ", bias=False"
+        if self.batch_first:
+            s += ", batch_first=True"
+        if self.dropout:
+            s += f", dropout={self.dropout}"
+        if self.bidirectional:
+            s += ", bidirectional=True"
+        return s + f", kernel={self.kernel!r}"
+
+
+def _reverse(x: Tensor, lengths: Tensor | None) -> Tensor:
+    """Time reversal: per sequence within its length (PyTorch packed semantics) when lengths are
+    given, else of the whole time axis (Keras ``go_backwards`` with a mask reverses the mask too)."""
+    return reverse_padded(x, lengths)
+
+
+def _torch_name(pname: str, layer: int, direction: int) -> str:
+    return f"{pname}_l{layer}" + ("_reverse" if direction else "")
+
+
+def _resolve_cell(owner: str, cell) -> type:
+    if isinstance(cell, str):
+        if cell not in CELLS:
+            raise ValueError(f"{owner}: unknown cell {cell!r}; known cells: {sorted(CELLS)}")
+        return CELLS[cell]
+    if isinstance(cell, type) and issubclass(cell, Cell):
+        return cell
+    raise TypeError(f"{owner}: cell must be a name in {sorted(CELLS)} or a Cell subclass, got {cell!r}")
+
+
+def _repack(out: Tensor, like: PackedSequence) -> PackedSequence:
+    """Pack padded time-major ``out`` ``(T, B, ·)`` (original batch order) with ``like``'s layout."""
+    order = like.sorted_indices if like.sorted_indices is not None else torch.arange(out.shape[1])
+    out = out.index_select(1, order.to(out.device))  # (T, B, ·), longest first
+    T = out.shape[0]
+    steps = torch.arange(T).unsqueeze(1)
+    lengths_sorted = (like.batch_sizes.unsqueeze(0) > torch.arange(out.shape[1]).unsqueeze(1)).sum(1)
+    valid = (steps < lengths_sorted.unsqueeze(0)).to(out.device)  # (T, B)
+    return PackedSequence(out[valid], like.batch_sizes, like.sorted_indices, like.unsorted_indices)

@@ -1,0 +1,5 @@
+"""The PyTorch-style front door: drop-in replacements for `torch.nn`'s recurrent modules."""
+from rnnkit.nn.cells import GRUCell, LSTMCell, RNNCell
+from rnnkit.nn.recurrent import GRU, LSTM, RNN
+
+__all__ = ["RNN", "LSTM", "GRU", "RNNCell", "LSTMCell", "GRUCell"]

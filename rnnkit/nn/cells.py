@@ -1,0 +1,69 @@
+"""`rnnkit.nn.RNNCell`, `LSTMCell`, `GRUCell`: drop-in replacements for `torch.nn`'s cells.
+
+``RNNCell(input_size, hidden_size, bias=True, nonlinearity="tanh")``: ``forward(x, h=None) -> h'``;
+``LSTMCell``: ``forward(x, (h, c)=None) -> (h', c')``; ``GRUCell``: ``forward(x, h=None) -> h'``.
+``x`` ``(B, I)`` or ``(I,)`` unbatched; states ``(B, H)`` or ``(H,)``."""
+from __future__ import annotations
+
+from torch import Tensor
+
+from rnnkit import cells
+
+
+def _step(cell, x: Tensor, hx, owner: str):
+    if not isinstance(x, Tensor) or x.dim() not in (1, 2):
+        got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
+        raise ValueError(f"{owner}: expected input of shape (B, I={cell.input_size}) or "
+                         f"(I={cell.input_size},), got {got}")
+    if x.shape[-1] != cell.input_size:
+        raise ValueError(f"{owner}: expected input of shape (B, I={cell.input_size}), "
+                         f"got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{owner}: expected a floating-point input, got dtype {x.dtype}")
+    unbatched = x.dim() == 1
+    if unbatched:
+        x = x.unsqueeze(0)
+    if hx is None:
+        state = cell.init_state(x.shape[0], dtype=x.dtype, device=x.device)
+    else:
+        state = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        state = tuple(s.unsqueeze(0) if unbatched else s for s in state)
+        for i, (s, shape) in enumerate(zip(state, cell.state_shapes)):
+            if tuple(s.shape) != (x.shape[0],) + shape:
+                raise ValueError(f"{owner}: expected state {i} of shape {(x.shape[0],) + shape}, "
+                                 f"got {tuple(s.shape)}")
+    _, state = cell.step(cell.project_inputs(x), state)
+    return tuple(s.squeeze(0) for s in state) if unbatched else state
+
+
+class RNNCell(cells.SimpleRNNCell):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 nonlinearity: str = "tanh", device=None, dtype=None, **extra):
+        super().__init__(input_size, hidden_size, bias, nonlinearity, **extra)
+        self.to(device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        return _step(self, input, hx, "RNNCell")[0]
+
+
+class LSTMCell(cells.LSTMCell):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None, **extra):
+        super().__init__(input_size, hidden_size, bias, **extra)
+        self.to(device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None):
+        return _step(self, input, hx, "LSTMCell")
+
+
+class GRUCell(cells.GRUCell):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
+                 dtype=None, **extra):
+        super().__init__(input_size, hidden_size, bias, **extra)
+        self.to(device=device, dtype=dtype)
+
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+        return _step(self, input, hx, "GRUCell")[0]
+
+
+__all__ = ["RNNCell", "LSTMCell", "GRUCell"]

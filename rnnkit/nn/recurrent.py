@@ -1,0 +1,64 @@
+"""`rnnkit.nn.RNN`, `LSTM`, `GRU`: drop-in replacements for `torch.nn`'s.
+
+Same constructor arguments and defaults, input/output/state shapes, packed sequences and
+``state_dict`` keys. Extras are keyword-only and off by default: ``kernel`` ("auto" | "fused" |
+"loop"), ``check_finite``, ``init`` ("uniform" | "orthogonal"), ``lengths=`` in ``forward`` (a padded
+batch with lengths, without packing it yourself) and, for the GRU, ``reset_after``.
+This module owns no maths: it translates arguments and return values for `RecurrentStack`.
+"""
+from __future__ import annotations
+
+from rnnkit.core.stack import RecurrentStack
+
+
+class RNN(RecurrentStack):
+    """Elman RNN, as ``torch.nn.RNN``: ``forward(input, hx=None) -> (output, h_n)``.
+
+    input ``(T, B, I)`` (``(B, T, I)`` with ``batch_first``) or a PackedSequence;
+    ``h_0``/``h_n`` ``(L*D, B, H)``; output ``(T, B, D*H)``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
+                 nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
+                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, **extra):
+        self.nonlinearity = nonlinearity
+        super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device=device, dtype=dtype, nonlinearity=nonlinearity,
+                         **extra)
+
+    def forward(self, input, hx=None, *, lengths=None):
+        out, (h,) = super().forward(input, hx, lengths=lengths)
+        return out, h
+
+
+class LSTM(RecurrentStack):
+    """LSTM, as ``torch.nn.LSTM``: ``forward(input, (h_0, c_0)=None) -> (output, (h_n, c_n))``.
+
+    ``h`` ``(L*D, B, H_out)``, ``c`` ``(L*D, B, H)``, output ``(T, B, D*H_out)``; ``H_out`` is
+    ``proj_size`` when it is > 0, else ``hidden_size``."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 proj_size: int = 0, device=None, dtype=None, **extra):
+        super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device=device, dtype=dtype, proj_size=proj_size, **extra)
+
+    def forward(self, input, hx=None, *, lengths=None):
+        out, (h, c) = super().forward(input, hx, lengths=lengths)
+        return out, (h, c)
+
+
+class GRU(RecurrentStack):
+    """GRU, as ``torch.nn.GRU``: ``forward(input, hx=None) -> (output, h_n)``.
+
+    Keyword-only ``reset_after=True`` (PyTorch/cuDNN placement of the reset gate); ``False`` gives
+    the original paper's placement (Keras ``reset_after=False``), served by the loop kernel."""
+
+    def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
+                 batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
+                 device=None, dtype=None, *, reset_after: bool = True, **extra):
+        super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
+                         bidirectional, device=device, dtype=dtype, reset_after=reset_after, **extra)
+
+    def forward(self, input, hx=None, *, lengths=None):
+        out, (h,) = super().forward(input, hx, lengths=lengths)
+        return out, h
