@@ -1,0 +1,33 @@
+"""``keras.layers``: the layers of a recurrent model, as ``torch.nn.Module``s with Keras's arguments."""
+from __future__ import annotations
+
+from rnnkit.keras.layers.core import (Activation, Concatenate, Dense, Dropout, Embedding, Flatten,
+                                      Masking, RepeatVector, Reshape)
+from rnnkit.keras.layers.input_layer import Input, InputLayer, KerasTensor
+from rnnkit.keras.layers.layer import Layer
+from rnnkit.keras.layers.recurrent import GRU, LSTM, RNN, SimpleRNN, fast_path_unavailable
+from rnnkit.keras.layers.wrappers import Bidirectional, TimeDistributed
+
+#: every layer class a saved config may name
+LAYERS = {cls.__name__: cls for cls in (
+    Activation, Concatenate, Dense, Dropout, Embedding, Flatten, Masking, RepeatVector, Reshape,
+    SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed)}
+
+
+def serialize(layer: Layer) -> dict:
+    return {"class_name": type(layer).__name__, "config": layer.get_config()}
+
+
+def deserialize(config: dict, custom_objects: dict | None = None) -> Layer:
+    known = {**LAYERS, **(custom_objects or {})}
+    name = config.get("class_name") if isinstance(config, dict) else None
+    if name not in known:
+        raise ValueError(f"unknown layer class {name!r} in the config; known layers: {sorted(known)} "
+                         f"(pass custom_objects={{'{name}': cls}} for your own)")
+    return known[name].from_config(config["config"])
+
+
+__all__ = ["Layer", "Input", "InputLayer", "KerasTensor", "Dense", "Activation", "Dropout",
+           "Flatten", "RepeatVector", "Reshape", "Concatenate", "Embedding", "Masking", "RNN",
+           "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed", "serialize",
+           "deserialize", "fast_path_unavailable"]

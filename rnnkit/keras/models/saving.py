@@ -1,0 +1,176 @@
+"""Saving and loading models as run folders (no pickles).
+
+A saved model is a folder (DESIGN.md's run-folder format):
+
+- ``config.json``: ``{"format": "rnnkit.keras", "version": 1, "class_name", "config", "compile_config"}``
+  — the architecture as Keras-like layer configs, and how the model was compiled;
+- ``model.safetensors``: the weights in Keras's layout, keyed by structure (`named_weights`: e.g.
+  ``"lstm/kernel"``, ``"lstm_1/kernel"``, ``"bidirectional/forward_layer/kernel"``).
+
+Every file is written to a temporary name and renamed into place, so a crash never leaves a
+half-written file. `load_model` reads JSON and safetensors only; a missing or corrupt file is a
+clear error naming it. (The optimizer's state is not saved: a loaded model is compiled afresh.)"""
+from __future__ import annotations
+
+import json
+import os
+from pathlib import Path
+
+import torch
+from safetensors import SafetensorError
+from safetensors.torch import load_file, save_file
+
+from rnnkit.keras.backend import to_snake_case
+
+FORMAT, VERSION = "rnnkit.keras", 1
+CONFIG, WEIGHTS = "config.json", "model.safetensors"
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    tmp = path.with_name(path.name + ".tmp")
+    tmp.write_text(text)
+    os.replace(tmp, path)
+
+
+def named_weights(model) -> dict[str, torch.Tensor]:
+    """The model's parameters keyed by structure, as Keras 3's weight files are: the layer's class
+    in snake case, numbered within this model (``lstm``, ``lstm_1``...), then the parameter path.
+    Two models of the same architecture share keys whatever their layers' global names."""
+    out, seen = {}, {}
+    for layer in model.layers:
+        base = to_snake_case(type(layer).__name__)
+        n = seen.get(base, 0)
+        seen[base] = n + 1
+        key = base if n == 0 else f"{base}_{n}"
+        for pname, p in layer.named_parameters():
+            out[f"{key}/{pname.replace('.', '/')}"] = p
+    return out
+
+
+def state_tensors(model) -> dict[str, torch.Tensor]:
+    return {k: p.detach().cpu().contiguous() for k, p in named_weights(model).items()}
+
+
+def save_weights(model, filepath, overwrite: bool = True) -> None:
+    path = Path(filepath)
+    if path.exists() and not overwrite:
+        raise FileExistsError(f"save_weights: {path} exists and overwrite=False")
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + ".tmp")
+    save_file(state_tensors(model), str(tmp), metadata={"format": FORMAT})
+    os.replace(tmp, path)
+
+
+def load_weights(model, filepath) -> None:
+    path = Path(filepath)
+    if path.is_dir():
+        path = path / WEIGHTS
+    if not path.is_file():
+        raise FileNotFoundError(f"load_weights: no weights file at {path}")
+    try:
+        saved = load_file(str(path))
+    except (SafetensorError, OSError, ValueError) as e:
+        raise ValueError(f"load_weights: {path} is not a readable safetensors file ({e})") from e
+    own = state_tensors(model)
+    if not own and saved:
+        raise ValueError(f"load_weights: {model.name} is not built yet; build it (or call it on "
+                         f"data) before loading weights")
+    missing, unexpected = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
+    if missing or unexpected:
+        raise ValueError(f"load_weights: {path} does not match {model.name}: missing {missing}, "
+                         f"unexpected {unexpected}")
+    params = named_weights(model)
+    for key, t in saved.items():
+        if tuple(t.shape) != tuple(params[key].shape):
+            raise ValueError(f"load_weights: {key} has shape {tuple(t.shape)} in {path}, the model "
+                             f"expects {tuple(params[key].shape)}")
+    with torch.no_grad():
+        for key, t in saved.items():
+            params[key].copy_(t)
+
+
+def compile_config(model):
+    """The compile arguments as JSON-able data, or None when something custom cannot be saved."""
+    from rnnkit.keras import losses, metrics, optimizers
+    if not getattr(model, "compiled", False) or isinstance(model.optimizer, torch.optim.Optimizer):
+        return None
+    spec = model.compile_config
+    try:
+        def loss_ser(l):
+            if isinstance(l, dict):
+                return {k: loss_ser(v) for k, v in l.items()}
+            if isinstance(l, (list, tuple)):
+                return [loss_ser(v) for v in l]
+            return l if isinstance(l, str) or l is None else losses.serialize(losses.get(l))
+
+        def metric_ser(m):
+            if isinstance(m, dict):
+                return {k: metric_ser(v) for k, v in m.items()}
+            if isinstance(m, (list, tuple)):
+                return [metric_ser(v) for v in m]
+            return None if m is None else metrics.serialize(m)
+
+        return {"optimizer": optimizers.serialize(model.optimizer), "loss": loss_ser(spec["loss"]),
+                "metrics": metric_ser(spec["metrics"]), "loss_weights": spec["loss_weights"]}
+    except ValueError:
+        return None
+
+
+def save_model(model, filepath, overwrite: bool = True) -> None:
+    path = Path(filepath)
+    if path.exists() and not path.is_dir():
+        raise ValueError(f"save: {path} is a file; a saved model is a folder (config.json + "
+                         f"model.safetensors) — give a folder path")
+    if (path / CONFIG).exists() and not overwrite:
+        raise FileExistsError(f"save: {path} already holds a model and overwrite=False")
+    if not all(getattr(l, "built", True) for l in model.layers):
+        raise ValueError(f"save: {model.name} is not built yet; build it or call it on data first")
+    try:
+        config = model.get_config()
+    except (AttributeError, NotImplementedError) as e:
+        raise ValueError(f"save: {type(model).__name__} has no get_config (a subclassed model); use "
+                         f"save_weights instead") from e
+    path.mkdir(parents=True, exist_ok=True)
+    doc = {"format": FORMAT, "version": VERSION, "class_name": type(model).__name__,
+           "config": config, "compile_config": compile_config(model)}
+    save_weights(model, path / WEIGHTS)
+    _atomic_write_text(path / CONFIG, json.dumps(doc, indent=2) + "\n")
+
+
+def load_model(filepath, custom_objects: dict | None = None, compile: bool = True, **unused):
+    """Rebuild a model saved by ``model.save(path)``: architecture, weights and, when ``compile``,
+    its compile settings (optimizer state starts fresh)."""
+    from rnnkit.keras.models.functional import Functional
+    from rnnkit.keras.models.sequential import Sequential
+    path = Path(filepath)
+    if not path.is_dir():
+        what = "a file" if path.exists() else "missing"
+        raise FileNotFoundError(f"load_model: {path} is {what}; expected a folder written by "
+                                f"model.save() holding {CONFIG} and {WEIGHTS}")
+    for name in (CONFIG, WEIGHTS):
+        if not (path / name).is_file():
+            raise FileNotFoundError(f"load_model: {path / name} is missing")
+    try:
+        doc = json.loads((path / CONFIG).read_text())
+    except (json.JSONDecodeError, UnicodeDecodeError) as e:
+        raise ValueError(f"load_model: {path / CONFIG} is not valid JSON ({e})") from e
+    if not isinstance(doc, dict) or doc.get("format") != FORMAT:
+        raise ValueError(f"load_model: {path / CONFIG} is not an rnnkit.keras model config "
+                         f"(format {doc.get('format') if isinstance(doc, dict) else None!r})")
+    classes = {"Sequential": Sequential, "Functional": Functional}
+    if doc.get("class_name") not in classes:
+        raise ValueError(f"load_model: unknown model class {doc.get('class_name')!r} in {path / CONFIG}")
+    model = classes[doc["class_name"]].from_config(doc["config"], custom_objects)
+    load_weights(model, path / WEIGHTS)
+    cc = doc.get("compile_config")
+    if compile and cc:
+        from rnnkit.keras import metrics, optimizers
+        def metric_de(m):
+            if isinstance(m, list):
+                return [metric_de(v) for v in m]
+            if isinstance(m, dict) and "class_name" not in m:
+                return {k: metric_de(v) for k, v in m.items()}
+            return metrics.deserialize(m)
+        model.compile(optimizer=optimizers.get(cc["optimizer"]), loss=cc["loss"],
+                      metrics=metric_de(cc["metrics"]), loss_weights=cc.get("loss_weights"))
+    return model
