@@ -19,16 +19,22 @@ TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
 @pytest.fixture(scope="session")
 def data_dir() -> Path:
     """The shared real data sets: ``$RNNKIT_DATA``, or ``<repo>/../shared/data``."""
-    path = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[1] / ".." / "shared" / "data"))
+    default = Path(__file__).resolve().parents[1] / ".." / "shared" / "data"
+    path = Path(os.environ.get("RNNKIT_DATA", default))
     if not path.is_dir():
         pytest.fail(f"data directory {path} not found; set RNNKIT_DATA to the shared data folder")
     return path
 
 
+def _as_double(v) -> torch.Tensor:
+    if isinstance(v, torch.Tensor):
+        return v.detach().double()
+    return torch.as_tensor(np.asarray(v, dtype=np.float64))
+
+
 def rel_diff(actual, expected) -> float:
     """``max|a - b| / max(1, max|b|)``: an absolute error for small numbers, relative for large."""
-    a = actual.detach().double() if isinstance(actual, torch.Tensor) else torch.as_tensor(np.asarray(actual, dtype=np.float64))
-    b = expected.detach().double() if isinstance(expected, torch.Tensor) else torch.as_tensor(np.asarray(expected, dtype=np.float64))
+    a, b = _as_double(actual), _as_double(expected)
     if a.shape != b.shape:
         raise AssertionError(f"shape mismatch: {tuple(a.shape)} vs expected {tuple(b.shape)}")
     if a.numel() == 0:

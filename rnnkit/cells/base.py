@@ -74,9 +74,9 @@ class Cell(nn.Module):
 
     def reset_parameters(self) -> None:
         """PyTorch's default ``uniform(-1/sqrt(H), 1/sqrt(H))`` for every parameter, or, with
-        ``init="orthogonal"``, Xavier-uniform input weights per gate block, orthogonal recurrent
-        weights per gate block and zero biases (Keras's defaults). ``forget_bias`` (LSTM) sets the
-        forget-gate bias afterwards (split evenly between ``bias_ih`` and ``bias_hh``)."""
+        ``init="orthogonal"``, Xavier-uniform input weights, orthogonal recurrent weights (each
+        one whole matrix, as Keras) and zero biases (Keras's defaults). ``forget_bias`` (LSTM) sets
+        the forget-gate bias afterwards (all in ``bias_ih``, ``bias_hh``'s forget block zero)."""
         initializers.apply(self, self.init)
         if self.forget_bias is not None:
             initializers.set_forget_bias(self, self.forget_bias)

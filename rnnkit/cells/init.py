@@ -2,8 +2,8 @@
 
 - ``"uniform"`` (default, PyTorch's): every parameter ``~ U(-1/sqrt(H), 1/sqrt(H))``.
 - ``"orthogonal"`` (Keras's defaults): input weights Xavier/Glorot-uniform, recurrent weights
-  orthogonal, both per gate block (each ``(H, ·)`` block is initialised on its own, as Keras does
-  for its ``(I, G*H)`` kernel as a whole — see below), biases zero.
+  orthogonal, each drawn as one whole ``(G*H, ·)`` matrix (not per gate block; see below), biases
+  zero.
 
 Keras initialises the whole ``(I, G*H)`` kernel with one Glorot draw (fan_in=I, fan_out=G*H) and the
 whole ``(H, G*H)`` recurrent kernel as one orthogonal matrix; we do the same on the transposed
@@ -38,6 +38,9 @@ def apply(cell: nn.Module, scheme: str) -> None:
 def set_forget_bias(cell: nn.Module, value: float) -> None:
     """Set the LSTM forget-gate bias (gate block 1 of ``i,f,g,o``) to ``value`` in ``bias_ih``
     and to zero in ``bias_hh``, so the effective bias ``b_ih + b_hh`` equals ``value``."""
+    if cell.gates != 4:  # without this guard an RNN ignored it and a GRU biased its update gate
+        raise ValueError(f"{type(cell).__name__}: forget_bias={value} applies to an LSTM's forget "
+                         "gate; this cell has none")
     if cell.bias_ih is None:
         raise ValueError(f"{type(cell).__name__}: forget_bias needs bias=True")
     H = cell.hidden_size

@@ -59,6 +59,17 @@ def check_state(owner: str, name: str, state, shape: tuple[int, ...], x: Tensor)
         raise TypeError(f"{owner}: {name} has dtype {state.dtype} but the input has {x.dtype}")
 
 
+def check_dtype(owner: str, x: Tensor, param: Tensor) -> None:
+    if x.dtype != param.dtype:
+        raise TypeError(f"{owner}: input dtype {x.dtype} does not match the parameters' dtype "
+                        f"{param.dtype}; convert one of them (.to(dtype))")
+
+
+def check_masked_output(owner: str, masked_output) -> None:
+    if masked_output not in ("zero", "hold"):
+        raise ValueError(f"{owner}: masked_output must be 'zero' or 'hold', got {masked_output!r}")
+
+
 def check_mask(owner: str, mask, batch: int, steps: int) -> Tensor:
     if not isinstance(mask, Tensor) or mask.shape != (batch, steps):
         got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__

@@ -1,8 +1,14 @@
 """The kernels that run cells over time, and the one pure function that chooses between them.
 
-- ``fused``: PyTorch's own fused RNN functions (``torch._VF.lstm/gru/rnn_tanh/rnn_relu``: oneDNN on
-  the CPU, cuDNN on a GPU). Same parameter layout as our cells, so the numbers are those of
-  ``torch.nn``. Serves the stock cells with the options PyTorch supports.
+- ``fused``: a whole-sequence kernel for the stock cells, the fastest that can serve the call:
+  - rnnkit's own C++ kernel for the GRU and the Elman RNN on the CPU (`rnnkit.core.fused_rnn`:
+    per step one small matrix product and one fused element-wise pass, weight gradients as one
+    large product), for unpadded input — ``torch.nn.GRU/RNN`` have no oneDNN kernel on the CPU and
+    lose most of their time to per-step overhead;
+  - otherwise PyTorch's own fused RNN functions (``torch._VF.lstm/gru/rnn_tanh/rnn_relu``: oneDNN
+    for the LSTM on the CPU, cuDNN on a GPU), with lengths / packed sequences and the LSTM.
+  Both give the numbers of ``torch.nn`` (float rounding aside) with the same parameter layout.
+  ``precision="bf16"`` (`rnnkit.core.precision`) runs their matrix products in bf16.
 - ``loop``: any cell. Projects all inputs of a layer in one matrix product (``cell.project_inputs``),
   then per step one recurrent matrix product and the cell's element-wise math. It iterates the
   projected inputs with ``unbind`` — indexing ``xp[t]`` inside the loop would make autograd's backward
@@ -15,13 +21,23 @@ from torch import Tensor, _VF
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
 from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell
+from rnnkit.core import native
+from rnnkit.core.fused_rnn import run_native
+from rnnkit.core.precision import effective as effective_precision
 
 KERNELS = ("auto", "fused", "loop")
 _STOCK = (SimpleRNNCell, LSTMCell, GRUCell)
 
 
-def fused_unavailable(cells, *, step_mask: bool = False, dtype: torch.dtype | None = None) -> str | None:
-    """Why the fused kernel cannot serve this configuration, or None when it can."""
+def fused_unavailable(cells, *, step_mask: bool = False, dtype: torch.dtype | None = None,
+                      native_kernel: bool = False, lengths: bool = False,
+                      device: torch.device | str | None = None) -> str | None:
+    """Why the fused kernel cannot serve this configuration, or None when it can.
+
+    With ``native_kernel=True``: why rnnkit's own C++ kernel (GRU and Elman RNN, CPU, unpadded
+    input) cannot serve it — then PyTorch's fused function does, if this returns None without
+    ``native_kernel``. The last condition builds the C++ kernels on first use (`native.unavailable`);
+    every other one is decided from the arguments alone."""
     cell = cells[0]
     if type(cell) not in _STOCK:
         return f"{type(cell).__name__} is not one of PyTorch's stock cells"
@@ -33,7 +49,17 @@ def fused_unavailable(cells, *, step_mask: bool = False, dtype: torch.dtype | No
         return "an arbitrary per-step mask (not lengths) needs the loop kernel"
     if dtype is not None and dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
         return f"dtype {dtype} is not supported by the fused kernel"
-    return None
+    if not native_kernel:
+        return None
+    if cell.fused_mode == "lstm":
+        return "the LSTM runs PyTorch's oneDNN kernel, already near the matrix-product peak"
+    if lengths:
+        return "lengths / packed sequences run PyTorch's fused kernel"
+    if dtype is not None and dtype not in (torch.float32, torch.float64):
+        return f"rnnkit's C++ kernel serves float32 and float64, not {dtype}"
+    if device is not None and torch.device(device).type != "cpu":
+        return f"rnnkit's C++ kernel runs on the CPU, not on {device}"
+    return native.unavailable()
 
 
 def flat_weights(cells) -> list[Tensor]:
@@ -49,11 +75,18 @@ def flat_weights(cells) -> list[Tensor]:
 
 
 def run_fused(cells, x, hx: tuple[Tensor, ...], *, num_layers: int, bidirectional: bool,
-              dropout: float, training: bool, batch_sizes: Tensor | None = None):
+              dropout: float, training: bool, batch_sizes: Tensor | None = None,
+              precision: str = "fp32"):
     """Run the whole stack with PyTorch's fused function.
 
     ``x``: time-major ``(T, B, I)`` or, with ``batch_sizes``, packed data ``(N, I)``.
-    ``hx``: ``((L*D, B, H_out),)`` or ``(h0, c0)`` for the LSTM. Returns ``(out, states)``."""
+    ``hx``: ``((L*D, B, H_out),)`` or ``(h0, c0)`` for the LSTM. Returns ``(out, states)`` in
+    ``x``'s dtype; ``precision="bf16"`` runs the products under a bf16 autocast."""
+    if precision == "bf16":
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            out, states = run_fused(cells, x, hx, num_layers=num_layers, bidirectional=bidirectional,
+                                    dropout=dropout, training=training, batch_sizes=batch_sizes)
+        return out.to(x.dtype), tuple(s.to(x.dtype) for s in states)
     cell = cells[0]
     mode, weights, bias = cell.fused_mode, flat_weights(cells), cell.bias
     fn = getattr(_VF, mode)
@@ -65,16 +98,23 @@ def run_fused(cells, x, hx: tuple[Tensor, ...], *, num_layers: int, bidirectiona
     return res[0], tuple(res[1:])
 
 
-def run_fused_padded(cells, x, hx: tuple[Tensor, ...], lengths: Tensor | None, **args):
-    """`run_fused` on time-major ``x`` ``(T, B, I)`` with optional ``lengths``, or on a
-    ``PackedSequence`` (then the output is packed too). States are in the caller's batch order."""
+def run_fused_padded(cells, x, hx: tuple[Tensor, ...], lengths: Tensor | None, *,
+                     precision: str = "fp32", **args):
+    """The fused kernel on time-major ``x`` ``(T, B, I)`` with optional ``lengths``, or on a
+    ``PackedSequence`` (then the output is packed too). States are in the caller's batch order.
+    ``precision``: "fp32" or "bf16" (`rnnkit.core.precision`; a CPU bf16 autocast means "bf16")."""
     packed = isinstance(x, PackedSequence)
+    data = x.data if packed else x
+    precision = effective_precision(precision, data.dtype)
     if not packed and lengths is None:
-        return run_fused(cells, x, hx, **args)
+        if fused_unavailable(cells, dtype=x.dtype, native_kernel=True, device=x.device) is None:
+            return run_native(cells, x, hx, bf16=precision == "bf16", **args)
+        return run_fused(cells, x, hx, precision=precision, **args)
     seq = x if packed else pack_padded_sequence(x, lengths, enforce_sorted=False)
     if seq.sorted_indices is not None:
         hx = tuple(s.index_select(1, seq.sorted_indices) for s in hx)
-    data, hx = run_fused(cells, seq.data, hx, batch_sizes=seq.batch_sizes, **args)
+    data, hx = run_fused(cells, seq.data, hx, batch_sizes=seq.batch_sizes, precision=precision,
+                         **args)
     if seq.unsorted_indices is not None:
         hx = tuple(s.index_select(1, seq.unsorted_indices) for s in hx)
     out = PackedSequence(data, seq.batch_sizes, seq.sorted_indices, seq.unsorted_indices)

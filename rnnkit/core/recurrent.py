@@ -8,7 +8,10 @@ from torch import Tensor, nn
 
 from rnnkit.cells import Cell
 from rnnkit.core import checks
-from rnnkit.core.kernels import KERNELS, fused_unavailable, reverse_padded, run_fused_padded, run_loop
+from rnnkit.core.kernels import KERNELS, fused_unavailable, reverse_padded, run_fused_padded
+from rnnkit.core.bptt import run_cell_loop
+from rnnkit.core.regularizers import Regularizers
+from rnnkit.core.scan import run_scan, scan_unavailable
 
 
 class Recurrent(nn.Module):
@@ -23,25 +26,37 @@ class Recurrent(nn.Module):
       sequence's own last step (PyTorch's packed-sequence semantics).
     - ``mask`` ``(B, T)`` bool (Keras semantics): masked steps keep the state; their output is zero
       (``masked_output="zero"``) or the carried output (``"hold"``). With ``reverse`` the whole time
-      axis is reversed, mask included (Keras ``go_backwards``)."""
+      axis is reversed, mask included (Keras ``go_backwards``).
+
+    ``kernel``: "auto", "fused", "scan" (cells linear in the state) or "loop"; ``recurrent_dropout``,
+    ``zoneout``, ``weight_drop``: see `rnnkit.core.regularizers` (off by default)."""
 
     def __init__(self, cell: Cell, *, batch_first: bool = False, reverse: bool = False,
-                 kernel: str = "auto", check_finite: bool = False):
+                 kernel: str = "auto", check_finite: bool = False, recurrent_dropout: float = 0.0,
+                 zoneout: float = 0.0, weight_drop: float = 0.0):
         super().__init__()
         if not isinstance(cell, Cell):
             raise TypeError(f"Recurrent: cell must be an rnnkit.cells.Cell, got {type(cell).__name__}")
-        if kernel not in KERNELS:
-            raise ValueError(f"Recurrent: kernel must be one of {KERNELS}, got {kernel!r}")
-        reason = fused_unavailable([cell])
+        if kernel not in (*KERNELS, "scan"):
+            raise ValueError(f"Recurrent: kernel must be one of {(*KERNELS, 'scan')}, got {kernel!r}")
+        self.regularizers = Regularizers.checked("Recurrent", [cell], recurrent_dropout, zoneout,
+                                                 weight_drop)
+        reason = fused_unavailable([cell]) or self.regularizers.kernel_restriction()
         if kernel == "fused" and reason:
             raise ValueError(f"Recurrent: kernel='fused' cannot serve this configuration: {reason}")
+        self._scan_unavailable = scan_unavailable([cell]) or self.regularizers.kernel_restriction()
+        if kernel == "scan" and self._scan_unavailable:
+            raise ValueError(f"Recurrent: kernel='scan' cannot serve this configuration: "
+                             f"{self._scan_unavailable}")
         self.cell, self.batch_first, self.reverse = cell, batch_first, reverse
         self.check_finite, self._requested_kernel = check_finite, kernel
 
     @property
     def kernel(self) -> str:
         if self._requested_kernel == "auto":
-            return "loop" if fused_unavailable([self.cell]) else "fused"
+            if not (fused_unavailable([self.cell]) or self.regularizers.kernel_restriction()):
+                return "fused"
+            return "loop" if self._scan_unavailable else "scan"
         return self._requested_kernel
 
     def forward(self, x: Tensor, state=None, *, lengths=None, mask=None,
@@ -62,6 +77,8 @@ class Recurrent(nn.Module):
         m = None
         if mask is not None:
             m = checks.check_mask(owner, mask, B, T).transpose(0, 1).unsqueeze(2)  # (T, B, 1)
+            checks.check_masked_output(owner, masked_output)
+        checks.check_dtype(owner, x, self.cell.weight_ih)
         if state is None:
             state = self.cell.init_state(B, dtype=x.dtype, device=x.device)
         else:
@@ -75,18 +92,25 @@ class Recurrent(nn.Module):
         if self.reverse:
             x = reverse_padded(x, lengths)
             m = None if m is None else m.flip(0)
-        reason = fused_unavailable([self.cell], step_mask=m is not None, dtype=x.dtype)
+        reason = (fused_unavailable([self.cell], step_mask=m is not None, dtype=x.dtype)
+                  or self.regularizers.kernel_restriction())
         if self._requested_kernel == "fused" and reason:
             raise ValueError(f"{owner}: kernel='fused' cannot serve this call: {reason}")
-        if self._requested_kernel != "loop" and reason is None:
-            out, state = run_fused_padded([self.cell], x, tuple(s.unsqueeze(0) for s in state),
-                                          lengths, num_layers=1, bidirectional=False, dropout=0.0,
-                                          training=self.training)
-            state = tuple(s.squeeze(0) for s in state)
-        else:
-            if lengths is not None:
-                m = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.to(x.device).unsqueeze(0)).unsqueeze(2)
-            out, state = run_loop(self.cell, self.cell.project_inputs(x), state, m, masked_output)
+        with self.regularizers.dropped_weights([self.cell], self.training):
+            if self._requested_kernel in ("auto", "fused") and reason is None:
+                out, state = run_fused_padded([self.cell], x, tuple(s.unsqueeze(0) for s in state),
+                                              lengths, num_layers=1, bidirectional=False,
+                                              dropout=0.0, training=self.training)
+                state = tuple(s.squeeze(0) for s in state)
+            else:
+                if lengths is not None:
+                    m = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.to(x.device).unsqueeze(0)).unsqueeze(2)
+                xp = self.cell.project_inputs(x)
+                if self._requested_kernel != "loop" and self._scan_unavailable is None:
+                    out, state = run_scan(self.cell, xp, state, m, masked_output)
+                else:
+                    out, state = run_cell_loop(self.cell, xp, state, m, masked_output,
+                                               self.regularizers, self.training)
         if self.reverse:
             out = reverse_padded(out, lengths)
         return (out.transpose(0, 1) if self.batch_first else out), state

@@ -17,8 +17,11 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from rnnkit.cells import CELLS, Cell
 from rnnkit.core import checks
-from rnnkit.core.kernels import (KERNELS, fused_unavailable, reverse_padded, run_fused_padded,
-                                 run_loop)
+from rnnkit.core.kernels import KERNELS, fused_unavailable, reverse_padded, run_fused_padded
+from rnnkit.core.precision import check_precision
+from rnnkit.core.bptt import run_cell_loop
+from rnnkit.core.regularizers import Regularizers
+from rnnkit.core.scan import run_scan, scan_unavailable
 
 
 class RecurrentStack(nn.Module):
@@ -30,13 +33,20 @@ class RecurrentStack(nn.Module):
     ``(out, states)`` with ``out`` ``(T, B, D*H_out)`` and ``states`` a tuple of ``(L*D, B, ·)``
     tensors (``(h_n,)``, or ``(h_n, c_n)`` for an LSTM), PyTorch's layout.
 
-    ``kernel``: ``"auto"`` (fused PyTorch kernel when it can serve, else the loop), ``"fused"`` or
-    ``"loop"``. The choice is visible as ``.kernel``; ``.fused_unavailable`` says why not fused."""
+    ``kernel``: ``"auto"`` (fused PyTorch kernel when it can serve, else the scan for cells whose
+    recurrence is linear in the state, else the loop), ``"fused"``, ``"scan"`` or ``"loop"``. The
+    choice is visible as ``.kernel``; ``.fused_unavailable`` says why not fused.
+
+    ``recurrent_dropout``, ``zoneout``, ``weight_drop``: regularisers of the recurrence, off by
+    default (`rnnkit.core.regularizers`). ``precision``: "fp32" or "bf16" (the fused kernels' matrix
+    products in bf16 with fp32 accumulation and states, `rnnkit.core.precision`; the loop and scan
+    kernels run in the parameters' dtype)."""
 
     def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, kernel: str = "auto", check_finite: bool = False,
-                 device=None, dtype=None, **cell_kwargs):
+                 recurrent_dropout: float = 0.0, zoneout: float = 0.0, weight_drop: float = 0.0,
+                 precision: str = "fp32", device=None, dtype=None, **cell_kwargs):
         super().__init__()
         owner = type(self).__name__
         cell_cls = _resolve_cell(owner, cell)
@@ -47,8 +57,8 @@ class RecurrentStack(nn.Module):
         if dropout > 0 and num_layers == 1:
             warnings.warn(f"{owner}: dropout={dropout} adds dropout after all but the last recurrent "
                           "layer, so it does nothing with num_layers=1", stacklevel=2)
-        if kernel not in KERNELS:
-            raise ValueError(f"{owner}: kernel must be one of {KERNELS}, got {kernel!r}")
+        if kernel not in (*KERNELS, "scan"):
+            raise ValueError(f"{owner}: kernel must be one of {(*KERNELS, 'scan')}, got {kernel!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.check_finite = bidirectional, check_finite
@@ -66,20 +76,36 @@ class RecurrentStack(nn.Module):
         object.__setattr__(self, "_cells", tuple(cells))
         self.proj_size = getattr(cells[0], "proj_size", 0)
         self._requested_kernel = kernel
-        reason = fused_unavailable(cells)
+        self.precision = check_precision(owner, precision)
+        self.regularizers = Regularizers.checked(owner, cells, recurrent_dropout, zoneout, weight_drop)
+        reason = fused_unavailable(cells) or self.regularizers.kernel_restriction()
         if kernel == "fused" and reason:
             raise ValueError(f"{owner}: kernel='fused' cannot serve this configuration: {reason}")
         self.fused_unavailable = reason
+        self._scan_unavailable = scan_unavailable(cells) or self.regularizers.kernel_restriction()
+        if kernel == "scan" and self._scan_unavailable:
+            raise ValueError(f"{owner}: kernel='scan' cannot serve this configuration: "
+                             f"{self._scan_unavailable}")
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
     # -- introspection --------------------------------------------------------------------------
     @property
     def kernel(self) -> str:
-        """The kernel ``forward`` uses for inputs without a per-step mask: "fused" or "loop"."""
+        """The kernel ``forward`` uses for inputs without a per-step mask: "fused", "scan" or "loop"."""
         if self._requested_kernel == "auto":
-            return "loop" if self.fused_unavailable else "fused"
+            if not self.fused_unavailable:
+                return "fused"
+            return "loop" if self._scan_unavailable else "scan"
         return self._requested_kernel
+
+    @property
+    def native_unavailable(self) -> str | None:
+        """Why the fused kernel runs PyTorch's function rather than rnnkit's C++ kernel on unpadded
+        input (`rnnkit.core.kernels`), or None; builds the C++ kernels on first use."""
+        w = self._cells[0].weight_ih
+        return self.fused_unavailable or fused_unavailable(self._cells, native_kernel=True,
+                                                           dtype=w.dtype, device=w.device)
 
     @property
     def cells(self) -> tuple[Cell, ...]:
@@ -123,29 +149,33 @@ class RecurrentStack(nn.Module):
             elif self.batch_first:
                 x = x.transpose(0, 1)
         T, B = x.shape[0], x.shape[1]
+        if lengths is not None and mask is not None:
+            raise ValueError(f"{owner}: give either lengths= or mask=, not both")
         if lengths is not None:
             lengths = checks.check_lengths(owner, lengths, B, T)
             if not packed and bool((lengths == T).all()):
                 lengths = None  # nothing is padded
         if mask is not None:
-            if lengths is not None:
-                raise ValueError(f"{owner}: give either lengths= or mask=, not both")
             mask = checks.check_mask(owner, mask, B, T)
+            checks.check_masked_output(owner, masked_output)
         if x.dtype != self._cells[0].weight_ih.dtype:
             raise TypeError(f"{owner}: input dtype {x.dtype} does not match the parameters' dtype "
                             f"{self._cells[0].weight_ih.dtype}; convert one of them (.to(dtype))")
         states = self._initial_states(owner, hx, x, B, unbatched)
 
-        reason = fused_unavailable(cells, step_mask=mask is not None, dtype=x.dtype)
-        use_fused = self._requested_kernel != "loop" and reason is None
+        reason = (fused_unavailable(cells, step_mask=mask is not None, dtype=x.dtype)
+                  or self.regularizers.kernel_restriction())
+        use_fused = self._requested_kernel in ("auto", "fused") and reason is None
         if self._requested_kernel == "fused" and reason:
             raise ValueError(f"{owner}: kernel='fused' cannot serve this call: {reason}")
-        if use_fused:
-            out, states = self._forward_fused(cells, input if packed else x, states, lengths, packed)
-        else:
-            out, states = self._forward_loop(cells, x, states, lengths, mask, masked_output)
-            if packed:
-                out = _repack(out, input)
+        with self.regularizers.dropped_weights(cells, self.training):
+            if use_fused:
+                out, states = self._forward_fused(cells, input if packed else x, states, lengths,
+                                                  packed)
+            else:
+                out, states = self._forward_loop(cells, x, states, lengths, mask, masked_output)
+                if packed:
+                    out = _repack(out, input)
         if packed:
             return out, states
         if unbatched:
@@ -173,7 +203,7 @@ class RecurrentStack(nn.Module):
     def _forward_fused(self, cells, x, states, lengths, packed):
         return run_fused_padded(cells, x, states, lengths, num_layers=self.num_layers,
                                 bidirectional=self.bidirectional, dropout=self.dropout,
-                                training=self.training)
+                                training=self.training, precision=self.precision)
 
     def _forward_loop(self, cells, x, states, lengths, mask, masked_output):
         D = self.num_directions
@@ -192,7 +222,11 @@ class RecurrentStack(nn.Module):
                 s0 = tuple(s[i] for s in states)
                 seq = layer_in if d == 0 else _reverse(layer_in, lengths)
                 seq_m = m if (d == 0 or m is None) else _reverse(m, lengths)
-                out, s_n = run_loop(cell, cell.project_inputs(seq), s0, seq_m, masked_output)
+                if self._requested_kernel != "loop" and self._scan_unavailable is None:
+                    out, s_n = run_scan(cell, cell.project_inputs(seq), s0, seq_m, masked_output)
+                else:
+                    out, s_n = run_cell_loop(cell, cell.project_inputs(seq), s0, seq_m,
+                                             masked_output, self.regularizers, self.training)
                 outs.append(out if d == 0 else _reverse(out, lengths))
                 for f, s in zip(finals, s_n):
                     f.append(s)
@@ -215,7 +249,7 @@ class RecurrentStack(nn.Module):
             s += f", dropout={self.dropout}"
         if self.bidirectional:
             s += ", bidirectional=True"
-        return s + f", kernel={self.kernel!r}"
+        return s + self.regularizers.extra_repr() + f", kernel={self.kernel!r}"
 
 
 def _reverse(x: Tensor, lengths: Tensor | None) -> Tensor:

@@ -20,6 +20,9 @@ def _step(cell, x: Tensor, hx, owner: str):
                          f"got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{owner}: expected a floating-point input, got dtype {x.dtype}")
+    if x.dtype != cell.weight_ih.dtype:
+        raise TypeError(f"{owner}: input dtype {x.dtype} does not match the parameters' dtype "
+                        f"{cell.weight_ih.dtype}; convert one of them (.to(dtype))")
     unbatched = x.dim() == 1
     if unbatched:
         x = x.unsqueeze(0)
@@ -27,6 +30,9 @@ def _step(cell, x: Tensor, hx, owner: str):
         state = cell.init_state(x.shape[0], dtype=x.dtype, device=x.device)
     else:
         state = (hx,) if isinstance(hx, Tensor) else tuple(hx)
+        if len(state) != len(cell.state_shapes):
+            raise ValueError(f"{owner}: expected a state of {len(cell.state_shapes)} tensor(s), "
+                             f"got {len(state)}")
         state = tuple(s.unsqueeze(0) if unbatched else s for s in state)
         for i, (s, shape) in enumerate(zip(state, cell.state_shapes)):
             if tuple(s.shape) != (x.shape[0],) + shape:

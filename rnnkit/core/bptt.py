@@ -1,0 +1,112 @@
+"""The loop kernel with a hand-written backward pass, for custom cells that describe their step as
+"one matrix product, then element-wise math" (the structure cuDNN and haste exploit).
+
+A cell opts in by offering
+
+- ``recurrent_matrix()`` -> ``W`` ``(G*H, H_out)``, the one matrix of the step (``hp = h_{t-1} W^T``);
+- ``pointwise_params()`` -> the tensors the element-wise part uses (layer-norm gains, biases...);
+- ``pointwise_forward(xp_t, hp_t, state, params) -> (new_state, saved)``: the step after the product
+  (``new_state[0]`` is the step's output ``h_t``);
+- ``pointwise_backward(saved, params, d_new_state) -> (d_xp_t, d_hp_t, d_state_direct, d_params)``:
+  its derivative; ``d_state_direct`` is the gradient reaching ``state`` other than through ``hp``.
+
+`BPTT` then runs forward without building an autograd graph per step, and backward in reverse with
+one small product per step (``dh_{t-1} += d_hp_t W``) and *one* large product for the weight
+gradient at the end (``dW = sum_t d_hp_t^T h_{t-1}``, all steps at once). Per-step Python and
+autograd overhead is what makes an autograd loop slow at these sizes; this removes most of it.
+Per-step regularisers (recurrent dropout, zoneout) are not handled here: with them the engine uses
+the autograd loop (`rnnkit.core.kernels.run_loop`), which gives the same numbers, only slower.
+
+Shapes: T time, B batch, G*H gate width, H_out the state ``h``'s width.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor
+
+from rnnkit.core.kernels import run_loop
+
+_HOOKS = ("recurrent_matrix", "pointwise_params", "pointwise_forward", "pointwise_backward")
+
+
+def has_bptt(cell) -> bool:
+    """Whether ``cell`` offers the hooks of the hand-written backward pass."""
+    return all(callable(getattr(cell, name, None)) for name in _HOOKS)
+
+
+class BPTT(torch.autograd.Function):
+    """``BPTT.apply(cell, mask, W, xp, n_state, *state, *params) -> (h_seq (T, B, H_out), *final)``.
+
+    ``mask`` ``(T, B, 1)`` bool or None: where False the state is carried unchanged."""
+
+    @staticmethod
+    def forward(ctx, cell, mask, W, xp, n_state, *rest):
+        state, params = tuple(rest[:n_state]), tuple(rest[n_state:])
+        T, B = xp.shape[0], xp.shape[1]
+        h_seq = xp.new_empty(T, B, state[0].shape[-1])
+        saved = []
+        for t, xp_t in enumerate(xp.unbind(0)):
+            hp_t = state[0] @ W.t()  # (B, G*H): the step's one matrix product
+            new, sv = cell.pointwise_forward(xp_t, hp_t, state, params)
+            if mask is not None:
+                new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state))
+            saved.append(sv)
+            h_seq[t] = new[0]
+            state = new
+        keep = None if mask is None else mask.to(xp.dtype)  # (T, B, 1)
+        ctx.cell, ctx.keep, ctx.saved_steps = cell, keep, saved
+        ctx.save_for_backward(W, rest[0], h_seq, *params)
+        return (h_seq, *state)
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_h_seq, *d_final):
+        cell, keep, saved = ctx.cell, ctx.keep, ctx.saved_steps
+        W, h0, h_seq, *params = ctx.saved_tensors
+        params = tuple(params)
+        T = h_seq.shape[0]
+        d_state = list(d_final)  # autograd gives zeros for unused outputs
+        d_hp_all = d_xp = None
+        d_params = [None] * len(params)
+        for t in range(T - 1, -1, -1):
+            d_state[0] = d_state[0] + d_h_seq[t]
+            if keep is not None:  # the carried part skips this step
+                d_carry = [d * (1 - keep[t]) for d in d_state]
+                d_state = [d * keep[t] for d in d_state]
+            d_xp_t, d_hp_t, d_prev, d_par = cell.pointwise_backward(saved[t], params, tuple(d_state))
+            if d_xp is None:
+                d_xp = d_xp_t.new_empty(T, *d_xp_t.shape)
+                d_hp_all = d_hp_t.new_empty(T, *d_hp_t.shape)
+            d_xp[t] = d_xp_t
+            d_hp_all[t] = d_hp_t
+            d_state = list(d_prev)  # d_prev[0] None: h_{t-1} enters only through hp_t
+            d_h_mm = d_hp_t @ W  # through hp_t = h_{t-1} W^T
+            d_state[0] = d_h_mm if d_state[0] is None else d_state[0] + d_h_mm
+            if keep is not None:
+                d_state = [d + c for d, c in zip(d_state, d_carry)]
+            for k, g in enumerate(d_par):
+                if g is not None:
+                    d_params[k] = g if d_params[k] is None else d_params[k] + g
+        h_prev = torch.cat((h0.unsqueeze(0), h_seq[:-1]))  # (T, B, H_out)
+        GH, H = d_hp_all.shape[-1], h_prev.shape[-1]
+        d_W = d_hp_all.reshape(-1, GH).t() @ h_prev.reshape(-1, H)  # all steps in one product
+        return (None, None, d_W, d_xp, None, *d_state, *d_params)
+
+
+def run_bptt(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
+             masked_output: str = "zero"):
+    """`rnnkit.core.kernels.run_loop`'s contract, computed by `BPTT`."""
+    h_seq, *final = BPTT.apply(cell, mask, cell.recurrent_matrix(), xp, len(state), *state,
+                               *cell.pointwise_params())
+    out = h_seq if mask is None or masked_output == "hold" else h_seq * mask
+    return out, tuple(final)
+
+
+def run_cell_loop(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
+                  masked_output: str, regularizers, training: bool):
+    """The loop kernel for one layer and direction: the hand-written backward when the cell offers
+    it and no per-step regulariser is active, else the autograd loop (with the regularisers)."""
+    stepper = regularizers.wrap(cell, training)
+    if stepper is cell and has_bptt(cell):
+        return run_bptt(cell, xp, state, mask, masked_output)
+    return run_loop(stepper, xp, state, mask, masked_output)

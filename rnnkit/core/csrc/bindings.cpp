@@ -1,0 +1,11 @@
+// Registration of rnnkit's C++ kernels as PyTorch operators (torch.ops.rnnkit.*). The operator
+// library is much lighter to compile than pybind11 bindings (torch/extension.h).
+#include <torch/library.h>
+#include "kernels.h"
+
+TORCH_LIBRARY(rnnkit, m) {
+  m.def("gru_forward", &rnnkit::gru_forward);
+  m.def("gru_backward", &rnnkit::gru_backward);
+  m.def("rnn_forward", &rnnkit::rnn_forward);
+  m.def("rnn_backward", &rnnkit::rnn_backward);
+}

@@ -1,0 +1,112 @@
+"""rnnkit's own fused kernel for the GRU and the Elman RNN (C++, `rnnkit.core.native`).
+
+PyTorch runs ``torch.nn.GRU`` and ``torch.nn.RNN`` on the CPU as a chain of small autograd
+operations per step (oneDNN serves only the LSTM), so their cost is mostly per-step overhead. This
+kernel runs each layer and direction as:
+
+- the input projection of all steps, ``x W_ih^T + b_ih``, as one matrix product (autograd);
+- the recurrence in C++: per step one matrix product ``h_{t-1} W_hh^T`` against weights packed once
+  per call, and one fused element-wise pass over the gates;
+- BPTT in C++: per step one product for ``dh_{t-1}``; the weight gradient ``dW_hh`` is one large
+  product over all steps at the end.
+
+``precision="bf16"`` runs every matrix product with bf16 inputs and fp32 accumulation (states and
+element-wise math stay in fp32), as ``torch.autocast("cpu", torch.bfloat16)`` does.
+
+Shapes: T time, B batch, I input, H hidden, L layers, D directions.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.core import native
+
+_NO_BIAS = torch.empty(0)
+
+
+class _GRU(torch.autograd.Function):
+    """One GRU layer, one direction, over projected inputs ``xp`` ``(T, B, 3H)`` from ``h0``
+    ``(B, H)``; returns ``out`` ``(T, B, H)``."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, w_hh, b_hh, reverse: bool, bf16: bool):
+        save = any(ctx.needs_input_grad)
+        bias = _NO_BIAS.to(xp.dtype) if b_hh is None else b_hh
+        out, ws = native.ops().gru_forward(xp, h0, w_hh, bias, reverse, save, bf16)
+        if save:
+            ctx.save_for_backward(out, h0, ws, w_hh)
+        ctx.flags = (b_hh is not None, reverse, bf16)
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out):
+        out, h0, ws, w_hh = ctx.saved_tensors
+        has_bias, reverse, bf16 = ctx.flags
+        dxp, dh0, dw, db = native.ops().gru_backward(d_out.contiguous(), out, h0, ws, w_hh,
+                                                     has_bias, reverse, bf16)
+        return dxp, dh0, dw, (db if has_bias else None), None, None
+
+
+class _RNN(torch.autograd.Function):
+    """One Elman layer (tanh or relu), one direction: ``xp`` ``(T, B, H)`` -> ``out`` ``(T, B, H)``."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, w_hh, b_hh, relu: bool, reverse: bool, bf16: bool):
+        bias = _NO_BIAS.to(xp.dtype) if b_hh is None else b_hh
+        out = native.ops().rnn_forward(xp, h0, w_hh, bias, relu, reverse, bf16)
+        if any(ctx.needs_input_grad):
+            ctx.save_for_backward(out, h0, w_hh)
+        ctx.flags = (b_hh is not None, relu, reverse, bf16)
+        return out
+
+    @staticmethod
+    def backward(ctx, d_out):
+        out, h0, w_hh = ctx.saved_tensors
+        has_bias, relu, reverse, bf16 = ctx.flags
+        dxp, dh0, dw, db = native.ops().rnn_backward(d_out.contiguous(), out, h0, w_hh, has_bias,
+                                                     relu, reverse, bf16)
+        return dxp, dh0, dw, (db if has_bias else None), None, None, None
+
+
+def project(cell, x: Tensor, bf16: bool) -> Tensor:
+    """``x W_ih^T + b_ih`` for all steps: ``(T, B, I) -> (T, B, G*H)``, contiguous. With ``bf16``
+    the product takes bf16 inputs (autocast's rule for ``linear``) and the result is fp32 again."""
+    if not bf16:
+        return nn.functional.linear(x, cell.weight_ih, cell.bias_ih).contiguous()
+    b = None if cell.bias_ih is None else cell.bias_ih.to(torch.bfloat16)
+    return nn.functional.linear(x.to(torch.bfloat16), cell.weight_ih.to(torch.bfloat16),
+                                b).to(x.dtype).contiguous()
+
+
+def run_layer(cell, x: Tensor, h0: Tensor, *, reverse: bool, bf16: bool) -> Tensor:
+    """One layer in one direction: ``x`` ``(T, B, I)``, ``h0`` ``(B, H)`` -> ``out`` ``(T, B, H)``
+    (``out`` in the input's time order also when ``reverse``)."""
+    xp = project(cell, x, bf16)
+    h0 = h0.contiguous()
+    if cell.fused_mode == "gru":
+        return _GRU.apply(xp, h0, cell.weight_hh, cell.bias_hh, reverse, bf16)
+    return _RNN.apply(xp, h0, cell.weight_hh, cell.bias_hh, cell.fused_mode == "rnn_relu",
+                      reverse, bf16)
+
+
+def run_native(cells, x: Tensor, hx: tuple[Tensor, ...], *, num_layers: int, bidirectional: bool,
+               dropout: float, training: bool, bf16: bool = False):
+    """The whole stack on time-major ``x`` ``(T, B, I)`` from ``hx`` ``((L*D, B, H),)``; returns
+    ``(out (T, B, D*H), (h_n (L*D, B, H),))``, as `rnnkit.core.kernels.run_fused`."""
+    D = 2 if bidirectional else 1
+    (h0,) = hx
+    finals = []
+    layer_in = x
+    with torch.autocast("cpu", enabled=False):  # the casts are explicit (``bf16``)
+        for k in range(num_layers):
+            outs = []
+            for d in range(D):
+                i = k * D + d
+                out = run_layer(cells[i], layer_in, h0[i], reverse=d == 1, bf16=bf16)
+                outs.append(out)
+                finals.append(out[0] if d == 1 else out[-1])
+            layer_in = outs[0] if D == 1 else torch.cat(outs, 2)
+            if dropout and training and k < num_layers - 1:
+                layer_in = nn.functional.dropout(layer_in, dropout, True)
+    return layer_in, (torch.stack(finals),)

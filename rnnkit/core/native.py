@@ -1,0 +1,105 @@
+"""rnnkit's C++ kernels (``rnnkit/core/csrc``): compiled on first use, cached, and optional.
+
+The sources are compiled once per machine with the C++ compiler that builds PyTorch extensions
+(``torch.utils.cpp_extension``, which needs ``ninja``) into the torch extensions folder
+(``$TORCH_EXTENSIONS_DIR``, or ``~/.cache/torch_extensions``); later processes only load the
+library. Concurrent first uses (pytest-xdist workers) wait on PyTorch's build lock instead of
+compiling twice. The build name carries a hash of the sources, the flags, the torch version and the
+CPU's instruction sets (the code is compiled with ``-march=native``), so a changed source or another
+CPU gets a fresh build.
+
+Where there is no compiler, no ninja, or the build fails, `unavailable()` returns the reason and the
+engine uses PyTorch's fused kernel instead (`rnnkit.core.kernels.fused_unavailable`). Setting
+``RNNKIT_NATIVE=0`` turns the C++ kernels off.
+"""
+from __future__ import annotations
+
+import hashlib
+import os
+import platform
+import shutil
+import subprocess
+import sys
+import threading
+from pathlib import Path
+
+import torch
+
+CSRC = Path(__file__).resolve().parent / "csrc"
+SOURCES = ("recurrence.cpp", "bindings.cpp")
+HEADERS = ("common.h", "kernels.h")
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp-simd", "-fno-math-errno"]
+
+_lock = threading.Lock()
+_state: dict = {"tried": False, "error": None}
+
+
+def unavailable() -> str | None:
+    """Why the C++ kernels cannot run here (building them on the first call), or None."""
+    if os.environ.get("RNNKIT_NATIVE", "1").strip().lower() in ("0", "off", "false", "no"):
+        return "rnnkit's C++ kernels are turned off (RNNKIT_NATIVE=0)"
+    with _lock:
+        if not _state["tried"]:
+            _state["error"] = _build()
+            _state["tried"] = True
+    return _state["error"]
+
+
+def ops():
+    """The kernels as PyTorch operators (``torch.ops.rnnkit``); call `unavailable()` first."""
+    return torch.ops.rnnkit
+
+
+def build_name() -> str:
+    """The extension's name: ``rnnkit_native_<hash of everything the binary depends on>``."""
+    h = hashlib.sha256()
+    for name in SOURCES + HEADERS:
+        h.update((CSRC / name).read_bytes())
+    h.update(" ".join(FLAGS).encode())
+    h.update(f"{torch.__version__} {sys.version_info[:2]} {platform.machine()} {_cpu_flags()}".encode())
+    return "rnnkit_native_" + h.hexdigest()[:16]
+
+
+def _build() -> str | None:
+    """Compile (or load the cached build); the reason it failed, or None."""
+    from torch.utils import cpp_extension
+
+    compiler = os.environ.get("CXX", "c++")
+    if shutil.which(compiler) is None:
+        return f"no C++ compiler: {compiler!r} is not on PATH (install g++ or set CXX)"
+    _put_venv_ninja_on_path()
+    if not cpp_extension.is_ninja_available():
+        return "ninja is not installed (pip install ninja), needed to build the C++ kernels"
+    try:
+        cpp_extension.load(build_name(), [str(CSRC / s) for s in SOURCES], extra_cflags=FLAGS,
+                           extra_ldflags=["-lm"], is_python_module=False, verbose=False)
+    except (RuntimeError, OSError, ImportError, subprocess.CalledProcessError) as e:
+        # RuntimeError: the compiler or linker failed (its output is in the message); OSError /
+        # ImportError: the library does not load (e.g. a BLAS symbol this torch build lacks).
+        return f"building rnnkit's C++ kernels failed: {type(e).__name__}: {_tail(str(e))}"
+    return None
+
+
+def _put_venv_ninja_on_path() -> None:
+    """``pip install ninja`` puts the binary beside the interpreter, which is not on PATH when the
+    virtual environment is used without being activated (``.venv/bin/python -m pytest``)."""
+    bindir = str(Path(sys.executable).parent)
+    if (Path(bindir) / "ninja").exists() and bindir not in os.environ.get("PATH", "").split(os.pathsep):
+        os.environ["PATH"] = bindir + os.pathsep + os.environ.get("PATH", "")
+
+
+def _cpu_flags() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("flags"):
+                return line
+    except OSError:
+        pass
+    return platform.processor()
+
+
+def _tail(text: str, limit: int = 1500) -> str:
+    """The part of a long build log that says what went wrong."""
+    lines = [ln for ln in text.splitlines() if "error" in ln.lower()] or text.splitlines()
+    out = "\n".join(lines[-12:])
+    return out[-limit:]

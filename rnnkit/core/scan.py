@@ -1,0 +1,184 @@
+"""Scan kernels for cells whose recurrence is linear in the state: ``h_t = a_t ⊙ h_{t-1} + b_t``.
+
+Three ways to compute all ``h_t`` of a sequence (shapes: T time, B batch, H hidden; ``a, b`` are
+``(T, B, H)``, ``h0`` is ``(B, H)``):
+
+- ``sequential``: one fused multiply-add per step, forward and backward written by hand
+  (`SequentialScan`): no autograd graph per step, the output written in place, and the backward is
+  the same scan run backward in time (``g_t = dL/dh_t + a_{t+1} ⊙ g_{t+1}``). ``T`` small ops.
+- ``parallel``: the log-space scan of Feng et al. 2024 (appendix B), made exact for any sign of
+  ``h0``: ``h_t = exp(A_t) h0 + exp(A_t + logcumsumexp_s(log b_s - A_s))`` with
+  ``A_t = sum_{s<=t} log a_s``. A handful of whole-sequence ops, O(log T) depth on a parallel
+  machine, but ``logcumsumexp`` costs several transcendental functions per element.
+- ``chunked``: a two-level scan (Blelloch's idea in blocks): a sequential scan inside chunks of
+  ``C`` steps run for all chunks at once, a scan of the ``T/C`` chunk carries, one fix-up.
+  ``C + T/C`` steps of wider ops instead of ``T``.
+
+`choose_algorithm` picks one per situation; why it picks what it picks is measured by
+``benchmarks/bench_cells.py`` and explained at `choose_algorithm`. All three give the same numbers
+(tests hold them to the plain loop and to finite differences).
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import Tensor
+
+ALGORITHMS = ("auto", "sequential", "parallel", "chunked")
+
+
+def scan_unavailable(cells) -> str | None:
+    """Why the scan kernel cannot serve these cells, or None when it can."""
+    for c in cells:
+        if not getattr(c, "linear_recurrence", False):
+            return f"{type(c).__name__} has a recurrence that is not linear in the state"
+    return None
+
+
+# -- the sequential scan ---------------------------------------------------------------------------
+def _scan_into(out: Tensor, a: Tensor, b: Tensor, h: Tensor, reverse: bool = False) -> Tensor:
+    """``out[t] = a[t] * h_prev + b[t]`` over t (in reverse if asked); returns the last ``h``."""
+    steps = zip(a.unbind(0), b.unbind(0), out.unbind(0))
+    for a_t, b_t, o_t in (reversed(list(steps)) if reverse else steps):
+        h = torch.addcmul(b_t, a_t, h, out=o_t)
+    return h
+
+
+class SequentialScan(torch.autograd.Function):
+    """``h = SequentialScan.apply(a, b, h0)``: ``(T, B, H), (T, B, H), (B, H) -> (T, B, H)``."""
+
+    @staticmethod
+    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+        out = torch.empty_like(b)
+        _scan_into(out, a, b, h0)
+        ctx.save_for_backward(a, out, h0)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_out: Tensor):
+        a, out, h0 = ctx.saved_tensors
+        # g_t = dL/dh_t in full = g_out_t + a_{t+1} g_{t+1}: the same scan, backward in time
+        g = torch.empty_like(out)
+        g[-1] = g_out[-1]
+        _scan_into(g[:-1], a[1:], g_out[:-1], g[-1], reverse=True)
+        da = db = dh0 = None
+        if ctx.needs_input_grad[0]:
+            da = torch.empty_like(g)
+            torch.mul(g[1:], out[:-1], out=da[1:])
+            torch.mul(g[0], h0, out=da[0])
+        if ctx.needs_input_grad[1]:
+            db = g
+        if ctx.needs_input_grad[2]:
+            dh0 = a[0] * g[0]
+        return da, db, dh0
+
+
+def sequential_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    return SequentialScan.apply(a, b, h0)
+
+
+# -- the log-space parallel scan -------------------------------------------------------------------
+def parallel_scan_log(log_a: Tensor, log_b: Tensor, h0: Tensor) -> Tensor:
+    """``h_t`` from ``log a``, ``log b`` ``(T, B, H)`` and ``h0`` ``(B, H)`` of any sign.
+
+    The paper folds ``h0`` into the values as ``log g(h0)``, which needs ``h0 > 0``; keeping
+    ``exp(A_t) h0`` apart is exact for every ``h0`` and identical otherwise."""
+    A = torch.cumsum(log_a, 0)  # (T, B, H): log of prod_{s<=t} a_s
+    return torch.exp(A + torch.logcumsumexp(log_b - A, 0)) + torch.exp(A) * h0
+
+
+# -- the chunked two-level scan --------------------------------------------------------------------
+def chunked_scan(a: Tensor, b: Tensor, h0: Tensor, chunk: int | None = None) -> Tensor:
+    """Two-level scan: chunks of ``chunk`` steps (default about sqrt(T)) scanned side by side from a
+    zero state, then the chunk carries scanned, then ``h = h_local + (prod a within chunk) * carry``."""
+    T, B, H = b.shape
+    C = chunk or max(1, math.isqrt(T))
+    if C >= T:
+        return sequential_scan(a, b, h0)
+    n = -(-T // C)  # chunks
+    pad = n * C - T
+    if pad:  # identity steps (a=1, b=0) at the end change nothing
+        a = torch.cat((a, a.new_ones(pad, B, H)))
+        b = torch.cat((b, b.new_zeros(pad, B, H)))
+    # (C, n*B, H): step-in-chunk major, so every chunk is one more "batch" row of the inner scan
+    a_c = a.view(n, C, B, H).transpose(0, 1).reshape(C, n * B, H)
+    b_c = b.view(n, C, B, H).transpose(0, 1).reshape(C, n * B, H)
+    local = sequential_scan(a_c, b_c, b_c.new_zeros(n * B, H)).view(C, n, B, H)
+    decay = torch.cumprod(a_c, 0).view(C, n, B, H)  # prod of a from the chunk's start to each step
+    carry_in = sequential_scan(decay[-1], local[-1], h0)  # (n, B, H): h at the end of each chunk
+    carry_in = torch.cat((h0.unsqueeze(0), carry_in[:-1]))  # h before each chunk
+    h = local + decay * carry_in.unsqueeze(0)  # (C, n, B, H)
+    return h.transpose(0, 1).reshape(n * C, B, H)[:T]
+
+
+# -- the choice and the engine entry ---------------------------------------------------------------
+def choose_algorithm(T: int, B: int, H: int, *, device: torch.device | None = None,
+                     threads: int | None = None) -> str:
+    """The scan algorithm for one call (see the module docstring for the three).
+
+    Measured on the project's 2-core CPU machine with ``benchmarks/bench_cells.py`` (minGRU layer,
+    forward + backward, 1 and 2 threads, T from 100 to 4000, B*H from 64 to 16384):
+
+    - ``parallel`` never won on the CPU: 1.3x to 4x slower than ``sequential``. Its whole-sequence
+      ops are memory-bound, and ``logcumsumexp`` (an exp and a log per element, run sequentially
+      along T anyway) and its backward cost several times a multiply-add.
+    - ``chunked`` won only where a step's work is tiny (B*H <= 256) and T long: there the ~T
+      per-op overheads of ``sequential`` dominate, and C + T/C wider steps are cheaper (1000x1x64:
+      3.8 ms vs 12 ms with one thread). For B*H of a few thousand and more, its extra passes over
+      memory (padding, transposes, cumprod, fix-up) cost more than the overheads they save.
+    - Otherwise ``sequential``: T multiply-adds on (B, H) tiles that stay in cache, nothing else.
+    - On a GPU each step of a sequential loop costs a kernel launch (~10 us) whatever its size, and
+      the log-space scan is a handful of launches: ``parallel`` (as the paper measured on GPUs; not
+      measured here, the project's machines being CPU-only) beyond a few dozen steps.
+
+    ``threads`` is accepted for callers that know their budget; with 1 and 2 threads the same rule
+    held."""
+    if device is not None and torch.device(device).type != "cpu":
+        return "parallel" if T > 32 else "sequential"
+    if T >= 512 and B * H <= 256:
+        return "chunked"
+    return "sequential"
+
+
+def linear_scan(a: Tensor, b: Tensor, h0: Tensor, algorithm: str = "auto", *,
+                log_coefficients: tuple[Tensor, Tensor] | None = None) -> Tensor:
+    """All ``h_t`` ``(T, B, H)`` of ``h_t = a_t ⊙ h_{t-1} + b_t`` from ``h0`` ``(B, H)``.
+
+    ``log_coefficients``: ``(log a, log b)`` for the ``parallel`` algorithm, computed stably by the
+    cell; without them it takes logarithms of ``a`` and ``b`` (which must then be positive)."""
+    if algorithm not in ALGORITHMS:
+        raise ValueError(f"linear_scan: algorithm must be one of {ALGORITHMS}, got {algorithm!r}")
+    if algorithm == "auto":
+        algorithm = choose_algorithm(*b.shape, device=b.device)
+    if algorithm == "sequential":
+        return sequential_scan(a, b, h0)
+    if algorithm == "chunked":
+        return chunked_scan(a, b, h0)
+    log_a, log_b = log_coefficients if log_coefficients is not None else (a.log(), b.log())
+    return parallel_scan_log(log_a, log_b, h0)
+
+
+def run_scan(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
+             masked_output: str = "zero", algorithm: str = "auto"):
+    """The engine's scan kernel, with `rnnkit.core.kernels.run_loop`'s contract: run ``cell`` over
+    projected inputs ``xp`` ``(T, B, G*H)`` from ``state`` ``((B, H),)``; ``mask`` ``(T, B, 1)`` bool
+    or None (masked steps keep the state: ``a=1, b=0``). Returns ``(out (T, B, H), (h_T,))``."""
+    (h0,) = state
+    T, B = xp.shape[0], xp.shape[1]
+    if algorithm == "auto":
+        algorithm = choose_algorithm(T, B, cell.hidden_size, device=xp.device)
+    logs = None
+    if algorithm == "parallel":
+        logs = cell.log_scan_coefficients(xp)
+        if mask is not None:
+            logs = (logs[0].masked_fill(~mask, 0.0), logs[1].masked_fill(~mask, -math.inf))
+        a = b = None
+    else:
+        a, b = cell.scan_coefficients(xp)
+        if mask is not None:
+            a, b = a.masked_fill(~mask, 1.0), b.masked_fill(~mask, 0.0)
+    h = linear_scan(a, b, h0, algorithm, log_coefficients=logs)
+    out = h if mask is None or masked_output == "hold" else h * mask
+    return out, (h[-1],)
