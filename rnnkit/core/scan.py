@@ -6,6 +6,8 @@ Three ways to compute all ``h_t`` of a sequence (shapes: T time, B batch, H hidd
 - ``sequential``: one fused multiply-add per step, forward and backward written by hand
   (`SequentialScan`): no autograd graph per step, the output written in place, and the backward is
   the same scan run backward in time (``g_t = dL/dh_t + a_{t+1} ⊙ g_{t+1}``). ``T`` small ops.
+  For a cell (`run_scan`, no mask) it is `CellScan`: the same, with the cell's coefficients and
+  their derivatives computed a block of steps at a time instead of as whole-sequence tensors.
 - ``parallel``: the log-space scan of Feng et al. 2024 (appendix B), made exact for any sign of
   ``h0``: ``h_t = exp(A_t) h0 + exp(A_t + logcumsumexp_s(log b_s - A_s))`` with
   ``A_t = sum_{s<=t} log a_s``. A handful of whole-sequence ops, O(log T) depth on a parallel
@@ -79,6 +81,53 @@ def sequential_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
     return SequentialScan.apply(a, b, h0)
 
 
+#: CellScan computes the coefficients of this many elements (C steps of B*H) per call: large enough
+#: to amortise the per-op overhead, small enough for the block to stay in the CPU's L2 cache
+BLOCK_ELEMENTS = 2 ** 15
+
+
+class CellScan(torch.autograd.Function):
+    """``h = CellScan.apply(cell, xp, h0)``: the sequential scan with the cell's coefficients
+    computed block by block of C steps from ``xp`` ``(T, B, G*H)`` (`scan_coefficients` forward,
+    `scan_coefficients_backward` backward; only ``a`` is kept, the rest is recomputed). Apart from
+    ``a``, the output and the input gradient nothing of size ``(T, B, H)`` is formed: the block's
+    tiles stay in cache, which on a CPU beats whole-sequence element-wise passes that stream the
+    coefficients through memory several times, and per-step ops pay the per-op overhead T times."""
+
+    @staticmethod
+    def forward(ctx, cell, xp: Tensor, h0: Tensor) -> Tensor:
+        T, B, H = xp.shape[0], xp.shape[1], h0.shape[-1]
+        C = max(1, BLOCK_ELEMENTS // (B * H))
+        out = xp.new_empty(T, B, H)
+        a_all = torch.empty_like(out)
+        h = h0
+        for t0 in range(0, T, C):
+            a, b = cell.scan_coefficients(xp[t0:t0 + C])  # (C, B, H) each
+            a_all[t0:t0 + C] = a
+            h = _scan_into(out[t0:t0 + C], a, b, h)
+        ctx.cell, ctx.block = cell, C
+        ctx.save_for_backward(xp, a_all, out, h0)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_out: Tensor):
+        xp, a_all, out, h0 = ctx.saved_tensors
+        T, C = xp.shape[0], ctx.block
+        d_xp = torch.empty_like(xp)
+        g = torch.empty_like(out)  # dL/dh_t in full
+        carry = torch.zeros_like(h0)  # a_{t+1} g_{t+1}: what reaches h_t from the future
+        for t0 in reversed(range(0, T, C)):
+            t1 = min(t0 + C, T)
+            for t in range(t1 - 1, t0 - 1, -1):
+                torch.add(g_out[t], carry, out=g[t])
+                carry = a_all[t] * g[t]
+            h_prev = out[t0 - 1:t1 - 1] if t0 else torch.cat((h0.unsqueeze(0), out[:t1 - 1]))
+            ctx.cell.scan_coefficients_backward(xp[t0:t1], a_all[t0:t1], g[t0:t1], h_prev,
+                                                d_xp[t0:t1])
+        return None, d_xp, carry
+
+
 # -- the log-space parallel scan -------------------------------------------------------------------
 def parallel_scan_log(log_a: Tensor, log_b: Tensor, h0: Tensor) -> Tensor:
     """``h_t`` from ``log a``, ``log b`` ``(T, B, H)`` and ``h0`` ``(B, H)`` of any sign.
@@ -119,25 +168,27 @@ def choose_algorithm(T: int, B: int, H: int, *, device: torch.device | None = No
     """The scan algorithm for one call (see the module docstring for the three).
 
     Measured on the project's 2-core CPU machine with ``benchmarks/bench_cells.py`` (minGRU layer,
-    forward + backward, 1 and 2 threads, T from 100 to 4000, B*H from 64 to 16384):
+    forward + backward, 1 and 2 threads, T from 100 to 4000, B*H from 64 to 16384; ``sequential``
+    is `CellScan` there):
 
-    - ``parallel`` never won on the CPU: 1.3x to 4x slower than ``sequential``. Its whole-sequence
-      ops are memory-bound, and ``logcumsumexp`` (an exp and a log per element, run sequentially
-      along T anyway) and its backward cost several times a multiply-add.
-    - ``chunked`` won only where a step's work is tiny (B*H <= 256) and T long: there the ~T
-      per-op overheads of ``sequential`` dominate, and C + T/C wider steps are cheaper (1000x1x64:
-      3.8 ms vs 12 ms with one thread). For B*H of a few thousand and more, its extra passes over
-      memory (padding, transposes, cumprod, fix-up) cost more than the overheads they save.
-    - Otherwise ``sequential``: T multiply-adds on (B, H) tiles that stay in cache, nothing else.
+    - ``parallel`` never won on the CPU: 1x to 7x slower than ``sequential`` (7x at T=1000, B=32,
+      H=512). Its whole-sequence ops stream (T, B, H) tensors through memory several times, and
+      ``logcumsumexp`` (an exp and a log per element, sequential along T anyway) and its backward
+      cost several times a multiply-add. The paper's ~3x advantage is a GPU result.
+    - ``chunked`` won only where a step's work is tiny (B*H = 64) and T long: there the ~3T
+      per-step ops of ``sequential`` are pure overhead, and C + T/C wider steps are cheaper
+      (T=1000, B=1, H=64: 8 ms vs 19 ms with one thread). From B*H = 256 up its extra passes
+      (padding, transposes, cumprod, fix-up) cost more than the overheads they save.
+    - Otherwise ``sequential``: one multiply-add per step on (B, H) tiles that stay in cache.
     - On a GPU each step of a sequential loop costs a kernel launch (~10 us) whatever its size, and
       the log-space scan is a handful of launches: ``parallel`` (as the paper measured on GPUs; not
       measured here, the project's machines being CPU-only) beyond a few dozen steps.
 
     ``threads`` is accepted for callers that know their budget; with 1 and 2 threads the same rule
-    held."""
+    held (with 2 threads on a busy machine ``sequential`` won even at B*H = 64)."""
     if device is not None and torch.device(device).type != "cpu":
         return "parallel" if T > 32 else "sequential"
-    if T >= 512 and B * H <= 256:
+    if T >= 512 and B * H <= 64:
         return "chunked"
     return "sequential"
 
@@ -170,6 +221,9 @@ def run_scan(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
     if algorithm == "auto":
         algorithm = choose_algorithm(T, B, cell.hidden_size, device=xp.device)
     logs = None
+    if algorithm == "sequential" and mask is None and hasattr(cell, "scan_coefficients_backward"):
+        h = CellScan.apply(cell, xp, h0)
+        return h, (h[-1],)
     if algorithm == "parallel":
         logs = cell.log_scan_coefficients(xp)
         if mask is not None:

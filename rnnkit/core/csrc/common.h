@@ -143,8 +143,9 @@ inline void convert(const S* src, D* dst, int64_t n) {
   }
 }
 
-// Rows of a (B, ·) step run in parallel only when the step is large enough to pay for it.
-inline int64_t row_grain(int64_t width) { return std::max<int64_t>(1, 16384 / std::max<int64_t>(1, width)); }
+// Rows of a (B, ·) step run in parallel only when the step is large enough to pay for waking a
+// second thread (tens of microseconds on a shared machine; the element-wise pass is ~1 ns/element).
+inline int64_t row_grain(int64_t width) { return std::max<int64_t>(1, 65536 / std::max<int64_t>(1, width)); }
 
 // The matrix type M's tensor options (the weights cast once per call)
 template <typename M> inline c10::ScalarType scalar_of();

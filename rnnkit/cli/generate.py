@@ -1,0 +1,56 @@
+"""``rnnkit generate RUN --prompt TEXT``: sample text from a trained language model, streaming it."""
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rnnkit.tasks import language_model as lm
+
+
+def add_parser(subparsers) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "generate", help="sample text from a trained language model",
+        description="Continue PROMPT with LENGTH sampled tokens, printed as they are produced. "
+                    "--temperature 0 is greedy (always the most likely token).",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("run", metavar="RUN", help="run folder written by `rnnkit train`")
+    p.add_argument("--prompt", default="", help="text to continue (empty: start a new line)")
+    p.add_argument("--length", type=int, default=500, help="tokens to generate")
+    p.add_argument("--temperature", type=float, default=0.8,
+                   help="below 1 sharper, above 1 more random; 0 greedy")
+    p.add_argument("--top-k", type=int, default=None, help="sample among the K most likely tokens")
+    p.add_argument("--top-p", type=float, default=None,
+                   help="sample among the most likely tokens whose probabilities add up to P")
+    p.add_argument("--seed", type=int, default=None, help="random seed (sample i uses seed + i)")
+    p.add_argument("--num-samples", type=int, default=1, help="how many samples")
+    p.add_argument("--unk", choices=("error", "replace"), default="error",
+                   help="prompt characters the vocabulary lacks: an error, or fed as <unk>")
+    p.add_argument("--device", default="cpu", help="where to run the model")
+    p.set_defaults(handler=run)
+    return p
+
+
+def run(args: argparse.Namespace, out=None) -> list[str]:
+    """Print the samples to ``out`` (stdout) as they are drawn; returns them (prompt included)."""
+    out = out or sys.stdout
+    if args.num_samples < 1:
+        raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
+    loaded = lm.load(args.run, args.device)
+    seed = args.seed
+    samples = []
+    for i in range(args.num_samples):
+        pieces = lm.iter_generate(loaded, args.prompt, args.length, temperature=args.temperature,
+                                  top_k=args.top_k, top_p=args.top_p,
+                                  seed=None if seed is None else seed + i, unk=args.unk)
+        if args.num_samples > 1:
+            out.write(f"{'' if i == 0 else chr(10)}=== sample {i + 1} ===\n")
+        out.write(args.prompt)
+        text = [args.prompt]
+        for piece in pieces:
+            out.write(piece)
+            out.flush()
+            text.append(piece)
+        out.write("\n")
+        out.flush()
+        samples.append("".join(text))
+    return samples

@@ -1,0 +1,83 @@
+"""`LMConfig`: the data, model and batching options of a language-model run (its training options
+are `rnnkit.train.TrainConfig`). The defaults are the recipe the README measures against a
+Kneser-Ney n-gram baseline; see ``docs`` in the README for the numbers."""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rnnkit.cells import CELLS
+from rnnkit.train.config import check_fields, option
+
+LEVELS = ("char", "word")
+BATCHINGS = ("sequential", "random")
+SPLITS = ("tail", "file")
+
+
+@dataclass
+class LMConfig:
+    """What a language model is trained on and what it is."""
+
+    # data
+    data: str = option("stdlib", "corpus: a name (stdlib, timemachine, shakespeare), a text file, a "
+                                 "folder of .txt files, or - for standard input")
+    level: str = option("char", "tokens: characters or words", choices=LEVELS)
+    lower: bool = option(False, "lower-case the text")
+    letters_only: bool = option(False, "the textbook normalisation: lower-case, every run of "
+                                       "non-letters becomes one space (28 tokens)")
+    min_freq: int = option(2, "words: rarer words become <unk>")
+    max_vocab: int | None = option(None, "words: the most frequent this many (specials included)")
+    val_fraction: float = option(0.1, "fraction of the text held out for validation")
+    split: str | None = option(None, "how validation is held out: the tail of the text, or whole "
+                                     "files (none: files for a folder and stdlib, else tail)",
+                               choices=SPLITS)
+    encoding: str = option("utf-8", "text encoding of the data files")
+    errors: str = option("strict", "undecodable bytes: strict (an error naming the offset), "
+                                   "replace or ignore")
+    # model
+    cell: str = option("lstm", "recurrent cell", choices=lambda: tuple(sorted(CELLS)))
+    hidden: int = option(512, "hidden units per layer")
+    layers: int = option(1, "stacked recurrent layers")
+    dropout: float = option(0.25, "dropout on the embedding, between layers and before the output")
+    weight_drop: float = option(0.0, "DropConnect on the recurrent weights (AWD-LSTM's regulariser)")
+    embedding: int = option(64, "embedding width (0: one-hot input, the textbook's)")
+    tie_weights: bool = option(False, "share the embedding with the output layer "
+                                      "(needs --embedding equal to --hidden)")
+    bidirectional: bool = option(False, "refused for language models (they must not read ahead)")
+    # batches
+    batch_size: int = option(32, "sequences per batch")
+    seq_len: int = option(64, "time steps per batch (truncated backpropagation length)",
+                          flag="--seq-len", aliases=("--num-steps",))
+    batching: str = option("sequential", "sequential: contiguous streams, state carried across "
+                                         "batches; random: random pieces, state reset per batch",
+                           choices=BATCHINGS)
+    # samples printed at each validation
+    sample_length: int = option(200, "tokens of the sample printed at each validation (0: none)")
+    sample_prompt: str | None = option(None, "prompt of those samples (none: the start of the "
+                                             "validation text)")
+    sample_temperature: float = option(0.8, "temperature of those samples")
+
+    def __post_init__(self):
+        check_fields(self)
+        owner = "LMConfig"
+        for name in ("hidden", "layers", "batch_size", "seq_len", "min_freq"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{owner}: {name} must be >= 1, got {getattr(self, name)}")
+        for name in ("embedding", "sample_length"):
+            if getattr(self, name) < 0:
+                raise ValueError(f"{owner}: {name} must be >= 0, got {getattr(self, name)}")
+        for name in ("dropout", "weight_drop"):
+            if not 0 <= getattr(self, name) < 1:
+                raise ValueError(f"{owner}: {name} must be in [0, 1), got {getattr(self, name)}")
+        if not 0 < self.val_fraction < 1:
+            raise ValueError(f"{owner}: val_fraction must be in (0, 1): a language model is "
+                             f"validated on held-out text, got {self.val_fraction}")
+        if self.sample_temperature < 0:
+            raise ValueError(f"{owner}: sample_temperature must be >= 0, got {self.sample_temperature}")
+        if self.bidirectional:
+            from rnnkit.tasks.lm_model import BIDIRECTIONAL_REFUSED
+            raise ValueError(f"{owner}: {BIDIRECTIONAL_REFUSED}")
+
+    def model_kwargs(self) -> dict:
+        return {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
+                "dropout": self.dropout, "embedding": self.embedding, "tie_weights": self.tie_weights,
+                "weight_drop": self.weight_drop}

@@ -1,0 +1,94 @@
+"""Optimizers and learning-rate schedules built from a `TrainConfig`.
+
+- Optimizers: Adam (the default family), AdamW (decoupled weight decay), SGD (the textbook's, lr 1).
+  Weight decay applies to weight matrices and embeddings (parameters with 2 or more dimensions), never
+  to biases or gains.
+- Schedules (:class:`Schedule`): ``constant``; ``cosine`` from ``lr`` down to ``final_lr * lr`` over
+  the run's steps; ``plateau``: multiply by ``plateau_factor`` when more than ``plateau_patience``
+  validations in a row do not improve on the best by 0.01% (``torch.optim.lr_scheduler.
+  ReduceLROnPlateau``'s rule). All three start with ``warmup`` steps of
+  linear warm-up. The schedule is a pure function of the step (and, for plateau, of the validation
+  losses seen), so its ``state_dict`` is a few numbers.
+"""
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from rnnkit.train.config import TrainConfig
+
+
+def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
+    """Two groups: parameters with >= 2 dimensions (decayed) and the rest (biases, gains)."""
+    decay, plain, seen = [], [], set()
+    for p in model.parameters():
+        if not p.requires_grad or id(p) in seen:  # tied weights appear once
+            continue
+        seen.add(id(p))
+        (decay if p.dim() >= 2 else plain).append(p)
+    return [{"params": decay, "weight_decay": weight_decay},
+            {"params": plain, "weight_decay": 0.0}]
+
+
+def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
+    groups = parameter_groups(model, cfg.weight_decay)
+    if cfg.optimizer == "sgd":
+        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, foreach=True)
+    cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
+    return cls(groups, lr=cfg.lr, fused=True)  # one kernel for all parameters: 3x foreach on a CPU
+
+
+class Schedule:
+    """Sets each parameter group's learning rate from the step: ``lr * warmup(step) * shape(step)``.
+
+    ``total_steps`` may be unknown at first (a budget in minutes): until it is set, cosine stays at
+    its start. Call :meth:`step` after each optimizer step and :meth:`observe` after each validation.
+    """
+
+    def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
+                 total_steps: int | None = None):
+        self.optimizer = optimizer
+        self.kind, self.base_lr, self.warmup = cfg.schedule, cfg.lr, cfg.warmup
+        self.final, self.factor, self.patience = cfg.final_lr, cfg.plateau_factor, cfg.plateau_patience
+        self.total_steps = total_steps
+        self.scale = 1.0            # plateau's accumulated cuts
+        self.best = math.inf        # plateau: best validation loss so far
+        self.bad = 0                # plateau: validations since the best
+        self.set(0)
+
+    def factor_at(self, step: int) -> float:
+        """The multiplier of the base learning rate for optimizer step ``step + 1`` (0-based)."""
+        f = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
+        if self.kind == "cosine" and self.total_steps:
+            span = max(1, self.total_steps - self.warmup)
+            t = min(1.0, max(0, step - self.warmup) / span)
+            f *= self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))
+        return f * self.scale
+
+    def set(self, step: int) -> float:
+        lr = self.base_lr * self.factor_at(step)
+        for g in self.optimizer.param_groups:
+            g["lr"] = lr
+        return lr
+
+    def observe(self, val_loss: float) -> None:
+        """Plateau: cut the rate after ``patience`` validations that do not beat the best."""
+        if self.kind != "plateau":
+            return
+        if self.best == math.inf or val_loss < self.best - 1e-4 * abs(self.best):
+            self.best, self.bad = val_loss, 0
+        else:
+            self.bad += 1
+            if self.bad > self.patience:
+                self.scale *= self.factor
+                self.bad = 0
+
+    def state_dict(self) -> dict:
+        return {"total_steps": self.total_steps, "scale": self.scale, "best": self.best,
+                "bad": self.bad}
+
+    def load_state_dict(self, state: dict) -> None:
+        self.total_steps = state["total_steps"]
+        self.scale, self.best, self.bad = float(state["scale"]), float(state["best"]), int(state["bad"])

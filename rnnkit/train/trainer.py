@@ -1,0 +1,420 @@
+"""The training loop every task uses: `Trainer(task, config, run).fit()`.
+
+A *task* supplies the model and the data and knows its loss and metrics::
+
+    task.model                  nn.Module, already on its device
+    task.steps_per_epoch        int: batches in one pass over the training data
+    task.next_batch()           the next training batch (the task wraps epochs)
+    task.loss(batch)            (scalar loss tensor, number of target tokens) -- the forward pass
+    task.evaluate()             validation metrics: a dict with "loss" (and "ppl", "bpc", ...)
+    task.state_dict()           plain values and tensors: data position, carried state
+    task.load_state_dict(d)
+
+The trainer owns the rest: optimizer and schedule, gradient clipping, the budget (steps, epochs or
+wall-clock minutes), validation every ``eval_every`` steps with best-by-validation checkpoints, the
+history, SIGINT/SIGTERM (finish the step, write the last checkpoint, return), a non-finite loss (stop,
+name the step, keep the last good checkpoint) and exact resumption (optimizer, schedule, RNG, data
+position, pending log window: a resumed run's losses equal an uninterrupted run's, bit for bit).
+
+The per-step path has no host-device synchronisation: losses are kept as tensors and read once per
+``log_every`` steps.
+"""
+from __future__ import annotations
+
+import contextlib
+import math
+import time
+from dataclasses import dataclass
+
+import torch
+
+from rnnkit.train import history as hist
+from rnnkit.train.checkpoint import BEST, CURVES, HISTORY, LAST, SAMPLES, RunFolder, RunFolderError, \
+    atomic_write
+from rnnkit.train.config import TrainConfig
+from rnnkit.train.optim import Schedule, build_optimizer
+from rnnkit.train.runtime import StopOnSignals, rng_state, set_rng_state
+
+STATE_VERSION = 1
+#: aim for about this many validations in a run when ``eval_every`` is not given
+VALIDATIONS_PER_RUN = 20
+#: redraw curves.png at most this often (seconds) during a run; always at its end
+PLOT_EVERY_S = 60.0
+
+
+class TrainingDiverged(RuntimeError):
+    """The loss (or gradient norm) became NaN or infinite; ``.step`` is the first bad step."""
+
+    def __init__(self, message: str, step: int):
+        super().__init__(message)
+        self.step = step
+
+
+@dataclass
+class FitResult:
+    status: str            # "finished", "interrupted" (SIGINT/SIGTERM), "stopped" (a callback) or "diverged"
+    step: int              # optimizer steps done in all
+    best: dict | None      # the best validation record
+    last: dict | None      # the last validation record
+    message: str
+    reason: str | None = None  # why it stopped early: "SIGINT", "SIGTERM", a callback's reason
+    run: object = None         # the run folder's path (set by the task that ran it)
+
+
+class Trainer:
+    """Runs ``task`` under ``config`` writing into ``run`` (a `RunFolder`, a path, or None for none).
+
+    ``resume=True`` continues from the run's last checkpoint (the task must already hold the same
+    configuration). ``echo`` prints messages (replaced by the progress bar's writer while it runs).
+    """
+
+    def __init__(self, task, config: TrainConfig, run=None, *, callbacks=(), resume: bool = False,
+                 echo=print):
+        self.task, self.cfg = task, config
+        self.model = task.model
+        self.run = run if isinstance(run, RunFolder) or run is None else RunFolder(run)
+        if resume and self.run is None:
+            raise ValueError("Trainer: resume=True needs a run folder to resume from")
+        self.callbacks = list(callbacks)
+        self.resume, self.echo = resume, echo
+        self.step = 0
+        self.history: list[dict] = []
+        self.best: dict | None = None
+        self.last_val: dict | None = None
+        self.elapsed = 0.0          # training seconds, over all sessions of this run
+        self.tokens = 0             # training target tokens seen
+        self.total_steps: int | None = None
+        self.eval_every: int | None = config.eval_every
+        self.stop_reason: str | None = None
+        self._window: list[torch.Tensor] = []       # per-step losses since the last log (tensors)
+        self._norms: list[torch.Tensor] = []
+        self._window_tokens = 0
+        self._carried: list[float] = []             # window losses read back (resume, interrupt)
+        self._norms_carried: list[float] = []
+        self._validated_at = -1
+        self._calibrating = None
+        self._last_plot = 0.0
+
+    # -- setup ----------------------------------------------------------------------------------
+    def _setup(self) -> None:
+        cfg = self.cfg
+        if cfg.threads:
+            torch.set_num_threads(cfg.threads)
+        self.device = next(self.model.parameters()).device
+        self.optimizer = build_optimizer(self.model, cfg)
+        self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
+        self._ema = [p.detach().clone() for p in self._params] if cfg.ema else None
+        kind, value = cfg.budget
+        if kind == "steps":
+            self.total_steps = int(value)
+        elif kind == "epochs":
+            self.total_steps = max(1, math.ceil(value * self.task.steps_per_epoch))
+        self.schedule = Schedule(self.optimizer, cfg, self.total_steps)
+        if self.resume:
+            same_budget = self._load() == [kind, value]
+            if kind == "minutes":
+                # the step count fixed when the run calibrated, unless the budget changed
+                self.total_steps = self.schedule.total_steps if same_budget else None
+            self.schedule.total_steps = self.total_steps
+            if not same_budget and cfg.eval_every is None:
+                self.eval_every = None
+            self.schedule.set(self.step)
+        if self.total_steps is not None and self.eval_every is None:
+            self.eval_every = max(1, math.ceil(self.total_steps / VALIDATIONS_PER_RUN))
+        self.deadline_s = value * 60 if kind == "minutes" else None
+        self._autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
+                          if cfg.precision == "bf16" else contextlib.nullcontext())
+
+    def _load(self) -> list:
+        """Restore the last checkpoint; returns the budget the run was saved with."""
+        run = self.run
+        state = run.load_trainer_state()
+        weights_step = run.load_weights(LAST, self.model)
+        if weights_step != state["step"]:
+            raise RunFolderError(f"{run.path}: {LAST} is from step {weights_step} but "
+                                 f"trainer_state.pt from step {state['step']}; the checkpoint was "
+                                 f"cut short while being written and cannot be resumed exactly")
+        if state.get("version") != STATE_VERSION:
+            raise RunFolderError(f"{run.path}: trainer_state.pt has version {state.get('version')!r}, "
+                                 f"expected {STATE_VERSION}")
+        try:
+            self.optimizer.load_state_dict(state["optimizer"])
+            self.schedule.load_state_dict(state["schedule"])
+            self.task.load_state_dict(state["task"])
+            set_rng_state(state["rng"])
+        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
+            raise RunFolderError(f"{run.path}: trainer_state.pt does not fit this run's "
+                                 f"configuration ({type(exc).__name__}: {exc})") from None
+        self.step, self.elapsed, self.tokens = state["step"], state["elapsed"], state["tokens"]
+        self.eval_every = self.eval_every or state["eval_every"]
+        self.best, self.last_val = state["best"], state["last_val"]
+        self._carried, self._window_tokens = list(state["window"]), state["window_tokens"]
+        self._norms_carried = list(state["window_norms"])
+        if self._ema is not None:
+            if state.get("ema") is None or len(state["ema"]) != len(self._ema):
+                raise RunFolderError(f"{run.path}: trainer_state.pt holds no averaged weights for "
+                                     f"ema={self.cfg.ema}")
+            self._ema = [t.to(p.device) for t, p in zip(state["ema"], self._params)]
+        self.history = [r for r in run.read_history() if r["step"] <= self.step]
+        return list(state["budget"])
+
+    def state_dict(self) -> dict:
+        pending = self._carried + [float(x) for x in self._window]
+        norms = self._norms_carried + [float(x) for x in self._norms]
+        return {"version": STATE_VERSION, "step": self.step, "elapsed": self.elapsed,
+                "tokens": self.tokens, "budget": list(self.cfg.budget),
+                "eval_every": self.eval_every, "best": self.best,
+                "last_val": self.last_val, "optimizer": self.optimizer.state_dict(),
+                "schedule": self.schedule.state_dict(), "rng": rng_state(),
+                "task": self.task.state_dict(), "window": pending, "window_norms": norms,
+                "window_tokens": self._window_tokens,
+                "ema": None if self._ema is None else [t.cpu() for t in self._ema]}
+
+    # -- the loop -------------------------------------------------------------------------------
+    def fit(self) -> FitResult:
+        self._setup()
+        cfg, task, model, opt, params = self.cfg, self.task, self.model, self.optimizer, self._params
+        if self.run is not None and not self.resume:
+            self.checkpoint(best=True)  # the folder is complete from the start
+        for cb in self.callbacks:
+            cb.on_train_start(self)
+        model.train()
+        t_start = time.perf_counter() - self.elapsed
+        self._last_plot = time.perf_counter()
+        self._t_log, self._paused = time.perf_counter(), 0.0
+        if self.total_steps is None:
+            self._calibrating = (self.step + 3, None)   # time steps from here to pick total_steps
+        elif self.step >= self.total_steps:
+            self.stop_reason = f"the run already did {self.step} of its {self.total_steps} steps"
+        status = "finished"
+        with StopOnSignals(self):
+            while self.total_steps is None or self.step < self.total_steps:
+                if self.deadline_s is not None and self.elapsed >= self.deadline_s:
+                    break
+                batch = task.next_batch()
+                with self._autocast:
+                    loss, n_tokens = task.loss(batch)
+                opt.zero_grad(set_to_none=True)
+                loss.backward()
+                if cfg.clip > 0:
+                    self._norms.append(torch.nn.utils.clip_grad_norm_(params, cfg.clip, foreach=True))
+                opt.step()
+                if self._ema is not None:
+                    self._update_average()
+                self.step += 1
+                self.schedule.set(self.step)
+                self._window.append(loss.detach())
+                self._window_tokens += n_tokens
+                for cb in self.callbacks:
+                    cb.on_step_end(self)
+                self.elapsed = time.perf_counter() - t_start
+                if self._calibrating is not None:
+                    self._calibrate()
+                out_of_time = self.deadline_s is not None and self.elapsed >= self.deadline_s
+                validate = out_of_time or (self.eval_every is not None and (
+                    self.step % self.eval_every == 0 or self.step == self.total_steps))
+                if self.step % cfg.log_every == 0 or validate:
+                    self._log()
+                if validate and self._validated_at != self.step:
+                    self.validate()
+                if out_of_time:
+                    break
+                if self.stop_reason:
+                    status = "interrupted" if self.stop_reason.startswith("SIG") else "stopped"
+                    self._carried, self._norms_carried = self._read_window()
+                    self._window, self._norms = [], []
+                    break
+        if self.run is not None:
+            self.checkpoint(best=False)
+            self._write_plot(force=True)
+        result = FitResult(status, self.step, self.best, self.last_val, self._message(status),
+                           self.stop_reason)
+        for cb in self.callbacks:
+            cb.on_train_end(self, result)
+        return result
+
+    def _calibrate(self) -> None:
+        """Budget in minutes: after a few timed steps and one timed validation, fix total_steps
+        (so the schedule and the validation points are functions of the step, as for a step
+        budget) and eval_every."""
+        start_step, t0 = self._calibrating
+        if self.step == start_step:
+            self._calibrating = (start_step, time.perf_counter())
+            return
+        if t0 is None:
+            return
+        spent = time.perf_counter() - t0
+        n = self.step - start_step
+        if not ((n >= 5 and spent >= min(2.0, 0.01 * self.deadline_s)) or n >= 200):
+            return
+        self._calibrating = None
+        step_s = spent / n
+        self._log()
+        t = time.perf_counter()
+        self.validate()
+        eval_s = time.perf_counter() - t
+        left = max(0.0, self.deadline_s - self.elapsed - eval_s)
+        evals = max(3, min(VALIDATIONS_PER_RUN, int(0.1 * left / max(eval_s, 1e-6))))
+        more = max(1, int((left - evals * eval_s) / step_s))
+        self.total_steps = self.step + more
+        self.schedule.total_steps = self.total_steps
+        if self.eval_every is None:
+            self.eval_every = max(1, math.ceil(self.total_steps / evals))
+
+    def _read_window(self) -> tuple[list[float], list[float]]:
+        """The losses and gradient norms since the last log, read from the device at once (the one
+        synchronisation point) and checked: a non-finite one stops training."""
+        losses = self._carried + (torch.stack(self._window).tolist() if self._window else [])
+        norms = self._norms_carried + (torch.stack(self._norms).tolist() if self._norms else [])
+        bad = [i for i, v in enumerate(losses) if not math.isfinite(v)]
+        bad_norm = [i for i, v in enumerate(norms) if not math.isfinite(v)]
+        if bad or bad_norm:
+            self._diverged(self.step - len(losses) + 1, losses, norms, bad, bad_norm)
+        return losses, norms
+
+    def _log(self) -> None:
+        """Record the mean training loss, perplexity and speed since the last log."""
+        if not self._window and not self._carried:
+            return
+        losses, norms = self._read_window()
+        now = time.perf_counter()
+        seconds = max(1e-9, now - self._t_log - self._paused)
+        mean = sum(losses) / len(losses)
+        record = {"split": "train", "step": self.step, "epoch": round(self.epoch, 4), "loss": mean,
+                  "ppl": _exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
+                  "tokens_per_s": self._window_tokens / seconds, "elapsed": round(self.elapsed, 3)}
+        if norms:
+            record["grad_norm"] = sum(norms) / len(norms)
+        self.tokens += self._window_tokens
+        self._window, self._norms, self._carried, self._norms_carried = [], [], [], []
+        self._window_tokens, self._t_log, self._paused = 0, now, 0.0
+        self.history.append(record)
+        for cb in self.callbacks:
+            cb.on_log(self, record)
+
+    @property
+    def epoch(self) -> float:
+        return self.step / max(1, self.task.steps_per_epoch)
+
+    def _update_average(self) -> None:
+        """Exponential moving average of the weights, its decay warmed up as ``(1+t)/(10+t)`` so
+        that early averages do not drag the random initial weights along."""
+        decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+        with torch.no_grad():
+            torch._foreach_lerp_(self._ema, [p.detach() for p in self._params], 1 - decay)
+
+    @contextlib.contextmanager
+    def averaged_weights(self):
+        """Within this context the model holds the averaged weights (with ``ema`` > 0)."""
+        if self._ema is None:
+            yield
+            return
+        with torch.no_grad():
+            raw = [p.detach().clone() for p in self._params]
+            torch._foreach_copy_([p.detach() for p in self._params], self._ema)
+        try:
+            yield
+        finally:
+            with torch.no_grad():
+                torch._foreach_copy_([p.detach() for p in self._params], raw)
+
+    def validate(self) -> dict:
+        """Evaluate on the validation data (with the averaged weights when ``ema`` > 0), keep the
+        best, checkpoint. Returns the record."""
+        t = time.perf_counter()
+        self._validated_at = self.step
+        with self.averaged_weights():
+            self.model.eval()
+            with torch.no_grad(), self._autocast:
+                metrics = self.task.evaluate()
+            self.model.train()
+            train = next((r for r in reversed(self.history) if r["split"] == "train"), None)
+            record = {"split": "val", "step": self.step, "epoch": round(self.epoch, 4), **metrics}
+            if train is not None:   # training perplexity beside the validation one, never instead
+                record["train_loss"], record["train_ppl"] = train["loss"], train["ppl"]
+            is_best = math.isfinite(metrics["loss"]) and (self.best is None or
+                                                          metrics["loss"] < self.best["loss"])
+            record["best"] = is_best
+            for cb in self.callbacks:
+                cb.on_validation(self, record)
+            if is_best and self.run is not None:
+                self.run.path.mkdir(parents=True, exist_ok=True)
+                self.run.save_weights(BEST, self.model, self.step)
+        self.schedule.observe(metrics["loss"])
+        self.schedule.set(self.step)
+        self.history.append(record)
+        self.last_val = {k: v for k, v in record.items() if k != "sample"}
+        if is_best:
+            self.best = self.last_val
+        self.echo(_val_line(record))
+        if "sample" in record:
+            self.echo(record["sample"])
+        if self.run is not None:
+            self.checkpoint(best=False)
+            self._write_plot()
+        self._paused += time.perf_counter() - t
+        return record
+
+    # -- checkpoints ----------------------------------------------------------------------------
+    def checkpoint(self, best: bool) -> None:
+        """Write the last checkpoint (and the best weights when ``best``) and the history."""
+        run = self.run
+        run.path.mkdir(parents=True, exist_ok=True)
+        if best:
+            run.save_weights(BEST, self.model, self.step)
+        run.save_weights(LAST, self.model, self.step)
+        run.save_trainer_state(self.state_dict())
+        run.write_history(self.history)
+        atomic_write(run / SAMPLES, hist.samples_text(self.history))
+
+    def _write_plot(self, force: bool = False) -> None:
+        now = time.perf_counter()
+        if force or now - self._last_plot >= PLOT_EVERY_S:
+            hist.plot_curves(self.history, self.run / CURVES, title=str(self.run.path.name))
+            self._last_plot = time.perf_counter()
+
+    # -- endings --------------------------------------------------------------------------------
+    def _diverged(self, first, losses, norms, bad, bad_norm) -> None:
+        i = min(bad + bad_norm)
+        step = first + i
+        what = (f"the loss became {losses[i]}" if i in bad
+                else f"the gradient norm became {norms[i]} (loss {losses[i]:.4g})")
+        cfg = self.cfg
+        if cfg.precision == "bf16":
+            cause = "bf16 arithmetic overflowed; retry with --precision fp32"
+        elif cfg.clip == 0:
+            cause = "exploding gradients with clipping off; retry with --clip 1"
+        else:
+            cause = (f"the learning rate ({cfg.lr:g} with {cfg.optimizer}) is too high for this model "
+                     f"and data; retry with a lower --lr (say {cfg.lr / 4:g}) or with --warmup")
+        kept = (f"the last good checkpoint is kept in {self.run.path} (step "
+                f"{self.run.load_trainer_state()['step']})" if self.run is not None
+                and (self.run / "trainer_state.pt").is_file() else "no checkpoint was written")
+        message = f"training stopped: {what} at step {step}. Likely cause: {cause}. {kept}."
+        result = FitResult("diverged", step, self.best, self.last_val, message, "diverged")
+        for cb in self.callbacks:
+            cb.on_train_end(self, result)
+        raise TrainingDiverged(message, step)
+
+    def _message(self, status: str) -> str:
+        where = f" in {self.run.path}" if self.run is not None else ""
+        if status == "finished":
+            return f"finished: {self.step} steps{where}"
+        return f"{status} ({self.stop_reason}) at step {self.step}; last checkpoint written{where}"
+
+    def request_stop(self, reason: str = "stopped by a callback") -> None:
+        """Finish the current step, write the last checkpoint and return from `fit`."""
+        self.stop_reason = reason
+
+
+def _exp(x: float) -> float:
+    return math.exp(x) if x < 700 else math.inf
+
+
+def _val_line(r: dict) -> str:
+    skip = {"split", "step", "epoch", "best", "sample", "train_loss", "train_ppl"}
+    val = ", ".join(f"{k} {v:.4f}" for k, v in r.items() if k not in skip and isinstance(v, float))
+    line = f"step {r['step']} (epoch {r['epoch']:.2f}) | validation: {val}"
+    if "train_ppl" in r:
+        line += f" | training: loss {r['train_loss']:.4f}, ppl {r['train_ppl']:.4f}"
+    return line + (" | best" if r["best"] else "")

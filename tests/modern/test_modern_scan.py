@@ -1,0 +1,121 @@
+"""The scan kernels against a plain loop and against finite differences, and inside the engine
+(lengths, masks, directions) against the step-by-step loop kernel."""
+from __future__ import annotations
+
+import pytest
+import torch
+
+from rnnkit.core import Recurrent, RecurrentStack
+from rnnkit.core import scan
+from rnnkit.cells import MinGRUCell, MinLSTMCell
+
+D = torch.float64
+ALGOS = ("sequential", "parallel", "chunked")
+
+
+def plain_loop(a, b, h0):
+    h, outs = h0, []
+    for t in range(a.shape[0]):
+        h = a[t] * h + b[t]
+        outs.append(h)
+    return torch.stack(outs)
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+@pytest.mark.parametrize("T", [1, 7, 16])
+def test_scan_equals_plain_loop(assert_close, algorithm, T):
+    torch.manual_seed(T)
+    a, b = torch.rand(T, 3, 4, dtype=D), torch.rand(T, 3, 4, dtype=D) + 0.01
+    h0 = torch.randn(3, 4, dtype=D)  # negative entries too: the log-space scan must still be exact
+    assert_close(scan.linear_scan(a, b, h0, algorithm), plain_loop(a, b, h0), f"{algorithm} T={T}")
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_scan_gradients_match_finite_differences(algorithm):
+    torch.manual_seed(0)
+    a = torch.rand(9, 2, 3, dtype=D, requires_grad=True)
+    b = (torch.rand(9, 2, 3, dtype=D) + 0.1).requires_grad_()
+    h0 = torch.randn(2, 3, dtype=D, requires_grad=True)
+    assert torch.autograd.gradcheck(lambda a, b, h0: scan.linear_scan(a, b, h0, algorithm),
+                                    (a, b, h0))
+
+
+@pytest.mark.parametrize("cls", [MinGRUCell, MinLSTMCell])
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_cell_scan_gradients_match_finite_differences(cls, algorithm):
+    """Through the cell's (log-)coefficients and the engine's masking, in float64."""
+    torch.manual_seed(1)
+    cell = cls(3, 2).to(D)
+    x = torch.randn(5, 2, 3, dtype=D, requires_grad=True)
+    h0 = torch.rand(2, 2, dtype=D, requires_grad=True)
+    mask = torch.tensor([[1, 1], [1, 0], [0, 1], [1, 1], [1, 0]], dtype=torch.bool).unsqueeze(2)
+
+    def f(x, h0):
+        out, (h,) = scan.run_scan(cell, cell.project_inputs(x), (h0,), mask, "zero", algorithm)
+        return out, h
+    assert torch.autograd.gradcheck(f, (x, h0))
+
+
+@pytest.mark.parametrize("algorithm", ALGOS)
+def test_masked_steps_keep_the_state(assert_close, algorithm):
+    torch.manual_seed(0)
+    cell = MinGRUCell(3, 4).to(D)
+    xp = cell.project_inputs(torch.randn(6, 2, 3, dtype=D))
+    mask = torch.rand(6, 2, 1) > 0.4
+    h0 = torch.randn(2, 4, dtype=D)
+    out, (h_T,) = scan.run_scan(cell, xp, (h0,), mask, "hold", algorithm)
+    h, expect = h0, []
+    for t in range(6):  # the step, applied only where the mask is on
+        new, _ = cell.step(xp[t], (h,))
+        h = torch.where(mask[t], new, h)
+        expect.append(h)
+    assert_close(out, torch.stack(expect), f"{algorithm} hold output")
+    assert_close(h_T, h, f"{algorithm} final state")
+    zero, _ = scan.run_scan(cell, xp, (h0,), mask, "zero", algorithm)
+    assert_close(zero, torch.stack(expect) * mask, f"{algorithm} zero output")
+
+
+@pytest.mark.parametrize("name", ["mingru", "minlstm"])
+def test_stack_scan_equals_loop_with_lengths_layers_and_directions(assert_close, name):
+    torch.manual_seed(0)
+    kw = dict(num_layers=2, bidirectional=True, batch_first=True, dtype=D)
+    scan_m = RecurrentStack(name, 3, 4, **kw)
+    loop_m = RecurrentStack(name, 3, 4, kernel="loop", **kw)
+    loop_m.load_state_dict(scan_m.state_dict())
+    assert (scan_m.kernel, loop_m.kernel) == ("scan", "loop")
+    x = torch.randn(3, 7, 3, dtype=D)
+    h0 = torch.randn(4, 3, 4, dtype=D)
+    for lengths in (None, torch.tensor([7, 2, 5])):
+        a, (ha,) = scan_m(x, h0, lengths=lengths)
+        b, (hb,) = loop_m(x, h0, lengths=lengths)
+        assert_close(a, b, f"{name} output lengths={lengths}")
+        assert_close(ha, hb, f"{name} h_n lengths={lengths}")
+        ga = torch.autograd.grad(a.square().sum(), list(scan_m.parameters()))
+        gb = torch.autograd.grad(b.square().sum(), list(loop_m.parameters()))
+        for (n, _), u, v in zip(scan_m.named_parameters(), ga, gb):
+            assert_close(u, v, f"{name} gradient of {n}")
+    mask = torch.rand(3, 7) > 0.3
+    a, _ = scan_m(x, h0, mask=mask, masked_output="hold")
+    b, _ = loop_m(x, h0, mask=mask, masked_output="hold")
+    assert_close(a, b, f"{name} output with a mask")
+
+
+def test_recurrent_layer_uses_the_scan(assert_close):
+    torch.manual_seed(0)
+    cell = MinLSTMCell(3, 4).to(D)
+    x = torch.randn(5, 2, 3, dtype=D)
+    fast, slow = Recurrent(cell, reverse=True), Recurrent(cell, reverse=True, kernel="loop")
+    assert (fast.kernel, slow.kernel) == ("scan", "loop")
+    assert_close(fast(x, lengths=[5, 3])[0], slow(x, lengths=[5, 3])[0], "Recurrent scan vs loop")
+
+
+def test_choose_algorithm_and_bad_names():
+    assert scan.choose_algorithm(1000, 32, 512, threads=2) in ALGOS
+    assert scan.choose_algorithm(1000, 32, 512, device=torch.device("cuda")) == "parallel"
+    assert scan.choose_algorithm(8, 32, 512, threads=2) == "sequential"
+    with pytest.raises(ValueError, match="algorithm must be one of"):
+        scan.linear_scan(torch.ones(2, 1, 1), torch.ones(2, 1, 1), torch.ones(1, 1), "magic")
+    with pytest.raises(ValueError, match="kernel='scan' cannot serve .* not linear in the state"):
+        RecurrentStack("lstm", 3, 4, kernel="scan")
+    with pytest.raises(ValueError, match="kernel='scan' cannot serve .*zoneout"):
+        RecurrentStack("mingru", 3, 4, kernel="scan", zoneout=0.1)

@@ -1,0 +1,238 @@
+"""The Trainer against a hand-written loop, exact resumption, signals, divergence, run-folder errors.
+
+The task is a toy regression with dropout and a shuffled data stream, so the global RNG, a data RNG
+and the optimizer state all matter for resuming exactly."""
+from __future__ import annotations
+
+import json
+import math
+import os
+import signal
+
+import numpy as np
+import pytest
+import torch
+from torch import nn
+
+from rnnkit.train import Callback, RunFolderError, TrainConfig, Trainer, TrainingDiverged
+from rnnkit.train.checkpoint import BEST, LAST, TRAINER_STATE, RunFolder
+
+
+class ToyTask:
+    """y = x @ w + noise; minibatches drawn from a seeded NumPy generator (part of the state)."""
+
+    def __init__(self, seed=0, nan_at=None):
+        torch.manual_seed(seed)
+        self.model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Dropout(0.2), nn.Linear(16, 1))
+        g = np.random.default_rng(123)
+        self.x = torch.tensor(g.normal(size=(256, 4)), dtype=torch.float32)
+        self.y = self.x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]]) + 0.1
+        self.rng = np.random.default_rng(seed)
+        self.steps_per_epoch = 8
+        self.calls, self.nan_at = 0, nan_at
+
+    def next_batch(self):
+        idx = torch.as_tensor(self.rng.integers(0, 256, size=32))
+        return self.x[idx], self.y[idx]
+
+    def loss(self, batch):
+        self.calls += 1
+        x, y = batch
+        loss = nn.functional.mse_loss(self.model(x), y)
+        if self.nan_at is not None and self.calls >= self.nan_at:
+            loss = loss * math.nan
+        return loss, len(y)
+
+    def evaluate(self):
+        loss = float(nn.functional.mse_loss(self.model(self.x), self.y))
+        return {"loss": loss, "ppl": math.exp(min(loss, 50))}
+
+    def state_dict(self):
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, d):
+        self.rng.bit_generator.state = d["rng"]
+
+
+CFG = dict(optimizer="adamw", lr=0.01, weight_decay=0.1, clip=0.5, schedule="cosine", warmup=3,
+           final_lr=0.1, steps=24, eval_every=6, log_every=1)
+
+
+def train_losses(history):
+    return [r["loss"] for r in history if r["split"] == "train"]
+
+
+def test_trainer_matches_a_hand_written_loop():
+    """Same seed, same batches: the trainer's per-step losses equal a plain PyTorch loop with
+    AdamW (weight decay on matrices only), gradient clipping and warm-up + cosine."""
+    trainer = Trainer(ToyTask(), TrainConfig(**CFG), None, echo=lambda s: None)
+    trainer.fit()
+    ours = train_losses(trainer.history)
+
+    task = ToyTask()
+    model = task.model
+    decay = [p for p in model.parameters() if p.dim() >= 2]
+    plain = [p for p in model.parameters() if p.dim() < 2]
+    opt = torch.optim.AdamW([{"params": decay, "weight_decay": 0.1},
+                             {"params": plain, "weight_decay": 0.0}], lr=0.01)
+    theirs = []
+    for step in range(24):
+        warm = min(1.0, (step + 1) / 3)
+        t = max(0, step - 3) / 21
+        for g in opt.param_groups:
+            g["lr"] = 0.01 * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
+        loss, _ = task.loss(task.next_batch())
+        opt.zero_grad()
+        loss.backward()
+        torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
+        opt.step()
+        theirs.append(loss.item())
+        if (step + 1) % 6 == 0:   # validations switch to eval mode and back: no RNG is used
+            model.eval()
+            model.train()
+    np.testing.assert_allclose(ours, theirs, rtol=1e-6, atol=1e-7)
+
+
+class StopAt(Callback):
+    def __init__(self, step, sig=None):
+        self.at, self.sig = step, sig
+
+    def on_step_end(self, trainer):
+        if trainer.step == self.at:
+            if self.sig is None:
+                trainer.request_stop("test")
+            else:
+                os.kill(os.getpid(), self.sig)
+
+
+@pytest.mark.parametrize("stop_at, sig", [(9, signal.SIGINT), (13, signal.SIGTERM), (6, None)])
+def test_resumed_run_equals_uninterrupted_run(tmp_path, stop_at, sig):
+    full = Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "full", echo=lambda s: None)
+    full.fit()
+    part = Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "cut", callbacks=[StopAt(stop_at, sig)],
+                   echo=lambda s: None)
+    res = part.fit()
+    assert res.status == ("stopped" if sig is None else "interrupted")
+    assert res.step == stop_at
+    if sig is not None:
+        assert res.reason == signal.Signals(sig).name
+    again = Trainer(ToyTask(seed=99), TrainConfig(**CFG), tmp_path / "cut", resume=True,
+                    echo=lambda s: None)
+    assert again.fit().status == "finished"
+    assert train_losses(again.history) == train_losses(full.history)        # bit for bit
+    vals = lambda h: [(r["step"], r["loss"]) for r in h if r["split"] == "val"]
+    assert vals(again.history) == vals(full.history)
+    for (n, a), b in zip(again.model.state_dict().items(), full.model.state_dict().values()):
+        assert torch.equal(a, b), n
+    on_disk = RunFolder(tmp_path / "cut").read_history()
+    assert train_losses(on_disk) == train_losses(full.history)
+
+
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+    cfg = TrainConfig(**{**CFG, "log_every": 4})
+    trainer = Trainer(ToyTask(nan_at=15), cfg, tmp_path / "run", echo=lambda s: None)
+    with pytest.raises(TrainingDiverged, match=r"loss became nan at step 15.*Likely cause: the "
+                                               r"learning rate.*last good checkpoint.*step 12") as e:
+        trainer.fit()
+    assert e.value.step == 15
+    run = RunFolder(tmp_path / "run")
+    assert run.load_trainer_state()["step"] == 12
+    model = ToyTask().model
+    assert run.load_weights(LAST, model) == 12
+    assert all(torch.isfinite(p).all() for p in model.parameters())
+
+
+def test_no_clipping_names_exploding_gradients_as_the_cause():
+    cfg = TrainConfig(**{**CFG, "clip": 0.0, "log_every": 2})
+    with pytest.raises(TrainingDiverged, match=r"step 5\b.*--clip 1.*no checkpoint"):
+        Trainer(ToyTask(nan_at=5), cfg, None, echo=lambda s: None).fit()
+
+
+def test_run_folder_contents(tmp_path):
+    Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
+    run = RunFolder(tmp_path / "r")
+    for name in (BEST, LAST, TRAINER_STATE, "history.jsonl", "curves.png", "samples.txt"):
+        assert (run / name).is_file(), name
+    assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    records = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    val = [r for r in records if r["split"] == "val"]
+    assert [r["step"] for r in val] == [6, 12, 18, 24]
+    best = min(val, key=lambda r: r["loss"])
+    model = ToyTask().model
+    assert run.load_weights(BEST, model) == best["step"]
+    assert not [p for p in (run.path).iterdir() if p.name.endswith(".tmp")]
+
+
+def test_corrupt_or_mismatched_checkpoint_is_a_clear_error(tmp_path):
+    Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
+    run = RunFolder(tmp_path / "r")
+    (run / TRAINER_STATE).write_bytes(b"not a checkpoint")
+    with pytest.raises(RunFolderError, match="trainer_state.pt is corrupt"):
+        Trainer(ToyTask(), TrainConfig(**CFG), run, resume=True, echo=lambda s: None).fit()
+    (run / LAST).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    with pytest.raises(RunFolderError, match="last.safetensors is corrupt"):
+        run.load_weights(LAST, ToyTask().model)
+    (run / LAST).unlink()
+    with pytest.raises(RunFolderError, match="has no last.safetensors"):
+        run.load_weights(LAST, ToyTask().model)
+
+
+def test_half_written_checkpoint_pair_is_refused(tmp_path):
+    t = Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", callbacks=[StopAt(6)],
+                echo=lambda s: None)
+    t.fit()
+    state = t.run.load_trainer_state()
+    state["step"] = 5
+    t.run.save_trainer_state(state)
+    with pytest.raises(RunFolderError, match="from step 6 but trainer_state.pt from step 5"):
+        Trainer(ToyTask(), TrainConfig(**CFG), t.run, resume=True, echo=lambda s: None).fit()
+
+
+def test_minutes_budget_calibrates_a_step_count_and_ends_with_a_validation():
+    cfg = TrainConfig(**{**CFG, "steps": None, "minutes": 0.02, "eval_every": None})
+    t = Trainer(ToyTask(), cfg, None, echo=lambda s: None)
+    res = t.fit()
+    assert res.status == "finished"
+    assert t.total_steps is not None and t.eval_every >= 1
+    assert t.history[-1]["split"] == "val" and t.history[-1]["step"] == res.step
+    assert t.elapsed < 30
+
+
+def test_resuming_a_finished_run_does_nothing_until_the_budget_grows(tmp_path):
+    Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
+    again = Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", resume=True, echo=lambda s: None)
+    res = again.fit()
+    assert res.step == 24 and "already did 24 of its 24 steps" in res.reason
+    more = Trainer(ToyTask(), TrainConfig(**{**CFG, "steps": 30}), tmp_path / "r", resume=True,
+                   echo=lambda s: None)
+    assert more.fit().step == 30
+
+
+def test_averaged_weights_are_the_warmed_up_moving_average(tmp_path):
+    """The best checkpoint holds the EMA of the weight trajectory, computed here by hand with the
+    documented decay min(ema, (1+t)/(10+t)); the raw weights stay the last checkpoint's."""
+    class Record(Callback):
+        def __init__(self):
+            self.seen = []
+
+        def on_train_start(self, trainer):
+            self.seen.append([p.detach().clone() for p in trainer.model.parameters()])
+
+        def on_step_end(self, trainer):
+            self.seen.append([p.detach().clone() for p in trainer.model.parameters()])
+
+    rec = Record()
+    cfg = TrainConfig(**{**CFG, "ema": 0.9, "steps": 12, "eval_every": 12})
+    trainer = Trainer(ToyTask(), cfg, tmp_path / "r", callbacks=[rec], echo=lambda s: None)
+    trainer.fit()
+    avg = [p.clone() for p in rec.seen[0]]
+    for t, params in enumerate(rec.seen[1:]):
+        decay = min(0.9, (1 + t) / (10 + t))
+        avg = [decay * a + (1 - decay) * p for a, p in zip(avg, params)]
+    best, last = ToyTask().model, ToyTask().model
+    assert trainer.run.load_weights(BEST, best) == 12
+    assert trainer.run.load_weights(LAST, last) == 12
+    for a, b, raw, final in zip(best.parameters(), avg, last.parameters(), rec.seen[-1]):
+        torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
+        assert torch.equal(raw, final)
+    assert not torch.equal(next(best.parameters()), next(last.parameters()))
