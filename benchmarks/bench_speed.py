@@ -2,6 +2,11 @@
 
     python benchmarks/bench_speed.py            # everything (~10 minutes on 2 cores)
     python benchmarks/bench_speed.py --quick    # configuration (a) and a short generation only
+    python benchmarks/bench_speed.py --threads 1 --clock cpu   # steady on a shared machine
+
+On a machine shared with other processes, wall-clock timings of multi-threaded code swing by 10×
+or more (see the min–max columns); one thread timed by its process's CPU time measures the work
+itself and keeps ratios steady.
 
 Same table as ``rnnkit bench``; what is measured and how: `rnnkit.benchmark`. Benchmarks are not
 tests: nothing asserts a time.

@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import platform
-import resource
 import statistics
 import subprocess
 import sys
@@ -226,13 +225,15 @@ def bench_generation(steps: int, batches=(1, 64), repeats: int = 3, V: int = 96,
 
 # -- memory -------------------------------------------------------------------------------------
 def rss_of_training_step(config: str, cell: str, contender: str) -> float:
-    """Peak RSS (MiB) of one forward+backward in a fresh process, minus the RSS before it."""
-    code = ("import sys, resource, torch; sys.argv=['x']; from rnnkit import benchmark as b; "
+    """Peak RSS (MiB) during one forward+backward above the RSS before it, in a fresh process.
+    Linux: the high-water mark is reset first (``/proc/self/clear_refs``), so the imports' own
+    peak does not hide the step's."""
+    code = ("import sys, torch; from rnnkit import benchmark as b; "
             f"I,H,L,B,T=b.CONFIGS[{config!r}]; fns,_=b.contenders({cell!r},I,H,L); "
-            f"f=fns[{contender!r}]; x=torch.randn(T,B,I); "
-            "import gc; gc.collect(); r0=resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; "
-            "f(x).float().sum().backward(); "
-            "print((resource.getrusage(resource.RUSAGE_SELF).ru_maxrss-r0)/1024)")
+            f"f=fns[{contender!r}]; x=torch.randn(T,B,I); f(x[:2]).float().sum().backward(); "
+            "import gc; gc.collect(); open('/proc/self/clear_refs','w').write('5'); "
+            "st=lambda k: int([l for l in open('/proc/self/status') if l.startswith(k)][0].split()[1]); "
+            "r0=st('VmRSS'); f(x).float().sum().backward(); print((st('VmHWM')-r0)/1024)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=600)
     if res.returncode != 0:
         raise RuntimeError(f"RSS probe failed: {res.stderr[-800:]}")

@@ -27,7 +27,8 @@ _NO_BIAS = torch.empty(0)
 
 class _GRU(torch.autograd.Function):
     """One GRU layer, one direction, over projected inputs ``xp`` ``(T, B, 3H)`` from ``h0``
-    ``(B, H)``; returns ``out`` ``(T, B, H)``."""
+    ``(B, H)``; returns ``out`` ``(T, B, H)`` and the final state ``h_n`` ``(B, H)`` (its own
+    output: as a slice of ``out`` its gradient would cost a full-size zero tensor and a sum)."""
 
     @staticmethod
     def forward(ctx, xp, h0, w_hh, b_hh, reverse: bool, bf16: bool):
@@ -37,19 +38,20 @@ class _GRU(torch.autograd.Function):
         if save:
             ctx.save_for_backward(out, h0, ws, w_hh)
         ctx.flags = (b_hh is not None, reverse, bf16)
-        return out
+        return out, out[0 if reverse else -1].clone()
 
     @staticmethod
-    def backward(ctx, d_out):
+    def backward(ctx, d_out, d_hn):
         out, h0, ws, w_hh = ctx.saved_tensors
         has_bias, reverse, bf16 = ctx.flags
-        dxp, dh0, dw, db = native.ops().gru_backward(d_out.contiguous(), out, h0, ws, w_hh,
+        dxp, dh0, dw, db = native.ops().gru_backward(d_out.contiguous(), d_hn, out, h0, ws, w_hh,
                                                      has_bias, reverse, bf16)
         return dxp, dh0, dw, (db if has_bias else None), None, None
 
 
 class _RNN(torch.autograd.Function):
-    """One Elman layer (tanh or relu), one direction: ``xp`` ``(T, B, H)`` -> ``out`` ``(T, B, H)``."""
+    """One Elman layer (tanh or relu), one direction: ``xp`` ``(T, B, H)`` -> ``out`` ``(T, B, H)``
+    and ``h_n`` ``(B, H)``."""
 
     @staticmethod
     def forward(ctx, xp, h0, w_hh, b_hh, relu: bool, reverse: bool, bf16: bool):
@@ -58,14 +60,14 @@ class _RNN(torch.autograd.Function):
         if any(ctx.needs_input_grad):
             ctx.save_for_backward(out, h0, w_hh)
         ctx.flags = (b_hh is not None, relu, reverse, bf16)
-        return out
+        return out, out[0 if reverse else -1].clone()
 
     @staticmethod
-    def backward(ctx, d_out):
+    def backward(ctx, d_out, d_hn):
         out, h0, w_hh = ctx.saved_tensors
         has_bias, relu, reverse, bf16 = ctx.flags
-        dxp, dh0, dw, db = native.ops().rnn_backward(d_out.contiguous(), out, h0, w_hh, has_bias,
-                                                     relu, reverse, bf16)
+        dxp, dh0, dw, db = native.ops().rnn_backward(d_out.contiguous(), d_hn, out, h0, w_hh,
+                                                     has_bias, relu, reverse, bf16)
         return dxp, dh0, dw, (db if has_bias else None), None, None, None
 
 
@@ -79,9 +81,9 @@ def project(cell, x: Tensor, bf16: bool) -> Tensor:
                                 b).to(x.dtype).contiguous()
 
 
-def run_layer(cell, x: Tensor, h0: Tensor, *, reverse: bool, bf16: bool) -> Tensor:
-    """One layer in one direction: ``x`` ``(T, B, I)``, ``h0`` ``(B, H)`` -> ``out`` ``(T, B, H)``
-    (``out`` in the input's time order also when ``reverse``)."""
+def run_layer(cell, x: Tensor, h0: Tensor, *, reverse: bool, bf16: bool) -> tuple[Tensor, Tensor]:
+    """One layer in one direction: ``x`` ``(T, B, I)``, ``h0`` ``(B, H)`` -> ``(out (T, B, H),
+    h_n (B, H))`` (``out`` in the input's time order also when ``reverse``)."""
     xp = project(cell, x, bf16)
     h0 = h0.contiguous()
     if cell.fused_mode == "gru":
@@ -103,9 +105,9 @@ def run_native(cells, x: Tensor, hx: tuple[Tensor, ...], *, num_layers: int, bid
             outs = []
             for d in range(D):
                 i = k * D + d
-                out = run_layer(cells[i], layer_in, h0[i], reverse=d == 1, bf16=bf16)
+                out, h_n = run_layer(cells[i], layer_in, h0[i], reverse=d == 1, bf16=bf16)
                 outs.append(out)
-                finals.append(out[0] if d == 1 else out[-1])
+                finals.append(h_n)
             layer_in = outs[0] if D == 1 else torch.cat(outs, 2)
             if dropout and training and k < num_layers - 1:
                 layer_in = nn.functional.dropout(layer_in, dropout, True)

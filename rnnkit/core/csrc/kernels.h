@@ -7,10 +7,10 @@ namespace rnnkit {
 using at::Tensor;
 std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor b_hh, bool reverse,
                                 bool save, bool bf16);
-std::vector<Tensor> gru_backward(Tensor d_out, Tensor out, Tensor h0, Tensor ws, Tensor w_hh,
+std::vector<Tensor> gru_backward(Tensor d_out, Tensor d_hn, Tensor out, Tensor h0, Tensor ws, Tensor w_hh,
                                  bool has_bias, bool reverse, bool bf16);
 Tensor rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor b_hh, bool relu, bool reverse,
                    bool bf16);
-std::vector<Tensor> rnn_backward(Tensor d_out, Tensor out, Tensor h0, Tensor w_hh, bool has_bias,
+std::vector<Tensor> rnn_backward(Tensor d_out, Tensor d_hn, Tensor out, Tensor h0, Tensor w_hh, bool has_bias,
                                  bool relu, bool reverse, bool bf16);
 }  // namespace rnnkit

@@ -69,7 +69,7 @@ std::vector<Tensor> gru_forward_impl(const Tensor& xp, const Tensor& h0, const T
 }
 
 template <typename T, typename M>
-std::vector<Tensor> gru_backward_impl(const Tensor& d_out, const Tensor& out, const Tensor& h0,
+std::vector<Tensor> gru_backward_impl(const Tensor& d_out, const Tensor& d_hn, const Tensor& out, const Tensor& h0,
                                       const Tensor& ws, const Tensor& w_hh, bool has_bias,
                                       bool reverse) {
   const int64_t S = out.size(0), B = out.size(1), H = out.size(2);
@@ -77,7 +77,7 @@ std::vector<Tensor> gru_backward_impl(const Tensor& d_out, const Tensor& out, co
   const Weight<M> w(w_hh.contiguous(), B, true);
   Tensor dxp = at::empty({S, B, 3 * H}, opt);
   Tensor dhp = at::empty({S, B, 3 * H}, opt);  // gradient of h W_hh^T + b_hh, all steps
-  Tensor dh = at::zeros({B, H}, opt);           // gradient reaching h_{t} from later steps
+  Tensor dh = d_hn.contiguous().clone();        // gradient reaching h_t from later steps and h_n
   Mat<T, M> dm{at::empty({B, 3 * H}, opt.dtype(scalar_of<M>()))};
   const T *go = d_out.data_ptr<T>(), *o = out.data_ptr<T>(), *h_init = h0.data_ptr<T>();
   const T* wsp = ws.data_ptr<T>();
@@ -163,13 +163,13 @@ Tensor rnn_forward_impl(const Tensor& xp, const Tensor& h0, const Tensor& w_hh, 
 }
 
 template <typename T, typename M>
-std::vector<Tensor> rnn_backward_impl(const Tensor& d_out, const Tensor& out, const Tensor& h0,
+std::vector<Tensor> rnn_backward_impl(const Tensor& d_out, const Tensor& d_hn, const Tensor& out, const Tensor& h0,
                                       const Tensor& w_hh, bool has_bias, bool relu, bool reverse) {
   const int64_t S = out.size(0), B = out.size(1), H = out.size(2);
   auto opt = out.options();
   const Weight<M> w(w_hh.contiguous(), B, true);
   Tensor dpre = at::empty({S, B, H}, opt);  // gradient of the pre-activation = of xp and of h W^T
-  Tensor dh = at::zeros({B, H}, opt);
+  Tensor dh = d_hn.contiguous().clone();
   Mat<T, M> dm{at::empty({B, H}, opt.dtype(scalar_of<M>()))};
   const T *go = d_out.data_ptr<T>(), *o = out.data_ptr<T>();
   T *dp = dpre.data_ptr<T>(), *dhc = dh.data_ptr<T>();
@@ -228,10 +228,10 @@ std::vector<Tensor> gru_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor b_hh, 
   RNNKIT_DISPATCH(xp.scalar_type(), bf16, (gru_forward_impl<T, M>(xp, h0, w_hh, b_hh.contiguous(), reverse, save)))
 }
 
-std::vector<Tensor> gru_backward(Tensor d_out, Tensor out, Tensor h0, Tensor ws, Tensor w_hh,
+std::vector<Tensor> gru_backward(Tensor d_out, Tensor d_hn, Tensor out, Tensor h0, Tensor ws, Tensor w_hh,
                                  bool has_bias, bool reverse, bool bf16) {
   d_out = d_out.contiguous();
-  RNNKIT_DISPATCH(out.scalar_type(), bf16, (gru_backward_impl<T, M>(d_out, out, h0, ws, w_hh, has_bias, reverse)))
+  RNNKIT_DISPATCH(out.scalar_type(), bf16, (gru_backward_impl<T, M>(d_out, d_hn, out, h0, ws, w_hh, has_bias, reverse)))
 }
 
 Tensor rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor b_hh, bool relu, bool reverse, bool bf16) {
@@ -239,10 +239,10 @@ Tensor rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor b_hh, bool relu, bo
   RNNKIT_DISPATCH(xp.scalar_type(), bf16, (rnn_forward_impl<T, M>(xp, h0, w_hh, b_hh.contiguous(), relu, reverse)))
 }
 
-std::vector<Tensor> rnn_backward(Tensor d_out, Tensor out, Tensor h0, Tensor w_hh, bool has_bias,
+std::vector<Tensor> rnn_backward(Tensor d_out, Tensor d_hn, Tensor out, Tensor h0, Tensor w_hh, bool has_bias,
                                  bool relu, bool reverse, bool bf16) {
   d_out = d_out.contiguous();
-  RNNKIT_DISPATCH(out.scalar_type(), bf16, (rnn_backward_impl<T, M>(d_out, out, h0, w_hh, has_bias, relu, reverse)))
+  RNNKIT_DISPATCH(out.scalar_type(), bf16, (rnn_backward_impl<T, M>(d_out, d_hn, out, h0, w_hh, has_bias, relu, reverse)))
 }
 
 }  // namespace rnnkit
