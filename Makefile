@@ -13,14 +13,16 @@ $(VENV)/.installed: pyproject.toml
 	$(PY) -m pip install -q -e ".[test]"
 	touch $@
 
-demo: $(VENV)/.installed
-	$(PY) -m rnnkit demo
+demo: $(VENV)/.installed   # train on the embedded corpus (its default budget), then write a sample
+	@run=runs/demo-$$(date +%Y%m%d-%H%M%S); \
+	$(PY) -m rnnkit train --out $$run --no-progress && \
+	$(PY) -m rnnkit generate $$run --prompt "def " --length 400 --temperature 0.8 --seed 0
 
 test: $(VENV)/.installed
 	$(PY) -m pytest -n 2 tests
 
 bench: $(VENV)/.installed
-	$(PY) benchmarks/bench_core.py
+	$(PY) -m rnnkit bench
 
 clean:
 	rm -rf $(VENV) .pytest_cache
