@@ -71,8 +71,9 @@ def speed_table(repeats: int) -> list[dict]:
         cells = CELLS_M if name.startswith("m") else CELLS_AB
         models = {"torch.nn.LSTM (fused)": torch.nn.LSTM(I, H, L)}
         models.update({c: RecurrentStack(c, I, H, L) for c in cells})
-        secs = interleaved({k: train_step(m, x) for k, m in models.items()},
-                           repeats if not name.startswith("m") else max(3, repeats // 2))
+        # short configs are noisy on a shared machine: more repeats; long ones: fewer
+        n = {"a": 3 * repeats, "b": repeats}.get(name, max(3, repeats // 2))
+        secs = interleaved({k: train_step(m, x) for k, m in models.items()}, n)
         base = secs["torch.nn.LSTM (fused)"]
         for k, s in secs.items():
             kernel = models[k].kernel if isinstance(models[k], RecurrentStack) else "fused"

@@ -147,13 +147,13 @@ class LayerNormLSTMCell(_LayerNormCell):
         h = sig[:, 3 * H:] * tc
         return (h, c), (hp_t, st1, sig, tg, c_prev, c, st2, tc)
 
-    def pointwise_backward(self, saved, params, d_state):
+    def pointwise_backward(self, saved, params, d_state, d_xp):
         g_hh, b_hh, g_c, b_c = params
         hp_t, st1, sig, tg, c_prev, c, st2, tc = saved
         dh, dc = d_state
         H = self.hidden_size
         i, f, o = sig[:, :H], sig[:, H:2 * H], sig[:, 3 * H:]
-        d_act = torch.empty_like(sig)  # d/d(i, f, g, o) before the nonlinearities' derivatives
+        d_act = d_xp  # d/d(i, f, g, o), then times the nonlinearities' derivatives: d xp_t
         torch.mul(dh, tc, out=d_act[:, 3 * H:])
         d_cn = (dh * o) * (1 - tc * tc)
         d_c_ln, d_gc, d_bc = _ln_grads(d_cn, c, st2, g_c, b_c)
@@ -165,7 +165,7 @@ class LayerNormLSTMCell(_LayerNormCell):
         deriv[:, 2 * H:3 * H] = 1 - tg * tg
         d_gates = d_act.mul_(deriv)  # (B, 4H) = d xp_t = d LN(hp_t)
         d_hp, d_ghh, d_bhh = _ln_grads(d_gates, hp_t, st1, g_hh, b_hh)
-        return d_gates, d_hp, (None, dc * f), (d_ghh, d_bhh, d_gc, d_bc)
+        return d_hp, (None, dc * f), (d_ghh, d_bhh, d_gc, d_bc)
 
 
 class LayerNormGRUCell(_LayerNormCell):
@@ -228,7 +228,7 @@ class LayerNormGRUCell(_LayerNormCell):
         h = torch.lerp(n, h_prev, rz[:, H:])
         return (h,), (v_rz, st_rz, v_n, st_n, n_n, rz, n, h_prev)
 
-    def pointwise_backward(self, saved, params, d_state):
+    def pointwise_backward(self, saved, params, d_state, d_xp):
         gain, shift = params
         v_rz, st_rz, v_n, st_n, n_n, rz, n, h_prev = saved
         (dh,) = d_state
@@ -237,7 +237,6 @@ class LayerNormGRUCell(_LayerNormCell):
         b_rz = b_n = None
         if shift is not None:
             b_rz, b_n = shift[:2 * H], shift[2 * H:]
-        d_xp = torch.empty(dh.shape[0], 3 * H, dtype=dh.dtype, device=dh.device)
         d_npre = torch.mul(dh - dh * z, 1 - n * n, out=d_xp[:, 2 * H:])  # d of tanh's input
         torch.mul(d_npre, n_n, out=d_xp[:, :H])  # d r
         torch.mul(dh, h_prev - n, out=d_xp[:, H:2 * H])  # d z
@@ -246,4 +245,4 @@ class LayerNormGRUCell(_LayerNormCell):
         d_n, d_g_n, d_b_n = _ln_grads(d_npre * r, v_n, st_n, gain[2 * H:], b_n)
         d_gain = torch.cat((d_g_rz, d_g_n))
         d_shift = None if shift is None else torch.cat((d_b_rz, d_b_n))
-        return d_xp, torch.cat((d_rz, d_n), 1), (dh * z,), (d_gain, d_shift)
+        return torch.cat((d_rz, d_n), 1), (dh * z,), (d_gain, d_shift)

@@ -35,7 +35,9 @@ from rnnkit.cells.init import SCHEMES
 def g_and_slope(v: Tensor) -> tuple[Tensor, Tensor]:
     """``g(v)`` and its derivative ``g'(v)``: 1 for ``v >= 0``, ``σ(v)(1 - σ(v))`` below."""
     s = torch.sigmoid(v.clamp(max=0))  # σ(0) = 1/2 exactly, so s + relu(v) is g exactly
-    tiny = torch.finfo(v.dtype).tiny  # a power of 2: clamp(v, -tiny, 0) / tiny is exactly -1 or 0
+    # tiny is a power of 2, so clamp(v, -tiny, 0) / tiny is exactly -1 or 0 outside (-tiny, 0)
+    # (subnormal numbers in fp32 and bf16; in fp16 |v| < 6e-5 blends the two slopes)
+    tiny = torch.finfo(v.dtype).tiny
     step = v.clamp(-tiny, 0).mul_(1 / tiny).add_(1)  # 1 for v >= 0, 0 for v <= -tiny
     slope = s - s * s
     return s + torch.relu(v), torch.addcmul(slope, step, 1 - slope)

@@ -7,8 +7,9 @@ A cell opts in by offering
 - ``pointwise_params()`` -> the tensors the element-wise part uses (layer-norm gains, biases...);
 - ``pointwise_forward(xp_t, hp_t, state, params) -> (new_state, saved)``: the step after the product
   (``new_state[0]`` is the step's output ``h_t``);
-- ``pointwise_backward(saved, params, d_new_state) -> (d_xp_t, d_hp_t, d_state_direct, d_params)``:
-  its derivative; ``d_state_direct`` is the gradient reaching ``state`` other than through ``hp``.
+- ``pointwise_backward(saved, params, d_new_state, d_xp_t) -> (d_hp_t, d_state_direct, d_params)``:
+  its derivative; it writes ``dL/dxp_t`` into ``d_xp_t``, and ``d_state_direct`` is the gradient
+  reaching ``state`` other than through ``hp`` (None for a part reached only through ``hp``).
 
 `BPTT` then runs forward without building an autograd graph per step, and backward in reverse with
 one small product per step (``dh_{t-1} += d_hp_t W``) and *one* large product for the weight
@@ -54,7 +55,7 @@ class BPTT(torch.autograd.Function):
             h_seq[t] = new[0]
             state = new
         keep = None if mask is None else mask.to(xp.dtype)  # (T, B, 1)
-        ctx.cell, ctx.keep, ctx.saved_steps = cell, keep, saved
+        ctx.cell, ctx.keep, ctx.saved_steps, ctx.xp_width = cell, keep, saved, xp.shape[-1]
         ctx.save_for_backward(W, rest[0], h_seq, *params)
         return (h_seq, *state)
 
@@ -66,30 +67,30 @@ class BPTT(torch.autograd.Function):
         params = tuple(params)
         T = h_seq.shape[0]
         d_state = list(d_final)  # autograd gives zeros for unused outputs
-        d_hp_all = d_xp = None
-        d_params = [None] * len(params)
+        d_xp = h_seq.new_empty(T, h_seq.shape[1], ctx.xp_width)
+        d_hp_all = None
+        d_params = [[] for _ in params]  # per step; summed once at the end
         for t in range(T - 1, -1, -1):
             d_state[0] = d_state[0] + d_h_seq[t]
             if keep is not None:  # the carried part skips this step
                 d_carry = [d * (1 - keep[t]) for d in d_state]
                 d_state = [d * keep[t] for d in d_state]
-            d_xp_t, d_hp_t, d_prev, d_par = cell.pointwise_backward(saved[t], params, tuple(d_state))
-            if d_xp is None:
-                d_xp = d_xp_t.new_empty(T, *d_xp_t.shape)
+            d_hp_t, d_prev, d_par = cell.pointwise_backward(saved[t], params, tuple(d_state), d_xp[t])
+            if d_hp_all is None:
                 d_hp_all = d_hp_t.new_empty(T, *d_hp_t.shape)
-            d_xp[t] = d_xp_t
             d_hp_all[t] = d_hp_t
             d_state = list(d_prev)  # d_prev[0] None: h_{t-1} enters only through hp_t
             d_h_mm = d_hp_t @ W  # through hp_t = h_{t-1} W^T
             d_state[0] = d_h_mm if d_state[0] is None else d_state[0] + d_h_mm
             if keep is not None:
                 d_state = [d + c for d, c in zip(d_state, d_carry)]
-            for k, g in enumerate(d_par):
+            for acc, g in zip(d_params, d_par):
                 if g is not None:
-                    d_params[k] = g if d_params[k] is None else d_params[k] + g
+                    acc.append(g)
         h_prev = torch.cat((h0.unsqueeze(0), h_seq[:-1]))  # (T, B, H_out)
         GH, H = d_hp_all.shape[-1], h_prev.shape[-1]
         d_W = d_hp_all.reshape(-1, GH).t() @ h_prev.reshape(-1, H)  # all steps in one product
+        d_params = [torch.stack(acc).sum(0) if acc else None for acc in d_params]
         return (None, None, d_W, d_xp, None, *d_state, *d_params)
 
 

@@ -8,8 +8,8 @@ from torch import Tensor, nn
 
 from rnnkit.cells import Cell
 from rnnkit.core import checks
-from rnnkit.core.kernels import KERNELS, fused_unavailable, reverse_padded, run_fused_padded
 from rnnkit.core.bptt import run_cell_loop
+from rnnkit.core.kernels import KERNELS, fused_unavailable, reverse_padded, run_fused_padded
 from rnnkit.core.regularizers import Regularizers
 from rnnkit.core.scan import run_scan, scan_unavailable
 

@@ -10,6 +10,7 @@ A run folder (`rnnkit.train.checkpoint`) holds everything ``generate`` and ``eva
 """
 from __future__ import annotations
 
+import dataclasses
 import math
 import os
 import re
@@ -24,7 +25,8 @@ from rnnkit.data import Vocab, WordVocab, load_corpus, load_vocab
 from rnnkit.data.vocab import detokenize
 from rnnkit.generate import check_sampling, sample_tokens
 from rnnkit.tasks.lm_config import LMConfig
-from rnnkit.tasks.lm_data import LMTask, evaluate_ids, load_lm_data
+from rnnkit.tasks import lm_recipe as recipe
+from rnnkit.tasks.lm_data import LMTask, check_batch_fits, evaluate_ids, load_lm_data
 from rnnkit.tasks.lm_model import LanguageModel
 from rnnkit.train import Callback, ProgressBar, RunFolder, RunFolderError, TrainConfig, Trainer, \
     resolve_device
@@ -147,14 +149,22 @@ def train(data: str | None = None, *, out=None, resume=None, progress: bool = Tr
             raise ValueError(f"out: {str(run.path)!r} already holds a run; continue it with "
                              f"--resume {run.path} (resume=...) or choose another --out")
     echo(f"run folder: {run.path}" + (" (resuming)" if resume is not None else ""))
-    echo("configuration:\n" + describe(lm_cfg) + "\n" + describe(tr_cfg))
     if tr_cfg.threads:
         torch.set_num_threads(tr_cfg.threads)
     device = resolve_device(tr_cfg.device)
-    torch.manual_seed(tr_cfg.seed)
     vocab = load_vocab(run.require(VOCAB)) if resume is not None else None
     lm_data = load_lm_data(lm_cfg, vocab)
     vocab = lm_data.vocab
+    if resume is None:
+        lm_cfg, tr_cfg, why = recipe.choose(
+            lm_cfg, tr_cfg, len(lm_data.train_ids),
+            lambda: recipe.probe_tokens_per_second(len(vocab), lm_cfg, device))
+        tr_cfg = dataclasses.replace(tr_cfg, lr=tr_cfg.learning_rate)
+        if why:
+            echo(why)
+    check_batch_fits(lm_cfg, lm_data)
+    echo("configuration:\n" + describe(lm_cfg) + "\n" + describe(tr_cfg))
+    torch.manual_seed(tr_cfg.seed)
     model = LanguageModel(len(vocab), **lm_cfg.model_kwargs()).to(device)
     echo(f"data: {lm_data.corpus.name}: {len(lm_data.train_ids):,} training and "
          f"{len(lm_data.val_ids):,} validation {lm_cfg.level} tokens, vocabulary {len(vocab):,}; "

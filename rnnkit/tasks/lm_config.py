@@ -1,6 +1,6 @@
 """`LMConfig`: the data, model and batching options of a language-model run (its training options
-are `rnnkit.train.TrainConfig`). The defaults are the recipe the README measures against a
-Kneser-Ney n-gram baseline; see ``docs`` in the README for the numbers."""
+are `rnnkit.train.TrainConfig`). Options left at ``None`` are chosen by the recipe
+(`rnnkit.tasks.lm_recipe`) from the text's size and the budget."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -35,17 +35,18 @@ class LMConfig:
                                    "replace or ignore")
     # model
     cell: str = option("lstm", "recurrent cell", choices=lambda: tuple(sorted(CELLS)))
-    hidden: int = option(512, "hidden units per layer")
-    layers: int = option(1, "stacked recurrent layers")
-    dropout: float = option(0.25, "dropout on the embedding, between layers and before the output")
+    hidden: int = option(256, "hidden units per layer")
+    layers: int | None = option(None, "stacked recurrent layers (none: the recipe's choice, 1 or 2)")
+    dropout: float | None = option(None, "dropout on the embedding, between layers and before the "
+                                         "output (none: the recipe's choice, 0 to 0.3)")
     weight_drop: float = option(0.0, "DropConnect on the recurrent weights (AWD-LSTM's regulariser)")
     embedding: int = option(64, "embedding width (0: one-hot input, the textbook's)")
     tie_weights: bool = option(False, "share the embedding with the output layer "
                                       "(needs --embedding equal to --hidden)")
     bidirectional: bool = option(False, "refused for language models (they must not read ahead)")
     # batches
-    batch_size: int = option(32, "sequences per batch")
-    seq_len: int = option(64, "time steps per batch (truncated backpropagation length)",
+    batch_size: int | None = option(None, "sequences per batch (none: the recipe's choice, 32 or 64)")
+    seq_len: int = option(32, "time steps per batch (truncated backpropagation length)",
                           flag="--seq-len", aliases=("--num-steps",))
     batching: str = option("sequential", "sequential: contiguous streams, state carried across "
                                          "batches; random: random pieces, state reset per batch",
@@ -60,13 +61,13 @@ class LMConfig:
         check_fields(self)
         owner = "LMConfig"
         for name in ("hidden", "layers", "batch_size", "seq_len", "min_freq"):
-            if getattr(self, name) < 1:
+            if getattr(self, name) is not None and getattr(self, name) < 1:
                 raise ValueError(f"{owner}: {name} must be >= 1, got {getattr(self, name)}")
         for name in ("embedding", "sample_length"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{owner}: {name} must be >= 0, got {getattr(self, name)}")
         for name in ("dropout", "weight_drop"):
-            if not 0 <= getattr(self, name) < 1:
+            if getattr(self, name) is not None and not 0 <= getattr(self, name) < 1:
                 raise ValueError(f"{owner}: {name} must be in [0, 1), got {getattr(self, name)}")
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"{owner}: val_fraction must be in (0, 1): a language model is "

@@ -44,21 +44,26 @@ def build_vocab(cfg, corpus: Corpus) -> Vocab:
 
 def load_lm_data(cfg, vocab: Vocab | None = None) -> LMData:
     """Load ``cfg.data`` split into training and validation text and encode it (with ``vocab``, or a
-    vocabulary built from the corpus). Errors say which option to change."""
+    vocabulary built from the corpus). Errors say which option to change; see also
+    `check_batch_fits`."""
     corpus = load_corpus(cfg.data, val_fraction=cfg.val_fraction, split=cfg.split,
                          encoding=cfg.encoding, errors=cfg.errors)
     vocab = vocab or build_vocab(cfg, corpus)
     train_ids, val_ids = vocab.encode(corpus.train_text), vocab.encode(corpus.val_text)
-    need = cfg.batch_size * cfg.seq_len + 1
-    if len(train_ids) < need:
-        raise ValueError(
-            f"data {cfg.data!r}: the training text has {len(train_ids):,} {cfg.level} tokens, fewer than "
-            f"one batch needs: batch_size * seq_len + 1 = {cfg.batch_size} * {cfg.seq_len} + 1 = "
-            f"{need:,}; use a longer text or a smaller --batch-size / --seq-len")
     if len(val_ids) < 2:
         raise ValueError(f"data {cfg.data!r}: the validation text has {len(val_ids)} tokens; at least "
                          f"2 are needed; raise --val-fraction (now {cfg.val_fraction})")
     return LMData(corpus, vocab, train_ids, val_ids)
+
+
+def check_batch_fits(cfg, data: LMData) -> None:
+    """A clear error when the training text is shorter than one batch of ``cfg``."""
+    need = cfg.batch_size * cfg.seq_len + 1
+    if len(data.train_ids) < need:
+        raise ValueError(
+            f"data {cfg.data!r}: the training text has {len(data.train_ids):,} {cfg.level} tokens, "
+            f"fewer than one batch needs: batch_size * seq_len + 1 = {cfg.batch_size} * {cfg.seq_len} "
+            f"+ 1 = {need:,}; use a longer text or a smaller --batch-size / --seq-len")
 
 
 def fingerprint(ids: np.ndarray) -> str:

@@ -185,15 +185,13 @@ class TrainConfig:
     def __post_init__(self):
         check_fields(self)
         owner = "TrainConfig"
-        if self.lr is None:
-            self.lr = DEFAULT_LR[self.optimizer]
         if not 0 <= self.ema < 1:
             raise ValueError(f"{owner}: ema must be in [0, 1) (0: off), got {self.ema!r}")
-        for name in ("lr", "clip", "weight_decay", "momentum", "final_lr", "warmup"):
+        for name in ("clip", "weight_decay", "momentum", "final_lr", "warmup"):
             if getattr(self, name) < 0:
                 raise ValueError(f"{owner}: {name} must be >= 0, got {getattr(self, name)!r}")
-        if self.lr == 0:
-            raise ValueError(f"{owner}: lr must be > 0, got 0")
+        if self.lr is not None and self.lr <= 0:
+            raise ValueError(f"{owner}: lr must be > 0, got {self.lr!r}")
         if not 0 < self.plateau_factor < 1:
             raise ValueError(f"{owner}: plateau_factor must be in (0, 1), got {self.plateau_factor}")
         budgets = {k: getattr(self, k) for k in ("epochs", "steps", "minutes")
@@ -209,6 +207,11 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v < (0 if name == "plateau_patience" else 1):
                 raise ValueError(f"{owner}: {name} must be >= 1, got {v!r}")
+
+    @property
+    def learning_rate(self) -> float:
+        """``lr``, or the optimizer's default when it is None."""
+        return self.lr if self.lr is not None else DEFAULT_LR[self.optimizer]
 
     @property
     def budget(self) -> tuple[str, float]:

@@ -35,9 +35,9 @@ def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
 def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer:
     groups = parameter_groups(model, cfg.weight_decay)
     if cfg.optimizer == "sgd":
-        return torch.optim.SGD(groups, lr=cfg.lr, momentum=cfg.momentum, foreach=True)
+        return torch.optim.SGD(groups, lr=cfg.learning_rate, momentum=cfg.momentum, foreach=True)
     cls = torch.optim.AdamW if cfg.optimizer == "adamw" else torch.optim.Adam
-    return cls(groups, lr=cfg.lr, fused=True)  # one kernel for all parameters: 3x foreach on a CPU
+    return cls(groups, lr=cfg.learning_rate, fused=True)  # one kernel for all parameters: 3x foreach on a CPU
 
 
 class Schedule:
@@ -50,7 +50,7 @@ class Schedule:
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
                  total_steps: int | None = None):
         self.optimizer = optimizer
-        self.kind, self.base_lr, self.warmup = cfg.schedule, cfg.lr, cfg.warmup
+        self.kind, self.base_lr, self.warmup = cfg.schedule, cfg.learning_rate, cfg.warmup
         self.final, self.factor, self.patience = cfg.final_lr, cfg.plateau_factor, cfg.plateau_patience
         self.total_steps = total_steps
         self.scale = 1.0            # plateau's accumulated cuts

@@ -38,6 +38,8 @@ from rnnkit.train.runtime import StopOnSignals, rng_state, set_rng_state
 STATE_VERSION = 1
 #: aim for about this many validations in a run when ``eval_every`` is not given
 VALIDATIONS_PER_RUN = 20
+#: with a budget in minutes, validations take at most about this share of it (and at least 3 happen)
+VALIDATION_SHARE = 0.05
 #: redraw curves.png at most this often (seconds) during a run; always at its end
 PLOT_EVERY_S = 60.0
 
@@ -254,7 +256,7 @@ class Trainer:
         self.validate()
         eval_s = time.perf_counter() - t
         left = max(0.0, self.deadline_s - self.elapsed - eval_s)
-        evals = max(3, min(VALIDATIONS_PER_RUN, int(0.1 * left / max(eval_s, 1e-6))))
+        evals = max(3, min(VALIDATIONS_PER_RUN, int(VALIDATION_SHARE * left / max(eval_s, 1e-6))))
         more = max(1, int((left - evals * eval_s) / step_s))
         self.total_steps = self.step + more
         self.schedule.total_steps = self.total_steps
@@ -385,8 +387,9 @@ class Trainer:
         elif cfg.clip == 0:
             cause = "exploding gradients with clipping off; retry with --clip 1"
         else:
-            cause = (f"the learning rate ({cfg.lr:g} with {cfg.optimizer}) is too high for this model "
-                     f"and data; retry with a lower --lr (say {cfg.lr / 4:g}) or with --warmup")
+            lr = cfg.learning_rate
+            cause = (f"the learning rate ({lr:g} with {cfg.optimizer}) is too high for this model "
+                     f"and data; retry with a lower --lr (say {lr / 4:g}) or with --warmup")
         kept = (f"the last good checkpoint is kept in {self.run.path} (step "
                 f"{self.run.load_trainer_state()['step']})" if self.run is not None
                 and (self.run / "trainer_state.pt").is_file() else "no checkpoint was written")

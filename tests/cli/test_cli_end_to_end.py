@@ -101,7 +101,7 @@ def test_bad_input_is_one_clear_line(tmp_path, text, capsys):
     empty.write_text("")
     assert "is empty" in run_error(capsys, ["train", "--data", str(empty), *TINY])
     short = tmp_path / "short.txt"
-    short.write_text("too short")
+    short.write_text("too short " * 5)
     assert "fewer than one batch needs" in run_error(capsys, ["train", "--data", str(short), *TINY])
     err = run_error(capsys, ["train", "--data", "timemashine", *TINY])
     assert "known names: shakespeare, stdlib, timemachine" in err

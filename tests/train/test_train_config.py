@@ -60,8 +60,8 @@ def test_flags_are_derived_and_only_given_ones_are_returned():
 def test_train_config_rules():
     assert TrainConfig().minutes == 3.0 and TrainConfig().budget == ("minutes", 3.0)
     assert TrainConfig(steps=10).budget == ("steps", 10) and TrainConfig(steps=10).minutes is None
-    assert TrainConfig(optimizer="sgd").lr == 1.0          # the textbook's rate
-    assert TrainConfig(optimizer="adam").lr == 3e-3
+    assert TrainConfig(optimizer="sgd").learning_rate == 1.0   # the textbook's rate
+    assert TrainConfig(optimizer="adam").learning_rate == 3e-3 and TrainConfig().lr is None
     with pytest.raises(ValueError, match="give one budget"):
         TrainConfig(steps=10, minutes=1)
     with pytest.raises(ValueError, match="steps must be > 0, got 0"):
