@@ -34,6 +34,8 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 from torch import nn
 
+from rnnkit.data.textio import atomic_write_bytes
+
 CONFIG, VOCAB, BEST, LAST = "config.json", "vocab.json", "model.safetensors", "last.safetensors"
 TRAINER_STATE, HISTORY, CURVES, SAMPLES = "trainer_state.pt", "history.jsonl", "curves.png", "samples.txt"
 
@@ -49,22 +51,9 @@ class RunFolderError(ValueError):
 
 
 def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` to ``path`` through a temporary file in the same folder and ``os.replace``."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    if isinstance(data, str):
-        data = data.encode("utf-8")
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        os.chmod(tmp, FILE_MODE)
-        with os.fdopen(fd, "wb") as f:
-            f.write(data)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
+    """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically, readable by others
+    (`rnnkit.data.textio.atomic_write_bytes`: a temporary file in the same folder, then ``os.replace``)."""
+    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data, mode=FILE_MODE)
 
 
 class RunFolder:
