@@ -117,7 +117,7 @@ def add_arguments(parser, cls, *, skip: tuple[str, ...] = ()) -> None:
         meta = f.metadata
         help_text = meta.get("help", "")
         default = f.default if f.default is not dataclasses.MISSING else None
-        if default is not None or base is not bool:
+        if default is not None and base is not bool:  # None's meaning is in the help text
             help_text += f" (default: {default})"
         flags = [flag_of(f), *meta.get("aliases", ())]
         common = dict(dest=name, default=argparse.SUPPRESS, help=help_text)
@@ -156,7 +156,8 @@ class TrainConfig:
     """How to train, whatever the task: optimizer, schedule, budget, validation, precision."""
 
     optimizer: str = option("adamw", "optimizer", choices=OPTIMIZERS)
-    lr: float | None = option(None, "learning rate (none: 3e-3 for adam/adamw, 1 for sgd)")
+    lr: float | None = option(None, "learning rate (none: the task's recipe chooses; else 3e-3 for "
+                                    "adam/adamw, 1 for sgd)")
     momentum: float = option(0.0, "SGD momentum")
     weight_decay: float = option(0.1, "weight decay (decoupled for adamw; L2 for adam and sgd); "
                                       "applied to weight matrices, not to biases")

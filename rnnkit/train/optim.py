@@ -43,8 +43,9 @@ def build_optimizer(model: nn.Module, cfg: TrainConfig) -> torch.optim.Optimizer
 class Schedule:
     """Sets each parameter group's learning rate from the step: ``lr * warmup(step) * shape(step)``.
 
-    ``total_steps`` may be unknown at first (a budget in minutes): until it is set, cosine stays at
-    its start. Call :meth:`step` after each optimizer step and :meth:`observe` after each validation.
+    The cosine's progress is ``step / total_steps``, or, for a budget in minutes, the share of the
+    time spent (``progress`` of :meth:`set`). Call :meth:`set` after each optimizer step and
+    :meth:`observe` after each validation.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
@@ -58,17 +59,21 @@ class Schedule:
         self.bad = 0                # plateau: validations since the best
         self.set(0)
 
-    def factor_at(self, step: int) -> float:
-        """The multiplier of the base learning rate for optimizer step ``step + 1`` (0-based)."""
+    def factor_at(self, step: int, progress: float | None = None) -> float:
+        """The multiplier of the base learning rate for optimizer step ``step + 1`` (0-based);
+        ``progress`` in [0, 1] replaces ``step / total_steps`` for the cosine."""
         f = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
-        if self.kind == "cosine" and self.total_steps:
-            span = max(1, self.total_steps - self.warmup)
-            t = min(1.0, max(0, step - self.warmup) / span)
+        if self.kind == "cosine" and (progress is not None or self.total_steps):
+            if progress is not None:
+                t = progress
+            else:
+                span = max(1, self.total_steps - self.warmup)
+                t = min(1.0, max(0, step - self.warmup) / span)
             f *= self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))
         return f * self.scale
 
-    def set(self, step: int) -> float:
-        lr = self.base_lr * self.factor_at(step)
+    def set(self, step: int, progress: float | None = None) -> float:
+        lr = self.base_lr * self.factor_at(step, progress)
         for g in self.optimizer.param_groups:
             g["lr"] = lr
         return lr

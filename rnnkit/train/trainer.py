@@ -111,19 +111,16 @@ class Trainer:
             self.total_steps = int(value)
         elif kind == "epochs":
             self.total_steps = max(1, math.ceil(value * self.task.steps_per_epoch))
+        self.deadline_s = value * 60 if kind == "minutes" else None
         self.schedule = Schedule(self.optimizer, cfg, self.total_steps)
         if self.resume:
             same_budget = self._load() == [kind, value]
-            if kind == "minutes":
-                # the step count fixed when the run calibrated, unless the budget changed
-                self.total_steps = self.schedule.total_steps if same_budget else None
             self.schedule.total_steps = self.total_steps
             if not same_budget and cfg.eval_every is None:
                 self.eval_every = None
-            self.schedule.set(self.step)
+            self.schedule.set(self.step, self._time_fraction())
         if self.total_steps is not None and self.eval_every is None:
             self.eval_every = max(1, math.ceil(self.total_steps / VALIDATIONS_PER_RUN))
-        self.deadline_s = value * 60 if kind == "minutes" else None
         self._autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                           if cfg.precision == "bf16" else contextlib.nullcontext())
 
@@ -184,8 +181,12 @@ class Trainer:
         t_start = time.perf_counter() - self.elapsed
         self._last_plot = time.perf_counter()
         self._t_log, self._paused = time.perf_counter(), 0.0
-        if self.total_steps is None:
-            self._calibrating = (self.step + 3, None)   # time steps from here to pick total_steps
+        if self.deadline_s is not None:
+            if self.elapsed >= self.deadline_s:
+                self.stop_reason = (f"the run already used its {self.deadline_s / 60:g} minutes "
+                                    f"({self.step} steps)")
+            elif self.eval_every is None:
+                self._calibrating = (self.step + 3, None)  # time steps from here to space validations
         elif self.step >= self.total_steps:
             self.stop_reason = f"the run already did {self.step} of its {self.total_steps} steps"
         status = "finished"
@@ -204,12 +205,12 @@ class Trainer:
                 if self._ema is not None:
                     self._update_average()
                 self.step += 1
-                self.schedule.set(self.step)
+                self.elapsed = time.perf_counter() - t_start
+                self.schedule.set(self.step, self._time_fraction())
                 self._window.append(loss.detach())
                 self._window_tokens += n_tokens
                 for cb in self.callbacks:
                     cb.on_step_end(self)
-                self.elapsed = time.perf_counter() - t_start
                 if self._calibrating is not None:
                     self._calibrate()
                 out_of_time = self.deadline_s is not None and self.elapsed >= self.deadline_s
@@ -235,10 +236,14 @@ class Trainer:
             cb.on_train_end(self, result)
         return result
 
+    def _time_fraction(self) -> float | None:
+        """With a budget in minutes, the schedule follows the share of the time spent (so it ends
+        where the budget does, however fast the machine turns out to be); else None (steps)."""
+        return None if self.deadline_s is None else min(1.0, self.elapsed / self.deadline_s)
+
     def _calibrate(self) -> None:
-        """Budget in minutes: after a few timed steps and one timed validation, fix total_steps
-        (so the schedule and the validation points are functions of the step, as for a step
-        budget) and eval_every."""
+        """Budget in minutes: after a few timed steps and one timed validation, space the
+        validations about evenly over the time left (within `VALIDATION_SHARE` of it)."""
         start_step, t0 = self._calibrating
         if self.step == start_step:
             self._calibrating = (start_step, time.perf_counter())
@@ -258,10 +263,7 @@ class Trainer:
         left = max(0.0, self.deadline_s - self.elapsed - eval_s)
         evals = max(3, min(VALIDATIONS_PER_RUN, int(VALIDATION_SHARE * left / max(eval_s, 1e-6))))
         more = max(1, int((left - evals * eval_s) / step_s))
-        self.total_steps = self.step + more
-        self.schedule.total_steps = self.total_steps
-        if self.eval_every is None:
-            self.eval_every = max(1, math.ceil(self.total_steps / evals))
+        self.eval_every = max(1, math.ceil((self.step + more) / evals))
 
     def _read_window(self) -> tuple[list[float], list[float]]:
         """The losses and gradient norms since the last log, read from the device at once (the one
@@ -343,7 +345,7 @@ class Trainer:
                 self.run.path.mkdir(parents=True, exist_ok=True)
                 self.run.save_weights(BEST, self.model, self.step)
         self.schedule.observe(metrics["loss"])
-        self.schedule.set(self.step)
+        self.schedule.set(self.step, self._time_fraction())
         self.history.append(record)
         self.last_val = {k: v for k, v in record.items() if k != "sample"}
         if is_best:

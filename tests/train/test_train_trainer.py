@@ -188,14 +188,22 @@ def test_half_written_checkpoint_pair_is_refused(tmp_path):
         Trainer(ToyTask(), TrainConfig(**CFG), t.run, resume=True, echo=lambda s: None).fit()
 
 
-def test_minutes_budget_calibrates_a_step_count_and_ends_with_a_validation():
-    cfg = TrainConfig(**{**CFG, "steps": None, "minutes": 0.02, "eval_every": None})
-    t = Trainer(ToyTask(), cfg, None, echo=lambda s: None)
+def test_minutes_budget_follows_the_clock_and_ends_with_a_validation():
+    cfg = TrainConfig(**{**CFG, "steps": None, "minutes": 0.02, "eval_every": None, "warmup": 0})
+    lrs = []
+
+    class Watch(Callback):
+        def on_step_end(self, trainer):
+            lrs.append((trainer.elapsed, trainer.optimizer.param_groups[0]["lr"]))
+
+    t = Trainer(ToyTask(), cfg, None, callbacks=[Watch()], echo=lambda s: None)
     res = t.fit()
-    assert res.status == "finished"
-    assert t.total_steps is not None and t.eval_every >= 1
-    assert t.history[-1]["split"] == "val" and t.history[-1]["step"] == res.step
-    assert t.elapsed < 30
+    assert res.status == "finished" and t.elapsed >= 1.2
+    assert t.eval_every >= 1 and t.history[-1]["split"] == "val"
+    assert t.history[-1]["step"] == res.step
+    for elapsed, lr in lrs[1:]:   # cosine over the share of the 1.2 s spent
+        frac = min(1.0, elapsed / 1.2)
+        assert lr == pytest.approx(0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))))
 
 
 def test_resuming_a_finished_run_does_nothing_until_the_budget_grows(tmp_path):
