@@ -14,7 +14,8 @@ def never():
 
 
 def test_small_text_gets_the_deep_regularised_recipe():
-    # 40 epochs of a 100k-token text: passes >= 10 -> 2 layers, batch 32, lr 4e-3, max dropout
+    # 40 epochs of a 100k-token text: a 2-layer model would read it 40 / 3 >= 10 times
+    # -> 2 layers, batch 32, lr 4e-3, max dropout
     cfg, tr, why = recipe.choose(LMConfig(), TrainConfig(epochs=40), 100_000, never)
     assert (cfg.layers, cfg.batch_size, tr.lr) == (2, 32, 4e-3)
     assert cfg.dropout == 0.3 and "small-text recipe" in why
@@ -32,11 +33,14 @@ def test_large_text_gets_the_fast_unregularised_recipe():
 def test_minutes_budget_measures_the_speed_once_and_discounts_depth():
     calls = []
     speed = lambda: calls.append(1) or 10_000.0
-    # 3 minutes at 10k tokens/s over 100k tokens: 18 passes with one layer -> small text;
-    # the 2-layer model reads 18 / 2.2 times
-    cfg, tr, _ = recipe.choose(LMConfig(), TrainConfig(minutes=3), 100_000, speed)
+    # 3 minutes at 10k tokens/s over 50k tokens: 36 passes with one layer, 36 / 3 = 12 with two
+    # -> small text, dropout from the 2-layer model's 12 passes
+    cfg, tr, _ = recipe.choose(LMConfig(), TrainConfig(minutes=3), 50_000, speed)
     assert len(calls) == 1 and cfg.layers == 2
-    assert cfg.dropout == pytest.approx(round(18 / recipe.DEEP_SLOWDOWN / 80, 3))
+    assert cfg.dropout == pytest.approx(round(36 / recipe.DEEP_SLOWDOWN / 80, 3))
+    # the same over 100k tokens: 18 passes, 6 with two layers -> one layer, dropout from 18
+    cfg, tr, _ = recipe.choose(LMConfig(), TrainConfig(minutes=3), 100_000, speed)
+    assert cfg.layers == 1 and cfg.dropout == pytest.approx(round(18 / 80, 3))
 
 
 def test_user_choices_are_kept():
