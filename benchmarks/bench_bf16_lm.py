@@ -11,7 +11,8 @@ import sys
 import time
 from pathlib import Path
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+if "--omp-passive" in sys.argv:  # idle OpenMP threads sleep: must be set before torch loads OpenMP
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
@@ -24,6 +25,10 @@ from rnnkit.core.precision import autocast  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning; "
+                         "steadier on a machine shared with other jobs, slower per call (off by "
+                         "default, as users run)")
     ap.add_argument("--cell", default="LSTM", choices=["LSTM", "GRU", "RNN"])
     args = ap.parse_args()
     data = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))

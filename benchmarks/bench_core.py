@@ -23,9 +23,11 @@ import sys
 import time
 from pathlib import Path
 
-# Idle OpenMP threads sleep instead of spinning: on a shared machine (other processes on the same
-# cores) spinning threads make multi-threaded timings swing by 10-50x. Set before torch loads OpenMP.
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+# --omp-passive: idle OpenMP threads sleep instead of spinning. On a machine shared with other jobs
+# spinning threads make multi-threaded timings swing by 10-50x; on a quiet one sleeping threads make
+# every small call slower. Set before torch loads OpenMP; off by default, as users run.
+if "--omp-passive" in sys.argv:  # idle OpenMP threads sleep: must be set before torch loads OpenMP
+    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
 
 import torch  # noqa: E402
 
@@ -97,6 +99,10 @@ def main(argv=None) -> list[tuple]:
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 repeats, no warm-up beyond one")
     ap.add_argument("--repeats", type=int, default=None, help="override the repeats of every case")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
+    ap.add_argument("--omp-passive", action="store_true",
+                    help="OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning; "
+                         "steadier on a machine shared with other jobs, slower per call (off by "
+                         "default, as users run)")
     ap.add_argument("--cases", default="ab", help="which cases to run, by letter (default: ab)")
     ap.add_argument("--cells", default=",".join(CELLS), help="comma-separated, default: all")
     args = ap.parse_args(argv)

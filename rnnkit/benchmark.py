@@ -22,7 +22,6 @@ import subprocess
 import sys
 import time
 
-os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")  # idle OpenMP threads sleep: fairer when shared
 os.environ.setdefault("KERAS_BACKEND", "torch")
 
 import torch  # noqa: E402

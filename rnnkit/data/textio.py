@@ -155,17 +155,41 @@ def encode_file(path: str | os.PathLike, vocab: Vocab, encoding: str = "utf-8",
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"text file {str(path)!r} does not exist (or is not a file)")
-    out = np.empty(path.stat().st_size + 1, dtype=vocab.dtype)
+    chunks = iter_text_chunks(path, encoding, errors, chunk_bytes=chunk_bytes, progress=progress)
+    out = _encode_pieces(chunks, vocab, path.stat().st_size + 1)
+    if len(out) == 0:
+        raise ValueError(f"text file {str(path)!r} is empty; expected some text to train on")
+    return out
+
+
+def encode_text(text: str, vocab, *, chunk_chars: int = CHUNK_BYTES, progress: bool | None = None,
+                desc: str = "encoding") -> np.ndarray:
+    """``vocab.encode(text)`` in pieces, into one array of ``vocab.dtype`` (no intermediate copy of
+    the ids), with a progress bar when ``progress`` (``None``: for texts of `PROGRESS_MIN_BYTES`
+    characters or more)."""
+    show = len(text) >= PROGRESS_MIN_BYTES if progress is None else progress
+    with tqdm(total=len(text), unit="char", unit_scale=True, disable=not show, desc=desc) as bar:
+        def pieces():
+            for start in range(0, len(text), chunk_chars):
+                piece = text[start:start + chunk_chars]
+                yield piece
+                bar.update(len(piece))
+        return _encode_pieces(pieces(), vocab, len(text) + 1)
+
+
+def _encode_pieces(pieces: Iterator[str], vocab, capacity: int) -> np.ndarray:
+    """Encode consecutive pieces of one text, each cut where the vocabulary's normalisation and
+    tokenizer cannot straddle it (``vocab.safe_cut``), into an array preallocated for ``capacity``
+    tokens (an upper bound), then shrunk in place."""
+    out = np.empty(capacity, dtype=vocab.dtype)
     n = 0
     rest = ""
-    for chunk in iter_text_chunks(path, encoding, errors, chunk_bytes=chunk_bytes, progress=progress):
+    for chunk in pieces:
         text = rest + chunk
         cut = vocab.safe_cut(text)
         rest = text[cut:]
         n = _append(out, n, vocab.encode(text[:cut]))
     n = _append(out, n, vocab.encode(rest))
-    if n == 0:
-        raise ValueError(f"text file {str(path)!r} is empty; expected some text to train on")
     out.resize((n,), refcheck=False)  # shrink in place: no second copy of the ids
     return out
 

@@ -153,7 +153,7 @@ def train(data: str | None = None, *, out=None, resume=None, progress: bool = Tr
         torch.set_num_threads(tr_cfg.threads)
     device = resolve_device(tr_cfg.device)
     vocab = load_vocab(run.require(VOCAB)) if resume is not None else None
-    lm_data = load_lm_data(lm_cfg, vocab)
+    lm_data = load_lm_data(lm_cfg, vocab, progress=None if progress else False)
     vocab = lm_data.vocab
     if resume is None:
         lm_cfg, tr_cfg, why = recipe.choose(

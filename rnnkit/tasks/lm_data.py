@@ -13,6 +13,7 @@ import torch
 
 from rnnkit.data import CharVocab, Corpus, RandomBatcher, SequentialBatcher, Vocab, WordVocab, \
     load_corpus
+from rnnkit.data.textio import encode_text
 from rnnkit.tasks.lm_model import LanguageModel, lm_loss, sum_log_loss
 
 
@@ -42,14 +43,16 @@ def build_vocab(cfg, corpus: Corpus) -> Vocab:
                                lower=cfg.lower, letters_only=cfg.letters_only)
 
 
-def load_lm_data(cfg, vocab: Vocab | None = None) -> LMData:
+def load_lm_data(cfg, vocab: Vocab | None = None, *, progress: bool | None = None) -> LMData:
     """Load ``cfg.data`` split into training and validation text and encode it (with ``vocab``, or a
-    vocabulary built from the corpus). Errors say which option to change; see also
+    vocabulary built from the corpus), with a progress bar for a large text (``progress=None``: a
+    16 MiB or more; see `rnnkit.data.textio.encode_text`). Errors say which option to change; see also
     `check_batch_fits`."""
     corpus = load_corpus(cfg.data, val_fraction=cfg.val_fraction, split=cfg.split,
                          encoding=cfg.encoding, errors=cfg.errors)
     vocab = vocab or build_vocab(cfg, corpus)
-    train_ids, val_ids = vocab.encode(corpus.train_text), vocab.encode(corpus.val_text)
+    train_ids = encode_text(corpus.train_text, vocab, progress=progress, desc="encoding training text")
+    val_ids = encode_text(corpus.val_text, vocab, progress=progress, desc="encoding validation text")
     if len(val_ids) < 2:
         raise ValueError(f"data {cfg.data!r}: the validation text has {len(val_ids)} tokens; at least "
                          f"2 are needed; raise --val-fraction (now {cfg.val_fraction})")
@@ -66,9 +69,25 @@ def check_batch_fits(cfg, data: LMData) -> None:
             f"+ 1 = {need:,}; use a longer text or a smaller --batch-size / --seq-len")
 
 
+def _as_tensor(ids) -> torch.Tensor:
+    """Token ids (array or list) as a CPU tensor sharing a NumPy array's memory where torch has its
+    dtype (uint8, int16, int32, int64); other integer dtypes are widened to int64."""
+    arr = np.ascontiguousarray(ids)
+    if arr.dtype not in (np.uint8, np.int16, np.int32, np.int64):
+        arr = arr.astype(np.int64)
+    return torch.from_numpy(arr)
+
+
+_HASH_CHUNK = 1 << 20  # token ids per piece (8 MiB as int64)
+
+
 def fingerprint(ids: np.ndarray) -> str:
-    """SHA-256 of the token ids: resuming checks the data is the same as before."""
-    return hashlib.sha256(np.ascontiguousarray(ids, dtype=np.int64).tobytes()).hexdigest()
+    """SHA-256 of the token ids (as little-endian int64, whatever their dtype): resuming checks the
+    data is the same as before. Hashed in pieces, so a large text needs no second copy of its ids."""
+    h = hashlib.sha256()
+    for start in range(0, len(ids), _HASH_CHUNK):
+        h.update(np.asarray(ids[start:start + _HASH_CHUNK], dtype="<i8").tobytes())
+    return h.hexdigest()
 
 
 def metrics(total_nats: float, count: int, unit: str) -> dict:
@@ -83,7 +102,7 @@ def evaluate_ids(model: LanguageModel, ids, unit: str) -> dict:
     was_training = model.training
     model.eval()
     try:
-        total, count = sum_log_loss(model, torch.as_tensor(np.asarray(ids, dtype=np.int64)))
+        total, count = sum_log_loss(model, _as_tensor(ids))
     finally:
         model.train(was_training)
     return metrics(total, count, unit)
@@ -106,7 +125,7 @@ class LMTask:
             self.batcher = RandomBatcher(data.train_ids, cfg.batch_size, cfg.seq_len, seed=seed)
         self.carry = cfg.batching == "sequential"
         self.steps_per_epoch = len(self.batcher)
-        self.val_ids = torch.as_tensor(np.asarray(data.val_ids, dtype=np.int64))
+        self.val_ids = _as_tensor(data.val_ids)  # shares the array's memory
         self.state = None
         self._it = iter(self.batcher)
         self._fingerprint = fingerprint(data.train_ids)

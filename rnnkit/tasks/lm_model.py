@@ -129,7 +129,8 @@ def sum_log_loss(model: LanguageModel, ids: Tensor, *, max_streams: int = 64,
     ``ids`` ``(N,)`` is cut into up to ``max_streams`` contiguous streams (at least ``min_stream``
     tokens each, so few tokens are predicted from a cold state), run in parallel ``T`` steps at a
     time carrying the state; the few tokens left over continue the last stream. Every token after
-    the first is scored exactly once, whatever the sizes.
+    the first is scored exactly once, whatever the sizes. ``ids`` may have any integer dtype (the
+    corpus's own, e.g. uint8): pieces are widened to int64 as they are read, not the whole text.
     """
     device = next(model.parameters()).device
     ids = ids.to(device)
@@ -143,16 +144,16 @@ def sum_log_loss(model: LanguageModel, ids: Tensor, *, max_streams: int = 64,
     y = ids[1:B * L + 1].view(B, L)
     total, state = torch.zeros((), dtype=torch.float64, device=device), None
     for t in range(0, L, T):
-        logits, state = model.forward_time_major(x[:, t:t + T].t(), state)  # (T', B, V)
+        logits, state = model.forward_time_major(x[:, t:t + T].t().long(), state)  # (T', B, V)
         total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                 y[:, t:t + T].t().reshape(-1), reduction="sum").double()
+                                 y[:, t:t + T].t().reshape(-1).long(), reduction="sum").double()
     rest = N - 1 - B * L
     if rest:
         last = tuple(s[:, B - 1:B].contiguous() for s in state)
         for t in range(0, rest, T):
             a = B * L + t
             n = min(T, rest - t)
-            logits, last = model.forward_time_major(ids[a:a + n].view(n, 1), last)
+            logits, last = model.forward_time_major(ids[a:a + n].view(n, 1).long(), last)
             total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
-                                     ids[a + 1:a + 1 + n], reduction="sum").double()
+                                     ids[a + 1:a + 1 + n].long(), reduction="sum").double()
     return float(total), N - 1

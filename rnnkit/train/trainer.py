@@ -32,7 +32,7 @@ from rnnkit.train import history as hist
 from rnnkit.train.checkpoint import BEST, CURVES, HISTORY, LAST, SAMPLES, RunFolder, RunFolderError, \
     atomic_write
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.optim import Schedule, build_optimizer
+from rnnkit.train.optim import Schedule, build_optimizer, clip_grad_norm
 from rnnkit.train.runtime import StopOnSignals, rng_state, set_rng_state
 
 STATE_VERSION = 1
@@ -200,7 +200,7 @@ class Trainer:
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip > 0:
-                    self._norms.append(torch.nn.utils.clip_grad_norm_(params, cfg.clip, foreach=True))
+                    self._norms.append(clip_grad_norm(params, cfg.clip))
                 opt.step()
                 if self._ema is not None:
                     self._update_average()

@@ -4,7 +4,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from rnnkit.data.textio import encode_file, iter_text_chunks, read_text
+from rnnkit.data.textio import encode_file, encode_text, iter_text_chunks, read_text
 from rnnkit.data.vocab import CharVocab, WordVocab
 
 MIXED = "line one\r\nläne twö 😀\r\n\r\nend\rx, y; don't stop.\n日本語のテキスト\r\n"
@@ -81,3 +81,13 @@ def test_encode_file_on_real_data(data_dir):
     vocab = CharVocab.from_text(read_text(p), letters_only=True)
     ids = encode_file(p, vocab, chunk_bytes=4096, progress=False)
     np.testing.assert_array_equal(ids, vocab.encode(read_text(p)))
+
+
+@pytest.mark.parametrize("chunk", [1, 5, 64])
+def test_encode_text_in_pieces_equals_encode_of_the_whole_text(chunk):
+    text = (MIXED + "Hello,,, -- world!!  42 times...\n") * 7
+    for vocab in (CharVocab.from_text(text, letters_only=True), WordVocab.from_text(text),
+                  CharVocab.from_text(text[:40], lower=True)):
+        ids = encode_text(text, vocab, chunk_chars=chunk, progress=False)
+        assert ids.dtype == vocab.dtype and ids.base is None
+        np.testing.assert_array_equal(ids, vocab.encode(text))

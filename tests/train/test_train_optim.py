@@ -6,7 +6,7 @@ import torch
 from torch import nn
 
 from rnnkit.train.config import TrainConfig
-from rnnkit.train.optim import Schedule, build_optimizer, parameter_groups
+from rnnkit.train.optim import Schedule, build_optimizer, clip_grad_norm, parameter_groups
 
 
 def model():
@@ -66,3 +66,23 @@ def test_weight_decay_skips_biases_and_counts_tied_weights_once():
     assert [tuple(p.shape) for p in decay["params"]] == [(4, 3), (2, 4)]
     assert [tuple(p.shape) for p in plain["params"]] == [(4,), (2,)]
     assert decay["weight_decay"] == 0.1 and plain["weight_decay"] == 0.0
+
+
+@pytest.mark.parametrize("max_norm", [1e-3, 1.0, 1e3])   # clipped, borderline, untouched
+def test_clip_grad_norm_equals_torch(max_norm):
+    torch.manual_seed(0)
+    ours, ref = [torch.nn.Linear(7, 5), torch.nn.Linear(5, 3)], [torch.nn.Linear(7, 5), torch.nn.Linear(5, 3)]
+    for a, b in zip(ours, ref):
+        b.load_state_dict(a.state_dict())
+    x = torch.randn(4, 7)
+    for net in (ours, ref):
+        net[1](net[0](x)).pow(2).sum().backward()
+    pa = [p for m in ours for p in m.parameters()]
+    pb = [p for m in ref for p in m.parameters()]
+    pa[-1].grad = None   # a parameter without a gradient is skipped by both
+    pb[-1].grad = None
+    total = clip_grad_norm(pa, max_norm)
+    expected = torch.nn.utils.clip_grad_norm_(pb, max_norm, foreach=True)
+    assert torch.equal(total, expected)
+    for a, b in zip(pa[:-1], pb[:-1]):
+        assert torch.equal(a.grad, b.grad)
