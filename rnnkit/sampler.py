@@ -10,7 +10,10 @@ layer plus a few element-wise operations, under ``torch.inference_mode``:
   token (the embedding and the input projection folded together; one-hot input: ``W_ih^T + b``);
 - layer k > 0 multiplies ``[x, h]`` ``(B, I+H)`` by the stacked ``[W_ih; W_hh]^T`` once (for the GRU
   a block matrix keeps ``W_hn h`` apart, because the reset gate scales it);
-- the head is one product ``h W^T + b``.
+- the head is one product ``h W^T + b``;
+- with rnnkit's C++ kernels (`rnnkit.core.native`, float32/float64 on the CPU) the whole step after
+  the table lookup is one call (``torch.ops.rnnkit.sample_step``): the products through BLAS and one
+  element-wise pass per layer, instead of a dozen PyTorch operations per layer.
 
 The arithmetic is that of ``torch.nn`` up to the order of additions: probabilities agree to ~1e-6 in
 float32 (exactly enough in float64 that the same seed draws the same tokens). Other cells (custom,
@@ -27,6 +30,7 @@ from torch import Tensor, nn
 
 from rnnkit.generate import sample_next
 
+_MODE_CODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}  # sampler.cpp
 _TABLE_LIMIT = 1 << 24  # largest folded layer-0 table, in elements (64 MiB of float32)
 
 
@@ -82,7 +86,7 @@ class Sampler:
         with torch.inference_mode():
             if self.fast_unavailable is not None:
                 return self.prime(ids.unsqueeze(1), state)
-            state = tuple(s.clone() for s in state)
+            state = tuple(s.clone(memory_format=torch.contiguous_format) for s in state)
             return self._fast_step(ids, state), state
 
     def generate(self, length: int, *, prompt: Tensor | None = None, batch: int = 1,
@@ -158,6 +162,23 @@ class Sampler:
         self._head_w = self.head.weight.detach().t().contiguous()       # (H, V)
         self._head_b = (self.head.bias.detach() if self.head.bias is not None
                         else torch.zeros(self.vocab_size, dtype=self._head_w.dtype))
+        self._native = self._native_step()
+
+    def _native_step(self):
+        """``torch.ops.rnnkit.sample_step`` where it applies (folded table, CPU, float32/64, the C++
+        kernels built), else None."""
+        w = self._head_w
+        if self._table is None or w.device.type != "cpu" or w.dtype not in (torch.float32,
+                                                                              torch.float64):
+            return None
+        from rnnkit.core import native
+        if native.unavailable() is not None:
+            return None
+        self._w = [x.contiguous() for x in self._w]
+        self._b = [x.contiguous() for x in self._b]
+        self._head_b = self._head_b.contiguous()
+        self._empty = torch.empty(0, dtype=w.dtype)
+        return native.ops().sample_step
 
     # -- the step -------------------------------------------------------------------------------
     def _inputs(self, ids: Tensor) -> Tensor:
@@ -169,6 +190,9 @@ class Sampler:
         """One step from tokens ``ids`` ``(B,)``; updates ``state`` in place, returns the logits."""
         h_all = state[0]
         c_all = state[1] if self.mode == "lstm" else None
+        if self._native is not None and h_all.is_contiguous() and (c_all is None or c_all.is_contiguous()):
+            return self._native(self._table[ids], h_all, self._empty if c_all is None else c_all,
+                                self._w, self._b, self._head_w, self._head_b, _MODE_CODES[self.mode])
         x = None
         for k in range(self.num_layers):
             h = h_all[k]                                                # (B, H), a view

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-SOURCES = ("recurrence.cpp", "bindings.cpp")
+SOURCES = ("recurrence.cpp", "sampler.cpp", "bindings.cpp")
 HEADERS = ("common.h", "kernels.h")
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp-simd", "-fno-math-errno"]
 

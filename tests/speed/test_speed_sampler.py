@@ -103,3 +103,26 @@ def test_bad_arguments():
         Sampler(stack, emb, nn.Identity())
     with pytest.raises(ValueError, match="length must be an int >= 1, got 0"):
         Sampler(stack, emb, head).generate(0)
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("kind,kw", [("lstm", {}), ("gru", {}), ("rnn", {}),
+                                     ("rnn", {"nonlinearity": "relu"})], ids=["lstm", "gru", "tanh", "relu"])
+@pytest.mark.parametrize("batch", [1, 3])
+def test_native_step_equals_the_pytorch_step(kind, kw, batch, dtype, tol):
+    from rnnkit.core import native
+    if native.unavailable() is not None:
+        pytest.skip(native.unavailable())   # the PyTorch step is then the only one, tested above
+    emb, stack, head = model(kind, dtype, **kw)
+    fast = Sampler(stack, emb, head)
+    assert fast._native is not None          # the C++ step is the one the other tests exercise
+    slow = Sampler(stack, emb, head)
+    slow._native = None
+    state = tuple(torch.randn(2, batch, H, dtype=dtype) for _ in range(2 if kind == "lstm" else 1))
+    s_fast, s_slow = [tuple(s.clone() for s in state) for _ in range(2)]
+    for t in range(5):
+        ids = torch.randint(0, V, (batch,))
+        a, b = fast._fast_step(ids, s_fast), slow._fast_step(ids, s_slow)
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+        for x, y in zip(s_fast, s_slow):
+            torch.testing.assert_close(x, y, rtol=tol, atol=tol)

@@ -8,4 +8,5 @@ TORCH_LIBRARY(rnnkit, m) {
   m.def("gru_backward", &rnnkit::gru_backward);
   m.def("rnn_forward", &rnnkit::rnn_forward);
   m.def("rnn_backward", &rnnkit::rnn_backward);
+  m.def("sample_step", &rnnkit::sample_step);
 }

@@ -13,4 +13,6 @@ Tensor rnn_forward(Tensor xp, Tensor h0, Tensor w_hh, Tensor b_hh, bool relu, bo
                    bool bf16);
 std::vector<Tensor> rnn_backward(Tensor d_out, Tensor d_hn, Tensor out, Tensor h0, Tensor w_hh, bool has_bias,
                                  bool relu, bool reverse, bool bf16);
+Tensor sample_step(Tensor pre0, Tensor h, Tensor c, std::vector<Tensor> w, std::vector<Tensor> b,
+                   Tensor head_w, Tensor head_b, int64_t mode);
 }  // namespace rnnkit
