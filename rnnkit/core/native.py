@@ -26,9 +26,9 @@ from pathlib import Path
 import torch
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-SOURCES = ("recurrence.cpp", "sampler.cpp", "bindings.cpp")
+SOURCES = ("recurrence.cpp", "sampler.cpp", "minscan.cpp", "bindings.cpp")
 HEADERS = ("common.h", "kernels.h")
-FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp-simd", "-fno-math-errno"]
+FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-math-errno"]
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "error": None}
@@ -72,7 +72,7 @@ def _build() -> str | None:
         return "ninja is not installed (pip install ninja), needed to build the C++ kernels"
     try:
         cpp_extension.load(build_name(), [str(CSRC / s) for s in SOURCES], extra_cflags=FLAGS,
-                           extra_ldflags=["-lm"], is_python_module=False, verbose=False)
+                           extra_ldflags=["-lm", "-fopenmp"], is_python_module=False, verbose=False)
     except (RuntimeError, OSError, ImportError, subprocess.CalledProcessError) as e:
         # RuntimeError: the compiler or linker failed (its output is in the message); OSError /
         # ImportError: the library does not load (e.g. a BLAS symbol this torch build lacks).

@@ -11,7 +11,7 @@ from rnnkit.core import checks
 from rnnkit.core.bptt import run_cell_loop
 from rnnkit.core.kernels import KERNELS, fused_unavailable, reverse_padded, run_fused_padded
 from rnnkit.core.regularizers import Regularizers
-from rnnkit.core.scan import run_scan, scan_unavailable
+from rnnkit.core.scan import scan_layer, scan_unavailable
 
 
 class Recurrent(nn.Module):
@@ -105,11 +105,11 @@ class Recurrent(nn.Module):
             else:
                 if lengths is not None:
                     m = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.to(x.device).unsqueeze(0)).unsqueeze(2)
-                xp = self.cell.project_inputs(x)
                 if self._requested_kernel != "loop" and self._scan_unavailable is None:
-                    out, state = run_scan(self.cell, xp, state, m, masked_output)
+                    out, state = scan_layer(self.cell, x, state, m, masked_output)
                 else:
-                    out, state = run_cell_loop(self.cell, xp, state, m, masked_output,
+                    out, state = run_cell_loop(self.cell, self.cell.project_inputs(x), state, m,
+                                               masked_output,
                                                self.regularizers, self.training)
         if self.reverse:
             out = reverse_padded(out, lengths)

@@ -8,6 +8,9 @@ Three ways to compute all ``h_t`` of a sequence (shapes: T time, B batch, H hidd
   the same scan run backward in time (``g_t = dL/dh_t + a_{t+1} ⊙ g_{t+1}``). ``T`` small ops.
   For a cell (`run_scan`, no mask) it is `CellScan`: the same, with the cell's coefficients and
   their derivatives computed a block of steps at a time instead of as whole-sequence tensors.
+  For the stock minGRU/minLSTM cells with rnnkit's C++ kernels built (`rnnkit.core.native`) it is
+  `NativeMinScan`: gates and scan fused in C++, one pass per direction, no per-step overhead; `run_scan`
+  then uses it for ``algorithm="auto"`` too, as it beats the other two at every size.
 - ``parallel``: the log-space scan of Feng et al. 2024 (appendix B), made exact for any sign of
   ``h0``: ``h_t = exp(A_t) h0 + exp(A_t + logcumsumexp_s(log b_s - A_s))`` with
   ``A_t = sum_{s<=t} log a_s``. A handful of whole-sequence ops, O(log T) depth on a parallel
@@ -26,6 +29,9 @@ import math
 
 import torch
 from torch import Tensor
+from torch.nn import functional as F
+
+from rnnkit.core import native
 
 ALGORITHMS = ("auto", "sequential", "parallel", "chunked")
 
@@ -130,6 +136,52 @@ class CellScan(torch.autograd.Function):
         return None, d_xp, carry
 
 
+class NativeMinScan(torch.autograd.Function):
+    """``h = NativeMinScan.apply(xp, bias, h0, gates)``: `CellScan` of a stock minGRU (``gates=2``)
+    or minLSTM (``gates=3``) in rnnkit's C++ kernel (``csrc/minscan.cpp``): gates and scan fused, one
+    pass over the sequence per direction, rows of the batch in parallel. ``bias`` ``(G*H,)`` is added
+    to ``xp`` inside the kernel (None: ``xp`` includes it)."""
+
+    @staticmethod
+    def forward(ctx, xp: Tensor, bias: Tensor | None, h0: Tensor, gates: int) -> Tensor:
+        xp, h0 = xp.contiguous(), h0.contiguous()
+        b = xp.new_empty(0) if bias is None else bias.contiguous()
+        out = native.ops().min_scan_forward(xp, b, h0, gates)
+        ctx.gates = gates
+        ctx.save_for_backward(xp, b, out, h0)
+        return out
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, g_out: Tensor):
+        xp, b, out, h0 = ctx.saved_tensors
+        d_xp, d_h0 = native.ops().min_scan_backward(g_out.contiguous(), xp, b, out, h0, ctx.gates)
+        d_b = d_xp.sum((0, 1)) if ctx.needs_input_grad[1] else None
+        return d_xp, d_b, d_h0, None
+
+
+def scan_layer(cell, x: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
+               masked_output: str = "zero", algorithm: str = "auto"):
+    """`run_scan` of ``cell`` on raw inputs ``x`` ``(T, B, I)``: the engine's entry point. Where
+    `NativeMinScan` applies, the input projection is one product without the bias (adding the bias
+    to a product's output costs a pass over ``(T, B, G*H)``; the kernel adds it on the fly)."""
+    if (algorithm in ("auto", "sequential") and mask is None and not torch.is_autocast_enabled()
+            and native_scan_unavailable(cell, x) is None):
+        h = NativeMinScan.apply(F.linear(x, cell.weight_ih), cell.bias_ih, state[0], cell.gates)
+        return h, (h[-1],)
+    return run_scan(cell, cell.project_inputs(x), state, mask, masked_output, algorithm)
+
+
+def native_scan_unavailable(cell, xp: Tensor) -> str | None:
+    """Why `NativeMinScan` cannot run ``cell`` on ``xp``, or None."""
+    from rnnkit.cells.minimal import MinGRUCell, MinLSTMCell
+    if type(cell) not in (MinGRUCell, MinLSTMCell):
+        return f"{type(cell).__name__} is not a stock minGRU/minLSTM cell"
+    if xp.device.type != "cpu" or xp.dtype not in (torch.float32, torch.float64):
+        return f"the C++ scan runs float32/float64 on the CPU, got {xp.dtype} on {xp.device.type}"
+    return native.unavailable()
+
+
 # -- the log-space parallel scan -------------------------------------------------------------------
 def parallel_scan_log(log_a: Tensor, log_b: Tensor, h0: Tensor) -> Tensor:
     """``h_t`` from ``log a``, ``log b`` ``(T, B, H)`` and ``h0`` ``(B, H)`` of any sign.
@@ -221,6 +273,11 @@ def run_scan(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
     or None (masked steps keep the state: ``a=1, b=0``). Returns ``(out (T, B, H), (h_T,))``."""
     (h0,) = state
     T, B = xp.shape[0], xp.shape[1]
+    if (algorithm in ("auto", "sequential") and mask is None
+            and native_scan_unavailable(cell, xp) is None):
+        # the C++ scan has no per-step overhead: sequential is then the fastest at every size
+        h = NativeMinScan.apply(xp, None, h0, cell.gates)
+        return h, (h[-1],)
     if algorithm == "auto":
         algorithm = choose_algorithm(T, B, cell.hidden_size, device=xp.device)
     logs = None

@@ -21,7 +21,7 @@ from rnnkit.core.kernels import KERNELS, fused_unavailable, reverse_padded, run_
 from rnnkit.core.precision import check_precision
 from rnnkit.core.bptt import run_cell_loop
 from rnnkit.core.regularizers import Regularizers
-from rnnkit.core.scan import run_scan, scan_unavailable
+from rnnkit.core.scan import scan_layer, scan_unavailable
 
 
 class RecurrentStack(nn.Module):
@@ -223,7 +223,7 @@ class RecurrentStack(nn.Module):
                 seq = layer_in if d == 0 else _reverse(layer_in, lengths)
                 seq_m = m if (d == 0 or m is None) else _reverse(m, lengths)
                 if self._requested_kernel != "loop" and self._scan_unavailable is None:
-                    out, s_n = run_scan(cell, cell.project_inputs(seq), s0, seq_m, masked_output)
+                    out, s_n = scan_layer(cell, seq, s0, seq_m, masked_output)
                 else:
                     out, s_n = run_cell_loop(cell, cell.project_inputs(seq), s0, seq_m,
                                              masked_output, self.regularizers, self.training)

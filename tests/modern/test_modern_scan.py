@@ -119,3 +119,79 @@ def test_choose_algorithm_and_bad_names():
         RecurrentStack("lstm", 3, 4, kernel="scan")
     with pytest.raises(ValueError, match="kernel='scan' cannot serve .*zoneout"):
         RecurrentStack("mingru", 3, 4, kernel="scan", zoneout=0.1)
+
+
+def _native_or_skip():
+    from rnnkit.core import native
+    if native.unavailable() is not None:
+        pytest.skip(native.unavailable())   # then run_scan uses CellScan, tested above
+
+
+@pytest.mark.parametrize("cls", [MinGRUCell, MinLSTMCell])
+def test_native_min_scan_gradients_match_finite_differences(cls):
+    _native_or_skip()
+    torch.manual_seed(2)
+    cell = cls(3, 4).to(D)
+    xp = (3 * torch.randn(6, 3, cell.gates * 4, dtype=D)).requires_grad_()  # both sides of g's knee
+    h0 = torch.randn(3, 4, dtype=D, requires_grad=True)
+    bias = torch.randn(cell.gates * 4, dtype=D, requires_grad=True)   # added inside the kernel
+    assert scan.native_scan_unavailable(cell, xp) is None
+    assert torch.autograd.gradcheck(lambda xp, h0: scan.NativeMinScan.apply(xp, None, h0, cell.gates),
+                                    (xp, h0))
+    assert torch.autograd.gradcheck(lambda xp, b, h0: scan.NativeMinScan.apply(xp, b, h0, cell.gates),
+                                    (xp, bias, h0))
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-12), (torch.float32, 1e-5)])
+@pytest.mark.parametrize("cls", [MinGRUCell, MinLSTMCell])
+@pytest.mark.parametrize("scale", [1.0, 30.0])     # 30: saturated gates, softplus past its threshold
+def test_native_min_scan_equals_the_python_cell_scan(cls, scale, dtype, tol):
+    _native_or_skip()
+    torch.manual_seed(3)
+    cell = cls(5, 16).to(dtype)
+    xp0 = scale * torch.randn(40, 7, cell.gates * 16, dtype=dtype)
+    h00 = torch.randn(7, 16, dtype=dtype)
+    g = torch.randn(40, 7, 16, dtype=dtype)
+    results = []
+    for fn in (lambda xp, h0: scan.NativeMinScan.apply(xp, None, h0, cell.gates),
+               lambda xp, h0: scan.CellScan.apply(cell, xp, h0)):
+        xp, h0 = xp0.clone().requires_grad_(), h00.clone().requires_grad_()
+        out = fn(xp, h0)
+        (out * g).sum().backward()
+        results.append((out.detach(), xp.grad, h0.grad))
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_run_scan_takes_the_native_scan_only_where_it_applies():
+    _native_or_skip()
+    cell = MinGRUCell(3, 4)
+    assert scan.native_scan_unavailable(cell, torch.zeros(2, 1, 8)) is None
+    assert "bfloat16" in scan.native_scan_unavailable(cell, torch.zeros(2, 1, 8, dtype=torch.bfloat16))
+    assert "not a stock" in scan.native_scan_unavailable(object(), torch.zeros(2, 1, 8))
+
+
+@pytest.mark.parametrize("cls", [MinGRUCell, MinLSTMCell])
+def test_scan_layer_adds_the_bias_in_the_kernel_with_the_same_result(cls):
+    """The engine's entry point (unbiased product + bias in C++) against the cell's own projection
+    through the Python scan: outputs and the gradients of input, weight, bias and state."""
+    _native_or_skip()
+    torch.manual_seed(4)
+    cell = cls(5, 8).to(D)
+    with torch.no_grad():
+        cell.bias_ih.normal_()
+    x0, h00 = torch.randn(12, 3, 5, dtype=D), torch.randn(3, 8, dtype=D)
+    results = []
+    for fast in (True, False):
+        cell.zero_grad()
+        x, h0 = x0.clone().requires_grad_(), h00.clone().requires_grad_()
+        if fast:
+            out, (h,) = scan.scan_layer(cell, x, (h0,), None)
+        else:
+            out = scan.CellScan.apply(cell, cell.project_inputs(x), h0)
+            h = out[-1]
+        (out.sin().sum() + h.sum()).backward()
+        results.append([out.detach(), x.grad, h0.grad, cell.weight_ih.grad.clone(),
+                        cell.bias_ih.grad.clone()])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)

@@ -9,4 +9,6 @@ TORCH_LIBRARY(rnnkit, m) {
   m.def("rnn_forward", &rnnkit::rnn_forward);
   m.def("rnn_backward", &rnnkit::rnn_backward);
   m.def("sample_step", &rnnkit::sample_step);
+  m.def("min_scan_forward", &rnnkit::min_scan_forward);
+  m.def("min_scan_backward", &rnnkit::min_scan_backward);
 }

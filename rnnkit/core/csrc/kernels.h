@@ -15,4 +15,7 @@ std::vector<Tensor> rnn_backward(Tensor d_out, Tensor d_hn, Tensor out, Tensor h
                                  bool relu, bool reverse, bool bf16);
 Tensor sample_step(Tensor pre0, Tensor h, Tensor c, std::vector<Tensor> w, std::vector<Tensor> b,
                    Tensor head_w, Tensor head_b, int64_t mode);
+Tensor min_scan_forward(Tensor xp, Tensor bias, Tensor h0, int64_t gates);
+std::vector<Tensor> min_scan_backward(Tensor g_out, Tensor xp, Tensor bias, Tensor out, Tensor h0,
+                                      int64_t gates);
 }  // namespace rnnkit
