@@ -116,18 +116,26 @@ def scan_table(repeats: int) -> list[dict]:
 
 def learn_table(seconds: float) -> list[dict]:
     from rnnkit.tasks import language_model
+    from rnnkit.train.trainer import TrainingDiverged
     rows = []
     for cell in LM_CELLS:
         with tempfile.TemporaryDirectory() as tmp:
-            result = language_model.train(
-                "timemachine", out=Path(tmp) / "run", progress=False, echo=None, cell=cell,
-                letters_only=True, minutes=seconds / 60, sample_length=0,
-                threads=torch.get_num_threads(), seed=0)
+            note = ""
+            try:
+                result = language_model.train(
+                    "timemachine", out=Path(tmp) / "run", progress=False, echo=None, cell=cell,
+                    letters_only=True, minutes=seconds / 60, sample_length=0,
+                    threads=torch.get_num_threads(), seed=0)
+                steps, best = result.step, result.best
+            except TrainingDiverged as e:  # a finding to report, not a reason to stop the table
+                note, steps, best = f"diverged at step {e.step}", e.step, None
             history = [json.loads(line) for line in open(Path(tmp) / "run" / "history.jsonl")]
         speeds = [r["tokens_per_s"] for r in history if r.get("split") == "train"]
-        rows.append({"cell": cell, "steps": result.step,
+        vals = [r["ppl"] for r in history if r.get("split") == "val"]
+        best_ppl = best["ppl"] if best else (min(vals) if vals else None)
+        rows.append({"cell": cell, "steps": steps,
                      "train tokens/s": round(statistics.median(speeds)) if speeds else None,
-                     "best val ppl": round(result.best["ppl"], 3) if result.best else None})
+                     "best val ppl": round(best_ppl, 3) if best_ppl else None, "note": note})
         print(rows[-1], flush=True)
     return rows
 

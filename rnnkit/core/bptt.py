@@ -25,6 +25,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor
 
+from rnnkit.core import native
 from rnnkit.core.kernels import run_loop
 
 _HOOKS = ("recurrent_matrix", "pointwise_params", "pointwise_forward", "pointwise_backward")
@@ -103,11 +104,61 @@ def run_bptt(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
     return out, tuple(final)
 
 
+class NativeLayerNormLSTM(torch.autograd.Function):
+    """`BPTT` of a stock `LayerNormLSTMCell` in rnnkit's C++ kernel (``csrc/lnlstm.cpp``): per step
+    one small product and one element-wise pass doing both layer norms and the gates, instead of
+    ~30 PyTorch operations; the weight gradient is one product over all steps, as in `BPTT`.
+    ``apply(xp, h0, c0, W_hh, g_hh, b_hh, g_c, b_c, eps) -> (h_seq, h_T, c_T)``."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, c0, W, g_hh, b_hh, g_c, b_c, eps):
+        e = xp.new_empty(0)
+        args = [t.contiguous() for t in (xp, h0, c0, W, g_hh)]
+        b1 = e if b_hh is None else b_hh.contiguous()
+        g2 = g_c.contiguous()
+        b2 = e if b_c is None else b_c.contiguous()
+        out, c_all, hp, stats = native.ops().lnlstm_forward(*args, b1, g2, b2, float(eps))
+        ctx.has_bias = (b_hh is not None, b_c is not None)
+        ctx.save_for_backward(*args, b1, g2, b2, out, c_all, hp, stats)
+        return out, out[-1].clone(), c_all[-1].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out, d_hT, d_cT):
+        xp, h0, c0, W, g_hh, b1, g2, b2, out, c_all, hp, stats = ctx.saved_tensors
+        d_xp, d_hp, d_h0, d_c0, d_g1, d_b1, d_g2, d_b2 = native.ops().lnlstm_backward(
+            d_out.contiguous(), d_hT.contiguous(), d_cT.contiguous(), xp, c0, W, g_hh, b1, g2, b2,
+            c_all, hp, stats)
+        h_prev = torch.cat((h0.unsqueeze(0), out[:-1]))  # (T, B, H)
+        N, H = d_hp.shape[-1], h_prev.shape[-1]
+        d_W = d_hp.reshape(-1, N).t() @ h_prev.reshape(-1, H)  # all steps in one product
+        return (d_xp, d_h0, d_c0, d_W, d_g1, d_b1 if ctx.has_bias[0] else None, d_g2,
+                d_b2 if ctx.has_bias[1] else None, None)
+
+
+def native_ln_unavailable(cell, xp: Tensor) -> str | None:
+    """Why `NativeLayerNormLSTM` cannot run ``cell`` on ``xp``, or None."""
+    from rnnkit.cells.layernorm import LayerNormLSTMCell
+    if type(cell) is not LayerNormLSTMCell:
+        return f"{type(cell).__name__} is not a stock LayerNormLSTMCell"
+    if xp.device.type != "cpu" or xp.dtype not in (torch.float32, torch.float64):
+        return f"the C++ kernel runs float32/float64 on the CPU, got {xp.dtype} on {xp.device.type}"
+    if torch.is_autocast_enabled():
+        return "inside an autocast region (bf16 products) the PyTorch loop runs"
+    return native.unavailable()
+
+
 def run_cell_loop(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
                   masked_output: str, regularizers, training: bool):
     """The loop kernel for one layer and direction: the hand-written backward when the cell offers
-    it and no per-step regulariser is active, else the autograd loop (with the regularisers)."""
+    it and no per-step regulariser is active (in C++ for the layer-normalised LSTM without a
+    mask), else the autograd loop (with the regularisers)."""
     stepper = regularizers.wrap(cell, training)
+    if stepper is cell and mask is None and native_ln_unavailable(cell, xp) is None:
+        h_seq, h_T, c_T = NativeLayerNormLSTM.apply(
+            xp, state[0], state[1], cell.weight_hh, cell.ln_hh_weight, cell.bias_hh,
+            cell.ln_c_weight, cell.ln_c_bias, cell.eps)
+        return h_seq, (h_T, c_T)
     if stepper is cell and has_bptt(cell):
         return run_bptt(cell, xp, state, mask, masked_output)
     return run_loop(stepper, xp, state, mask, masked_output)

@@ -278,3 +278,75 @@ def test_g_and_its_slope_equal_the_case_by_case_definition():
         mine = v.clone().requires_grad_()
         (auto_slope,) = torch.autograd.grad(g(mine).sum(), mine)
         assert torch.allclose(auto_slope, ref_slope, rtol=0, atol=1e-7), dtype
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_native_lnlstm_equals_the_python_bptt(bias, dtype, tol):
+    """The C++ layer-normalised LSTM (`NativeLayerNormLSTM`) against the hand-written Python BPTT
+    it replaces: outputs, final states and the gradients of every parameter, input and state."""
+    from rnnkit.core import bptt, native
+    if native.unavailable() is not None:
+        pytest.skip(native.unavailable())   # then the Python BPTT runs, tested above
+    torch.manual_seed(5)
+    cell = LayerNormLSTMCell(I, H, bias=bias).to(dtype)
+    with torch.no_grad():                   # away from the initial gains 1 and shifts 0
+        for p in cell.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x0 = torch.randn(T, B, I, dtype=dtype)
+    s0 = (torch.randn(B, H, dtype=dtype), torch.randn(B, H, dtype=dtype))
+    w = torch.randn(T, B, H, dtype=dtype)
+    results = []
+    for fast in (True, False):
+        cell.zero_grad()
+        x = x0.clone().requires_grad_()
+        state = tuple(s.clone().requires_grad_() for s in s0)
+        xp = cell.project_inputs(x)
+        assert bptt.native_ln_unavailable(cell, xp) is None
+        if fast:
+            out, h, c = bptt.NativeLayerNormLSTM.apply(
+                xp, *state, cell.weight_hh, cell.ln_hh_weight, cell.bias_hh, cell.ln_c_weight,
+                cell.ln_c_bias, cell.eps)
+        else:
+            out, (h, c) = bptt.run_bptt(cell, xp, state, None)
+        ((out * w).sum() + (h * c).sum()).backward()
+        grads = [p.grad.clone() for p in cell.parameters()]
+        results.append([out.detach(), h.detach(), c.detach(), x.grad, *(s.grad for s in state), *grads])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_native_lnlstm_gradients_match_finite_differences():
+    from rnnkit.core import bptt, native
+    if native.unavailable() is not None:
+        pytest.skip(native.unavailable())
+    torch.manual_seed(6)
+    cell = LayerNormLSTMCell(3, 4).to(D)
+    xp = torch.randn(5, 2, 16, dtype=D, requires_grad=True)
+    h0, c0 = (torch.randn(2, 4, dtype=D, requires_grad=True) for _ in range(2))
+    params = [p.detach().clone().add_(0.3 * torch.randn_like(p)).requires_grad_()
+              for p in (cell.weight_hh, cell.ln_hh_weight, cell.bias_hh, cell.ln_c_weight,
+                        cell.ln_c_bias)]
+    assert torch.autograd.gradcheck(
+        lambda *a: bptt.NativeLayerNormLSTM.apply(*a, cell.eps), (xp, h0, c0, *params))
+
+
+def test_stack_uses_the_native_lnlstm_and_matches_the_loop(assert_close):
+    from rnnkit.core import native
+    if native.unavailable() is not None:
+        pytest.skip(native.unavailable())
+    torch.manual_seed(7)
+    m = RecurrentStack("lnlstm", I, H, num_layers=2, dtype=D)
+    x = torch.randn(T, B, I, dtype=D, requires_grad=True)
+    out, (h, c) = m(x)
+    (out.sum() + c.sum()).backward()
+    fast = [out.detach(), h.detach(), c.detach(), x.grad.clone()] + [p.grad.clone() for p in m.parameters()]
+    m.zero_grad()
+    x.grad = None
+    ref = RecurrentStack("lnlstm", I, H, num_layers=2, dtype=D)
+    ref.load_state_dict(m.state_dict())
+    out2, (h2, c2) = ref(x, lengths=torch.full((B,), T))   # a mask: the Python BPTT runs
+    (out2.sum() + c2.sum()).backward()
+    slow = [out2.detach(), h2.detach(), c2.detach(), x.grad] + [p.grad for p in ref.parameters()]
+    for a, b in zip(fast, slow):
+        assert_close(a, b, "native lnlstm stack vs Python BPTT")

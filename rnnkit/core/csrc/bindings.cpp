@@ -11,4 +11,6 @@ TORCH_LIBRARY(rnnkit, m) {
   m.def("sample_step", &rnnkit::sample_step);
   m.def("min_scan_forward", &rnnkit::min_scan_forward);
   m.def("min_scan_backward", &rnnkit::min_scan_backward);
+  m.def("lnlstm_forward", &rnnkit::lnlstm_forward);
+  m.def("lnlstm_backward", &rnnkit::lnlstm_backward);
 }

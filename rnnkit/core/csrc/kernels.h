@@ -18,4 +18,9 @@ Tensor sample_step(Tensor pre0, Tensor h, Tensor c, std::vector<Tensor> w, std::
 Tensor min_scan_forward(Tensor xp, Tensor bias, Tensor h0, int64_t gates);
 std::vector<Tensor> min_scan_backward(Tensor g_out, Tensor xp, Tensor bias, Tensor out, Tensor h0,
                                       int64_t gates);
+std::vector<Tensor> lnlstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor W, Tensor g_hh,
+                                   Tensor b_hh, Tensor g_c, Tensor b_c, double eps);
+std::vector<Tensor> lnlstm_backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor xp, Tensor c0,
+                                    Tensor W, Tensor g_hh, Tensor b_hh, Tensor g_c, Tensor b_c,
+                                    Tensor call, Tensor hp, Tensor stats);
 }  // namespace rnnkit
