@@ -136,11 +136,36 @@ class NativeLayerNormLSTM(torch.autograd.Function):
                 d_b2 if ctx.has_bias[1] else None, None)
 
 
+class NativeLayerNormGRU(torch.autograd.Function):
+    """`BPTT` of a stock `LayerNormGRUCell` in C++ (``csrc/layernorm.cpp``), as
+    `NativeLayerNormLSTM`. ``apply(xp, h0, W_hh, g_hh, b_hh, eps) -> (h_seq, h_T)``."""
+
+    @staticmethod
+    def forward(ctx, xp, h0, W, g_hh, b_hh, eps):
+        args = [t.contiguous() for t in (xp, h0, W, g_hh)]
+        b = xp.new_empty(0) if b_hh is None else b_hh.contiguous()
+        out, hp, stats = native.ops().lngru_forward(*args, b, float(eps))
+        ctx.has_bias = b_hh is not None
+        ctx.save_for_backward(*args, b, out, hp, stats)
+        return out, out[-1].clone()
+
+    @staticmethod
+    @torch.autograd.function.once_differentiable
+    def backward(ctx, d_out, d_hT):
+        xp, h0, W, g_hh, b, out, hp, stats = ctx.saved_tensors
+        d_xp, d_hp, d_h0, d_g, d_b = native.ops().lngru_backward(
+            d_out.contiguous(), d_hT.contiguous(), xp, h0, W, g_hh, b, out, hp, stats)
+        h_prev = torch.cat((h0.unsqueeze(0), out[:-1]))
+        N, H = d_hp.shape[-1], h_prev.shape[-1]
+        d_W = d_hp.reshape(-1, N).t() @ h_prev.reshape(-1, H)
+        return d_xp, d_h0, d_W, d_g, d_b if ctx.has_bias else None, None
+
+
 def native_ln_unavailable(cell, xp: Tensor) -> str | None:
-    """Why `NativeLayerNormLSTM` cannot run ``cell`` on ``xp``, or None."""
-    from rnnkit.cells.layernorm import LayerNormLSTMCell
-    if type(cell) is not LayerNormLSTMCell:
-        return f"{type(cell).__name__} is not a stock LayerNormLSTMCell"
+    """Why `NativeLayerNormLSTM` / `NativeLayerNormGRU` cannot run ``cell`` on ``xp``, or None."""
+    from rnnkit.cells.layernorm import LayerNormGRUCell, LayerNormLSTMCell
+    if type(cell) not in (LayerNormLSTMCell, LayerNormGRUCell):
+        return f"{type(cell).__name__} is not a stock LayerNormLSTMCell or LayerNormGRUCell"
     if xp.device.type != "cpu" or xp.dtype not in (torch.float32, torch.float64):
         return f"the C++ kernel runs float32/float64 on the CPU, got {xp.dtype} on {xp.device.type}"
     if torch.is_autocast_enabled():
@@ -151,10 +176,14 @@ def native_ln_unavailable(cell, xp: Tensor) -> str | None:
 def run_cell_loop(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
                   masked_output: str, regularizers, training: bool):
     """The loop kernel for one layer and direction: the hand-written backward when the cell offers
-    it and no per-step regulariser is active (in C++ for the layer-normalised LSTM without a
+    it and no per-step regulariser is active (in C++ for the layer-normalised LSTM and GRU without a
     mask), else the autograd loop (with the regularisers)."""
     stepper = regularizers.wrap(cell, training)
     if stepper is cell and mask is None and native_ln_unavailable(cell, xp) is None:
+        if cell.gates == 3:  # the GRU
+            h_seq, h_T = NativeLayerNormGRU.apply(xp, state[0], cell.weight_hh, cell.ln_hh_weight,
+                                                  cell.bias_hh, cell.eps)
+            return h_seq, (h_T,)
         h_seq, h_T, c_T = NativeLayerNormLSTM.apply(
             xp, state[0], state[1], cell.weight_hh, cell.ln_hh_weight, cell.bias_hh,
             cell.ln_c_weight, cell.ln_c_bias, cell.eps)

@@ -26,7 +26,7 @@ from pathlib import Path
 import torch
 
 CSRC = Path(__file__).resolve().parent / "csrc"
-SOURCES = ("recurrence.cpp", "sampler.cpp", "minscan.cpp", "lnlstm.cpp", "bindings.cpp")
+SOURCES = ("recurrence.cpp", "sampler.cpp", "minscan.cpp", "layernorm.cpp", "bindings.cpp")
 HEADERS = ("common.h", "kernels.h")
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-math-errno"]
 

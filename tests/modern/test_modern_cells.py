@@ -350,3 +350,48 @@ def test_stack_uses_the_native_lnlstm_and_matches_the_loop(assert_close):
     slow = [out2.detach(), h2.detach(), c2.detach(), x.grad] + [p.grad for p in ref.parameters()]
     for a, b in zip(fast, slow):
         assert_close(a, b, "native lnlstm stack vs Python BPTT")
+
+
+@pytest.mark.parametrize("dtype,tol", [(torch.float64, 1e-10), (torch.float32, 2e-5)])
+@pytest.mark.parametrize("bias", [True, False])
+def test_native_lngru_equals_the_python_bptt(bias, dtype, tol):
+    from rnnkit.core import bptt, native
+    if native.unavailable() is not None:
+        pytest.skip(native.unavailable())
+    torch.manual_seed(8)
+    cell = LayerNormGRUCell(I, H, bias=bias).to(dtype)
+    with torch.no_grad():
+        for p in cell.parameters():
+            p.add_(0.3 * torch.randn_like(p))
+    x0, h00 = torch.randn(T, B, I, dtype=dtype), torch.randn(B, H, dtype=dtype)
+    w = torch.randn(T, B, H, dtype=dtype)
+    results = []
+    for fast in (True, False):
+        cell.zero_grad()
+        x, h0 = x0.clone().requires_grad_(), h00.clone().requires_grad_()
+        xp = cell.project_inputs(x)
+        assert bptt.native_ln_unavailable(cell, xp) is None
+        if fast:
+            out, h = bptt.NativeLayerNormGRU.apply(xp, h0, cell.weight_hh, cell.ln_hh_weight,
+                                                   cell.bias_hh, cell.eps)
+        else:
+            out, (h,) = bptt.run_bptt(cell, xp, (h0,), None)
+        ((out * w).sum() + h.pow(2).sum()).backward()
+        results.append([out.detach(), h.detach(), x.grad, h0.grad,
+                        *(p.grad.clone() for p in cell.parameters())])
+    for a, b in zip(*results):
+        torch.testing.assert_close(a, b, rtol=tol, atol=tol)
+
+
+def test_native_lngru_gradients_match_finite_differences():
+    from rnnkit.core import bptt, native
+    if native.unavailable() is not None:
+        pytest.skip(native.unavailable())
+    torch.manual_seed(9)
+    cell = LayerNormGRUCell(3, 4).to(D)
+    xp = torch.randn(5, 2, 12, dtype=D, requires_grad=True)
+    h0 = torch.randn(2, 4, dtype=D, requires_grad=True)
+    params = [p.detach().clone().add_(0.3 * torch.randn_like(p)).requires_grad_()
+              for p in (cell.weight_hh, cell.ln_hh_weight, cell.bias_hh)]
+    assert torch.autograd.gradcheck(lambda *a: bptt.NativeLayerNormGRU.apply(*a, cell.eps),
+                                    (xp, h0, *params))

@@ -13,4 +13,6 @@ TORCH_LIBRARY(rnnkit, m) {
   m.def("min_scan_backward", &rnnkit::min_scan_backward);
   m.def("lnlstm_forward", &rnnkit::lnlstm_forward);
   m.def("lnlstm_backward", &rnnkit::lnlstm_backward);
+  m.def("lngru_forward", &rnnkit::lngru_forward);
+  m.def("lngru_backward", &rnnkit::lngru_backward);
 }

@@ -23,4 +23,8 @@ std::vector<Tensor> lnlstm_forward(Tensor xp, Tensor h0, Tensor c0, Tensor W, Te
 std::vector<Tensor> lnlstm_backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tensor xp, Tensor c0,
                                     Tensor W, Tensor g_hh, Tensor b_hh, Tensor g_c, Tensor b_c,
                                     Tensor call, Tensor hp, Tensor stats);
+std::vector<Tensor> lngru_forward(Tensor xp, Tensor h0, Tensor W, Tensor g_hh, Tensor b_hh,
+                                  double eps);
+std::vector<Tensor> lngru_backward(Tensor d_out, Tensor d_hT, Tensor xp, Tensor h0, Tensor W,
+                                   Tensor g_hh, Tensor b_hh, Tensor out, Tensor hp, Tensor stats);
 }  // namespace rnnkit

@@ -1,4 +1,4 @@
-// The layer-normalised LSTM (Ba et al. 2016) over a whole sequence, forward and backward (BPTT), the
+// The layer-normalised LSTM and GRU (Ba et al. 2016) over a whole sequence, forward and backward (BPTT), the
 // way `recurrence.cpp` runs the GRU: per step one small matrix product (h_{t-1} W_hh^T) and one
 // element-wise pass per row that does both layer norms and the gates; the backward pass recomputes
 // the gates from what the forward pass kept and leaves the weight gradient (one large product over
@@ -174,6 +174,124 @@ std::vector<Tensor> backward_impl(const Tensor& d_out, const Tensor& d_hT, const
   return {d_xp, d_hp, dh, dc, d_ghh, d_bhh, d_gc, d_bc};
 }
 
+
+// ---------------------------------------------------------------------------------------------
+// The layer-normalised GRU (the authors' lngru_layer; rnnkit/cells/layernorm.py), blocks r, z, n:
+//   a = LN(hp[:, :2H]; g[:2H], b[:2H]) (r and z together),  nb = LN(hp[:, 2H:]; g[2H:], b[2H:])
+//   r, z = σ(xp_rz + a);  n = tanh(xp_n + r ⊙ nb);  h_t = n + z ⊙ (h_{t-1} - n)
+// Kept: out (T, B, H), hp = h_{t-1} W^T (T, B, 3H), stats (T, B, 4) = both norms' mean and 1/std.
+template <typename T>
+std::vector<Tensor> gru_forward_impl(const Tensor& xp, const Tensor& h0, const Tensor& W,
+                                     const Tensor& g_hh, const Tensor& b_hh, double eps) {
+  const int64_t S = xp.size(0), B = xp.size(1), N = xp.size(2), H = h0.size(1);
+  auto opt = xp.options();
+  Tensor out = at::empty({S, B, H}, opt), hp = at::empty({S, B, N}, opt);
+  Tensor stats = at::empty({S, B, 4}, opt);
+  const Tensor zb = b_hh.numel() ? b_hh : at::zeros({N}, opt);
+  const T *x = xp.data_ptr<T>(), *g = g_hh.data_ptr<T>(), *b = zb.data_ptr<T>();
+  T *o = out.data_ptr<T>(), *hpp = hp.data_ptr<T>(), *st = stats.data_ptr<T>();
+  const Weight<T> wf(W, B, false);
+  for (int64_t t = 0; t < S; ++t) {
+    const T* hprev = t ? o + (t - 1) * B * H : h0.data_ptr<T>();
+    T* hpt = hpp + t * B * N;
+    wf.mul_t(hprev, hpt, T(0));
+    at::parallel_for(0, B, row_grain(N), [&](int64_t r0, int64_t r1) {
+      for (int64_t r = r0; r < r1; ++r) {
+        const T* a = hpt + r * N;
+        const T* xr = x + (t * B + r) * N;
+        T* s = st + (t * B + r) * 4;
+        moments(a, 2 * H, eps, s[0], s[1]);
+        moments(a + 2 * H, H, eps, s[2], s[3]);
+        const T m1 = s[0], q1 = s[1], m2 = s[2], q2 = s[3];
+        const T* hpr = hprev + r * H;
+        T* hr = o + (t * B + r) * H;
+        const T *ar = a, *az = a + H, *an = a + 2 * H, *xrr = xr, *xz = xr + H, *xn = xr + 2 * H;
+        const T *gr = g, *gz = g + H, *gn = g + 2 * H, *br = b, *bz = b + H, *bn = b + 2 * H;
+#pragma omp simd
+        for (int64_t j = 0; j < H; ++j) {
+          const T rg = sigmoid(xrr[j] + (ar[j] - m1) * q1 * gr[j] + br[j]);
+          const T zg = sigmoid(xz[j] + (az[j] - m1) * q1 * gz[j] + bz[j]);
+          const T nb = (an[j] - m2) * q2 * gn[j] + bn[j];
+          const T n = std::tanh(xn[j] + rg * nb);
+          hr[j] = n + zg * (hpr[j] - n);
+        }
+      }
+    });
+  }
+  return {out, hp, stats};
+}
+
+template <typename T>
+std::vector<Tensor> gru_backward_impl(const Tensor& d_out, const Tensor& d_hT, const Tensor& xp,
+                                      const Tensor& h0, const Tensor& W, const Tensor& g_hh,
+                                      const Tensor& b_hh, const Tensor& out, const Tensor& hp,
+                                      const Tensor& stats) {
+  const int64_t S = xp.size(0), B = xp.size(1), N = xp.size(2), H = h0.size(1);
+  auto opt = xp.options();
+  Tensor d_xp = at::empty({S, B, N}, opt), d_hp = at::empty({S, B, N}, opt);
+  Tensor dh = d_hT.clone();  // (B, H): what reaches h_t from the future
+  Tensor d_g = at::zeros({N}, opt), d_b = at::zeros({N}, opt);
+  const Tensor zb = b_hh.numel() ? b_hh : at::zeros({N}, opt);
+  const T *x = xp.data_ptr<T>(), *g = g_hh.data_ptr<T>(), *b = zb.data_ptr<T>();
+  const T *dout = d_out.data_ptr<T>(), *o = out.data_ptr<T>(), *hpp = hp.data_ptr<T>();
+  const T *st = stats.data_ptr<T>();
+  T *dx = d_xp.data_ptr<T>(), *dhp = d_hp.data_ptr<T>(), *dhv = dh.data_ptr<T>();
+  T *dg = d_g.data_ptr<T>(), *db = d_b.data_ptr<T>();
+  const Weight<T> wb(W, B, true);
+  for (int64_t t = S - 1; t >= 0; --t) {
+    const T* hprev = t ? o + (t - 1) * B * H : h0.data_ptr<T>();
+    for (int64_t r = 0; r < B; ++r) {
+      const T* a = hpp + (t * B + r) * N;
+      const T* xr = x + (t * B + r) * N;
+      const T* s = st + (t * B + r) * 4;
+      const T m1 = s[0], q1 = s[1], m2 = s[2], q2 = s[3];
+      const T* hpr = hprev + r * H;
+      const T* dor = dout + (t * B + r) * H;
+      T* dhr = dhv + r * H;
+      T* dxr = dx + (t * B + r) * N;
+      T* dhpr = dhp + (t * B + r) * N;
+      // the gates; dxr gets d of the pre-activations (= d xp_t), dhpr[2H:] d of LN_n's output
+#pragma omp simd
+      for (int64_t j = 0; j < H; ++j) {
+        const T rg = sigmoid(xr[j] + (a[j] - m1) * q1 * g[j] + b[j]);
+        const T zg = sigmoid(xr[H + j] + (a[H + j] - m1) * q1 * g[H + j] + b[H + j]);
+        const T nb = (a[2 * H + j] - m2) * q2 * g[2 * H + j] + b[2 * H + j];
+        const T n = std::tanh(xr[2 * H + j] + rg * nb);
+        const T dht = dor[j] + dhr[j];
+        const T dnp = dht * (T(1) - zg) * (T(1) - n * n);
+        dxr[2 * H + j] = dnp;
+        dxr[j] = dnp * nb * rg * (T(1) - rg);
+        dxr[H + j] = dht * (hpr[j] - n) * zg * (T(1) - zg);
+        dhpr[2 * H + j] = dnp * rg;   // d LN_n(.) output, turned into d hp below
+        dhr[j] = dht * zg;            // to h_{t-1} directly; the product's part is added below
+      }
+      // LN backward of both blocks: [0, 2H) from dxr, [2H, 3H) from dhpr
+      for (int blk = 0; blk < 2; ++blk) {
+        const int64_t lo = blk ? 2 * H : 0, n = blk ? H : 2 * H;
+        const T m = blk ? m2 : m1, q = blk ? q2 : q1;
+        const T* dy = blk ? dhpr + lo : dxr;
+        T s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+        for (int64_t k = 0; k < n; ++k) {
+          const T xh = (a[lo + k] - m) * q, d = dy[k];
+          dg[lo + k] += d * xh;
+          db[lo + k] += d;
+          s1 += d * g[lo + k];
+          s2 += d * g[lo + k] * xh;
+        }
+        const T u1 = s1 / T(n), u2 = s2 / T(n);
+#pragma omp simd
+        for (int64_t k = 0; k < n; ++k) {
+          const T xh = (a[lo + k] - m) * q;
+          dhpr[lo + k] = q * (dy[k] * g[lo + k] - u1 - xh * u2);
+        }
+      }
+    }
+    wb.mul(dhp + t * B * N, dhv, T(1));  // + d hp_t W: through hp_t = h_{t-1} W^T
+  }
+  return {d_xp, d_hp, dh, d_g, d_b};
+}
+
 void check(const Tensor& xp, const Tensor& h0, const Tensor& c0, const Tensor& W) {
   TORCH_CHECK(xp.dim() == 3 && h0.dim() == 2 && xp.size(2) == 4 * h0.size(1) &&
               xp.size(1) == h0.size(0) && c0.sizes() == h0.sizes() && W.size(0) == xp.size(2) &&
@@ -201,6 +319,26 @@ std::vector<Tensor> lnlstm_backward(Tensor d_out, Tensor d_hT, Tensor d_cT, Tens
   if (xp.scalar_type() == at::kFloat)
     return backward_impl<float>(d_out, d_hT, d_cT, xp, c0, W, g_hh, b_hh, g_c, b_c, call, hp, stats);
   return backward_impl<double>(d_out, d_hT, d_cT, xp, c0, W, g_hh, b_hh, g_c, b_c, call, hp, stats);
+}
+
+std::vector<Tensor> lngru_forward(Tensor xp, Tensor h0, Tensor W, Tensor g_hh, Tensor b_hh,
+                                  double eps) {
+  TORCH_CHECK(xp.dim() == 3 && h0.dim() == 2 && xp.size(2) == 3 * h0.size(1) &&
+              xp.size(1) == h0.size(0) && W.size(0) == xp.size(2) && W.size(1) == h0.size(1),
+              "lngru: xp (T, B, 3H), h0 (B, H), W (3H, H) expected");
+  TORCH_CHECK(xp.device().is_cpu() && xp.is_contiguous() && h0.is_contiguous() && W.is_contiguous(),
+              "lngru: contiguous CPU tensors expected");
+  if (xp.scalar_type() == at::kFloat) return gru_forward_impl<float>(xp, h0, W, g_hh, b_hh, eps);
+  TORCH_CHECK(xp.scalar_type() == at::kDouble, "lngru: float32 or float64 only");
+  return gru_forward_impl<double>(xp, h0, W, g_hh, b_hh, eps);
+}
+
+std::vector<Tensor> lngru_backward(Tensor d_out, Tensor d_hT, Tensor xp, Tensor h0, Tensor W,
+                                   Tensor g_hh, Tensor b_hh, Tensor out, Tensor hp, Tensor stats) {
+  TORCH_CHECK(d_out.is_contiguous() && d_hT.is_contiguous(), "lngru_backward: contiguous gradients expected");
+  if (xp.scalar_type() == at::kFloat)
+    return gru_backward_impl<float>(d_out, d_hT, xp, h0, W, g_hh, b_hh, out, hp, stats);
+  return gru_backward_impl<double>(d_out, d_hT, xp, h0, W, g_hh, b_hh, out, hp, stats);
 }
 
 }  // namespace rnnkit
