@@ -17,6 +17,9 @@ gradient at the end (``dW = sum_t d_hp_t^T h_{t-1}``, all steps at once). Per-st
 autograd overhead is what makes an autograd loop slow at these sizes; this removes most of it.
 Per-step regularisers (recurrent dropout, zoneout) are not handled here: with them the engine uses
 the autograd loop (`rnnkit.core.kernels.run_loop`), which gives the same numbers, only slower.
+For the stock layer-normalised LSTM and GRU without a mask the same algorithm runs in C++
+(`NativeLayerNormLSTM`, `NativeLayerNormGRU`; ``csrc/layernorm.cpp``), which also removes the ~30
+PyTorch operations per step that `BPTT` still pays.
 
 Shapes: T time, B batch, G*H gate width, H_out the state ``h``'s width.
 """

@@ -30,6 +30,25 @@ inline void moments(const T* v, int64_t n, double eps, T& mean, T& rstd) {
   rstd = T(1.0 / std::sqrt(double(s2) / n + eps));
 }
 
+// Layer-norm backward of one row: y = (v - m) q g + b, dy given -> dv (may alias dy), and the gain
+// and shift gradients accumulated into dg, db.
+template <typename T>
+inline void ln_backward_row(const T* v, T m, T q, const T* g, const T* dy, int64_t n, T* dg, T* db,
+                            T* dv) {
+  T s1 = 0, s2 = 0;
+#pragma omp simd reduction(+ : s1, s2)
+  for (int64_t k = 0; k < n; ++k) {
+    const T xh = (v[k] - m) * q, d = dy[k];
+    dg[k] += d * xh;
+    db[k] += d;
+    s1 += d * g[k];
+    s2 += d * g[k] * xh;
+  }
+  const T u1 = s1 / T(n), u2 = s2 / T(n);
+#pragma omp simd
+  for (int64_t k = 0; k < n; ++k) dv[k] = q * (dy[k] * g[k] - u1 - (v[k] - m) * q * u2);
+}
+
 template <typename T>
 std::vector<Tensor> forward_impl(const Tensor& xp, const Tensor& h0, const Tensor& c0,
                                  const Tensor& W, const Tensor& g_hh, const Tensor& b_hh,
@@ -101,7 +120,7 @@ std::vector<Tensor> backward_impl(const Tensor& d_out, const Tensor& d_hT, const
   const T *st = stats.data_ptr<T>();
   T *dx = d_xp.data_ptr<T>(), *dhp = d_hp.data_ptr<T>(), *dhv = dh.data_ptr<T>(), *dcv = dc.data_ptr<T>();
   T *dg1 = d_ghh.data_ptr<T>(), *db1 = d_bhh.data_ptr<T>(), *dg2 = d_gc.data_ptr<T>(), *db2 = d_bc.data_ptr<T>();
-  std::vector<T> chat(H), dch(H), xh(N), dxh(N);
+  std::vector<T> chat(H), dch(H);
   const Weight<T> wb(W, B, true);
   for (int64_t t = S - 1; t >= 0; --t) {
     const T* cprev = t ? cp + (t - 1) * B * H : c0.data_ptr<T>();
@@ -150,23 +169,7 @@ std::vector<Tensor> backward_impl(const Tensor& d_out, const Tensor& d_hT, const
         dcr[j] = dct * f;  // to c_{t-1}
       }
       // LN(hp) backward: d_gates (= d xp_t) -> d hp_t, and the gain / shift gradients
-      T s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : s1, s2)
-      for (int64_t q = 0; q < N; ++q) {
-        const T hq = (a[q] - m1) * r1s;
-        const T dg = dxr[q];
-        dg1[q] += dg * hq;
-        db1[q] += dg;
-        const T d = dg * ghh[q];
-        xh[q] = hq;
-        dxh[q] = d;
-        s1 += d;
-        s2 += d * hq;
-      }
-      const T n1 = s1 / N, n2 = s2 / N;
-      T* dhpr = dhp + (t * B + r) * N;
-#pragma omp simd
-      for (int64_t q = 0; q < N; ++q) dhpr[q] = r1s * (dxh[q] - n1 - xh[q] * n2);
+      ln_backward_row(a, m1, r1s, ghh, dxr, N, dg1, db1, dhp + (t * B + r) * N);
     }
     // to h_{t-1}: through hp_t = h_{t-1} W^T only
     wb.mul(dhp + t * B * N, dhv, T(0));
@@ -265,27 +268,10 @@ std::vector<Tensor> gru_backward_impl(const Tensor& d_out, const Tensor& d_hT, c
         dhpr[2 * H + j] = dnp * rg;   // d LN_n(.) output, turned into d hp below
         dhr[j] = dht * zg;            // to h_{t-1} directly; the product's part is added below
       }
-      // LN backward of both blocks: [0, 2H) from dxr, [2H, 3H) from dhpr
-      for (int blk = 0; blk < 2; ++blk) {
-        const int64_t lo = blk ? 2 * H : 0, n = blk ? H : 2 * H;
-        const T m = blk ? m2 : m1, q = blk ? q2 : q1;
-        const T* dy = blk ? dhpr + lo : dxr;
-        T s1 = 0, s2 = 0;
-#pragma omp simd reduction(+ : s1, s2)
-        for (int64_t k = 0; k < n; ++k) {
-          const T xh = (a[lo + k] - m) * q, d = dy[k];
-          dg[lo + k] += d * xh;
-          db[lo + k] += d;
-          s1 += d * g[lo + k];
-          s2 += d * g[lo + k] * xh;
-        }
-        const T u1 = s1 / T(n), u2 = s2 / T(n);
-#pragma omp simd
-        for (int64_t k = 0; k < n; ++k) {
-          const T xh = (a[lo + k] - m) * q;
-          dhpr[lo + k] = q * (dy[k] * g[lo + k] - u1 - xh * u2);
-        }
-      }
+      // LN backward of both blocks: [0, 2H) from dxr, [2H, 3H) from dhpr (in place)
+      ln_backward_row(a, m1, q1, g, dxr, 2 * H, dg, db, dhpr);
+      ln_backward_row(a + 2 * H, m2, q2, g + 2 * H, dhpr + 2 * H, H, dg + 2 * H, db + 2 * H,
+                      dhpr + 2 * H);
     }
     wb.mul(dhp + t * B * N, dhv, T(1));  // + d hp_t W: through hp_t = h_{t-1} W^T
   }
