@@ -40,6 +40,9 @@ class LMConfig:
     dropout: float | None = option(None, "dropout on the embedding, between layers and before the "
                                          "output (none: the recipe's choice, 0 to 0.3)")
     weight_drop: float = option(0.0, "DropConnect on the recurrent weights (AWD-LSTM's regulariser)")
+    recurrent_max_abs: float | None = option(
+        None, "indrnn only: bound on |u|, the recurrent weights (none: 2^(1/seq_len): the bound Li et al. "
+              "2018 set, 2^(1/T), with T the BPTT window)")
     embedding: int = option(64, "embedding width (0: one-hot input, the textbook's)")
     tie_weights: bool = option(False, "share the embedding with the output layer "
                                       "(needs --embedding equal to --hidden)")
@@ -79,6 +82,9 @@ class LMConfig:
             raise ValueError(f"{owner}: {BIDIRECTIONAL_REFUSED}")
 
     def model_kwargs(self) -> dict:
-        return {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
-                "dropout": self.dropout, "embedding": self.embedding, "tie_weights": self.tie_weights,
-                "weight_drop": self.weight_drop}
+        kw = {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
+              "dropout": self.dropout, "embedding": self.embedding, "tie_weights": self.tie_weights,
+              "weight_drop": self.weight_drop}
+        if self.cell == "indrnn":  # unbounded, a relu IndRNN diverged with the default recipe
+            kw["recurrent_max_abs"] = self.recurrent_max_abs or 2.0 ** (1.0 / self.seq_len)
+        return kw

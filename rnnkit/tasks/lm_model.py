@@ -40,6 +40,7 @@ class LanguageModel(nn.Module):
                  bidirectional: bool = False, weight_drop: float = 0.0, **cell_kwargs):
         super().__init__()
         owner = "LanguageModel"
+        self.cell_kwargs = dict(cell_kwargs)  # the cell's own options (config.json keeps them)
         if bidirectional:
             raise ValueError(f"{owner}: {BIDIRECTIONAL_REFUSED}")
         for name, value, low in (("vocab_size", vocab_size, 2), ("hidden", hidden, 1),
@@ -108,7 +109,7 @@ class LanguageModel(nn.Module):
         """The constructor arguments (what ``config.json`` records)."""
         return {"vocab_size": self.vocab_size, "cell": self.cell, "hidden": self.hidden,
                 "layers": self.layers, "dropout": self.dropout, "embedding": self.embedding_size,
-                "tie_weights": self.tie_weights, "weight_drop": self.weight_drop}
+                "tie_weights": self.tie_weights, "weight_drop": self.weight_drop, **self.cell_kwargs}
 
     def extra_repr(self) -> str:
         return f"V={self.vocab_size}, input={'one-hot' if self.embed is None else 'embedding'}"

@@ -100,3 +100,19 @@ def test_sum_log_loss_scores_every_token_once(n):
             expected += F.cross_entropy(logits[0], ids[S * L + 1:], reduction="sum")
     assert total == pytest.approx(float(expected), rel=1e-5)
     assert math.isfinite(total)
+
+
+def test_indrnn_language_model_bounds_its_recurrent_weights_and_keeps_the_bound():
+    """Unbounded, a relu IndRNN diverged with the default recipe; the LM bounds |u| by
+    2^(1/seq_len) unless told otherwise, and config() carries the bound so a loaded model equals it."""
+    from rnnkit.tasks.lm_config import LMConfig
+    kw = LMConfig(cell="indrnn", seq_len=35, layers=1).model_kwargs()
+    assert kw["recurrent_max_abs"] == pytest.approx(2 ** (1 / 35))
+    assert "recurrent_max_abs" not in LMConfig(cell="lstm", layers=1).model_kwargs()
+    assert LMConfig(cell="indrnn", layers=1, recurrent_max_abs=1.5).model_kwargs()["recurrent_max_abs"] == 1.5
+    m = LanguageModel(20, **{**kw, "dropout": 0.0})
+    assert all(c.recurrent_max_abs == pytest.approx(2 ** (1 / 35)) for c in m.rnn.cells)
+    again = LanguageModel(**m.config())
+    again.load_state_dict(m.state_dict())
+    x = torch.randint(0, 20, (3, 9))
+    torch.testing.assert_close(again(x)[0], m(x)[0])
