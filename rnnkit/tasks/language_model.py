@@ -24,6 +24,7 @@ import torch
 from rnnkit.data import Vocab, WordVocab, load_corpus, load_vocab
 from rnnkit.data.vocab import detokenize
 from rnnkit.generate import check_sampling, sample_tokens
+from rnnkit.sampler import Sampler
 from rnnkit.tasks.lm_config import LMConfig
 from rnnkit.tasks import lm_recipe as recipe
 from rnnkit.tasks.lm_data import LMTask, check_batch_fits, evaluate_ids, load_lm_data
@@ -271,7 +272,10 @@ def iter_generate(run, prompt: str = "", length: int = 200, *, temperature: floa
         nonlocal prev
         with torch.no_grad():
             logits, state = model.forward_time_major(torch.tensor(ids, device=dev).view(-1, 1))
-            for tok in sample_tokens(model.step, logits[-1], state, length,
+            # the prompt through the stack's fused kernel, then the sampler's fast steps (stock
+            # cells; others step through the stack's forward, as model.step does)
+            sampler = Sampler(model.rnn, model.embed, model.head)
+            for tok in sample_tokens(sampler.step, logits[-1], state, length,
                                      temperature=temperature, top_k=top_k, top_p=top_p,
                                      generator=gen, banned=banned):
                 text = vocab.tokens[int(tok)]
