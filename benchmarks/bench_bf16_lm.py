@@ -11,8 +11,9 @@ import sys
 import time
 from pathlib import Path
 
-if "--omp-passive" in sys.argv:  # idle OpenMP threads sleep: must be set before torch loads OpenMP
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+import omp_policy  # noqa: E402  (benchmarks/: the script's own folder)
+
+omp_policy.apply_from_argv()  # before torch loads OpenMP
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 import torch  # noqa: E402
@@ -25,10 +26,7 @@ from rnnkit.core.precision import autocast  # noqa: E402
 def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--steps", type=int, default=300)
-    ap.add_argument("--omp-passive", action="store_true",
-                    help="OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning; "
-                         "steadier on a machine shared with other jobs, slower per call (off by "
-                         "default, as users run)")
+    omp_policy.add_argument(ap)
     ap.add_argument("--cell", default="LSTM", choices=["LSTM", "GRU", "RNN"])
     args = ap.parse_args()
     data = Path(os.environ.get("RNNKIT_DATA", Path(__file__).resolve().parents[2] / "shared" / "data"))

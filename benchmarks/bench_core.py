@@ -23,11 +23,9 @@ import sys
 import time
 from pathlib import Path
 
-# --omp-passive: idle OpenMP threads sleep instead of spinning. On a machine shared with other jobs
-# spinning threads make multi-threaded timings swing by 10-50x; on a quiet one sleeping threads make
-# every small call slower. Set before torch loads OpenMP; off by default, as users run.
-if "--omp-passive" in sys.argv:  # idle OpenMP threads sleep: must be set before torch loads OpenMP
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+import omp_policy  # noqa: E402  (benchmarks/: the script's own folder)
+
+omp_policy.apply_from_argv()  # before torch loads OpenMP
 
 import torch  # noqa: E402
 
@@ -99,10 +97,7 @@ def main(argv=None) -> list[tuple]:
     ap.add_argument("--quick", action="store_true", help="smoke run: 2 repeats, no warm-up beyond one")
     ap.add_argument("--repeats", type=int, default=None, help="override the repeats of every case")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--omp-passive", action="store_true",
-                    help="OMP_WAIT_POLICY=PASSIVE: idle OpenMP threads sleep instead of spinning; "
-                         "steadier on a machine shared with other jobs, slower per call (off by "
-                         "default, as users run)")
+    omp_policy.add_argument(ap)
     ap.add_argument("--cases", default="ab", help="which cases to run, by letter (default: ab)")
     ap.add_argument("--cells", default=",".join(CELLS), help="comma-separated, default: all")
     args = ap.parse_args(argv)

@@ -31,8 +31,9 @@ import tempfile
 import time
 from pathlib import Path
 
-if "--omp-passive" in sys.argv:  # must be set before torch loads OpenMP; see main()'s help
-    os.environ["OMP_WAIT_POLICY"] = "PASSIVE"
+import omp_policy  # noqa: E402  (benchmarks/: the script's own folder)
+
+omp_policy.apply_from_argv()  # before torch loads OpenMP
 
 import torch  # noqa: E402
 from torch import nn  # noqa: E402
@@ -241,10 +242,7 @@ def main(argv=None) -> None:
     ap.add_argument("--steps", type=int, default=60, help="interleaved steps timed (default 60)")
     ap.add_argument("--epochs", type=int, default=10, help="epochs of each training run (default 10)")
     ap.add_argument("--threads", type=int, default=None, help="torch threads (default: torch's)")
-    ap.add_argument("--omp-passive", action="store_true",
-                    help="idle OpenMP threads sleep instead of spinning (OMP_WAIT_POLICY=PASSIVE): "
-                         "steadier on a machine shared with other jobs, but about 2x slower per step "
-                         "for every contender at this size; off by default, as users run")
+    omp_policy.add_argument(ap)
     ap.add_argument("--skip-runs", action="store_true", help="only the step timing")
     ap.add_argument("--recipe", action="store_true", help="also the default recipe vs n-gram")
     ap.add_argument("--minutes", type=float, default=3.0, help="--recipe budget (default 3)")

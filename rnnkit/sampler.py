@@ -174,9 +174,6 @@ class Sampler:
         from rnnkit.core import native
         if native.unavailable() is not None:
             return None
-        self._w = [x.contiguous() for x in self._w]
-        self._b = [x.contiguous() for x in self._b]
-        self._head_b = self._head_b.contiguous()
         self._empty = torch.empty(0, dtype=w.dtype)
         return native.ops().sample_step
 

@@ -165,8 +165,7 @@ def scan_layer(cell, x: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
     """`run_scan` of ``cell`` on raw inputs ``x`` ``(T, B, I)``: the engine's entry point. Where
     `NativeMinScan` applies, the input projection is one product without the bias (adding the bias
     to a product's output costs a pass over ``(T, B, G*H)``; the kernel adds it on the fly)."""
-    if (algorithm in ("auto", "sequential") and mask is None and not torch.is_autocast_enabled()
-            and native_scan_unavailable(cell, x) is None):
+    if algorithm in ("auto", "sequential") and mask is None and native_scan_unavailable(cell, x) is None:
         h = NativeMinScan.apply(F.linear(x, cell.weight_ih), cell.bias_ih, state[0], cell.gates)
         return h, (h[-1],)
     return run_scan(cell, cell.project_inputs(x), state, mask, masked_output, algorithm)
@@ -179,6 +178,8 @@ def native_scan_unavailable(cell, xp: Tensor) -> str | None:
         return f"{type(cell).__name__} is not a stock minGRU/minLSTM cell"
     if xp.device.type != "cpu" or xp.dtype not in (torch.float32, torch.float64):
         return f"the C++ scan runs float32/float64 on the CPU, got {xp.dtype} on {xp.device.type}"
+    if torch.is_autocast_enabled():
+        return "inside an autocast region (bf16 products) the PyTorch scan runs"
     return native.unavailable()
 
 

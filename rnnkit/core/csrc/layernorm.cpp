@@ -57,7 +57,7 @@ std::vector<Tensor> forward_impl(const Tensor& xp, const Tensor& h0, const Tenso
   auto opt = xp.options();
   Tensor out = at::empty({S, B, H}, opt), call = at::empty({S, B, H}, opt);
   Tensor hp = at::empty({S, B, N}, opt), stats = at::empty({S, B, 4}, opt);
-  const T *x = xp.data_ptr<T>(), *w = W.data_ptr<T>(), *ghh = g_hh.data_ptr<T>();
+  const T *x = xp.data_ptr<T>(), *ghh = g_hh.data_ptr<T>();
   const T *gc = g_c.data_ptr<T>();
   const Tensor z1 = b_hh.numel() ? b_hh : at::zeros({N}, opt), z2 = b_c.numel() ? b_c : at::zeros({H}, opt);
   const T *bhh = z1.data_ptr<T>(), *bc = z2.data_ptr<T>();
@@ -113,7 +113,7 @@ std::vector<Tensor> backward_impl(const Tensor& d_out, const Tensor& d_hT, const
   Tensor dh = d_hT.clone(), dc = d_cT.clone();  // (B, H): what reaches h_t, c_t from the future
   Tensor d_ghh = at::zeros({N}, opt), d_bhh = at::zeros({N}, opt);
   Tensor d_gc = at::zeros({H}, opt), d_bc = at::zeros({H}, opt);
-  const T *x = xp.data_ptr<T>(), *w = W.data_ptr<T>(), *ghh = g_hh.data_ptr<T>(), *gc = g_c.data_ptr<T>();
+  const T *x = xp.data_ptr<T>(), *ghh = g_hh.data_ptr<T>(), *gc = g_c.data_ptr<T>();
   const Tensor z1 = b_hh.numel() ? b_hh : at::zeros({N}, opt), z2 = b_c.numel() ? b_c : at::zeros({H}, opt);
   const T *bhh = z1.data_ptr<T>(), *bc = z2.data_ptr<T>();
   const T *dout = d_out.data_ptr<T>(), *cp = call.data_ptr<T>(), *hpp = hp.data_ptr<T>();
