@@ -49,3 +49,22 @@ def get_keras_mask(x) -> torch.Tensor | None:
 
 def backend() -> str:
     return "torch"
+
+
+def seed_generator(owner: str, seed) -> torch.Generator | None:
+    """Keras's ``seed=`` of a random layer: a generator of its own (None: torch's global one)."""
+    if seed is None:
+        return None
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise ValueError(f"{owner}: seed must be an int or None, got {seed!r}")
+    return torch.Generator().manual_seed(seed)
+
+
+def dropout_mask(shape, keep: float, like: torch.Tensor,
+                 generator: torch.Generator | None = None) -> torch.Tensor:
+    """An inverted-dropout mask (values 0 or ``1 / keep``) of ``shape``, ``like``'s dtype and device.
+    With a ``generator`` (a layer's ``seed``) the draw is made on the CPU, so it is reproducible."""
+    if generator is None:
+        return torch.bernoulli(like.new_full(tuple(shape), keep)) / keep
+    m = torch.bernoulli(torch.full(tuple(shape), keep, dtype=like.dtype), generator=generator)
+    return m.to(like.device) / keep

@@ -80,6 +80,20 @@ class Mean(Metric):
         if values.dim() == 0:
             self.total, self.count = self.total + values.detach(), self.count + 1
             return
+        if sample_weight is not None:  # Keras: per-sample means, weighted, over the sum of weights
+            w = torch.as_tensor(sample_weight, dtype=values.dtype, device=values.device).reshape(-1)
+            if w.shape[0] != values.shape[0]:
+                raise ValueError(f"{self.name}: sample_weight must have one weight per sample "
+                                 f"({values.shape[0]}), got shape {tuple(w.shape)}")
+            flat = values.reshape(values.shape[0], -1)
+            if mask is not None and mask.shape == values.shape:
+                m = mask.reshape(values.shape[0], -1).to(values.dtype)
+                per_sample = (flat * m).sum(1) / m.sum(1).clamp(min=1)
+            else:
+                per_sample = flat.mean(1)
+            self.total = self.total + (per_sample * w).sum().detach()
+            self.count = self.count + w.sum().detach()
+            return
         per_sample = values[0].numel()
         if mask is not None and mask.shape == values.shape:
             m = mask.to(values.dtype)
@@ -105,7 +119,7 @@ class MeanMetricWrapper(Mean):
         y_true = torch.as_tensor(y_true, device=y_pred.device)
         with torch.no_grad():
             values = self._fn(y_true, y_pred.detach(), **self._fn_kwargs)
-        super().update_state(values, mask=get_keras_mask(y_pred))
+        super().update_state(values, sample_weight=sample_weight, mask=get_keras_mask(y_pred))
 
 
 def _wrapper(fn, default_name):

@@ -23,8 +23,18 @@ class Optimizer:
     _slots: tuple[str, ...] = ()
 
     def __init__(self, learning_rate=0.001, weight_decay=None, clipnorm=None, clipvalue=None,
-                 global_clipnorm=None, name=None, **ignored):
+                 global_clipnorm=None, use_ema=False, ema_momentum=0.99, ema_overwrite_frequency=None,
+                 loss_scale_factor=None, gradient_accumulation_steps=None, name=None, **unknown):
         owner = type(self).__name__
+        if unknown:
+            raise TypeError(f"{owner}: unknown keyword argument(s) {sorted(unknown)}")
+        for arg, value, default in (("use_ema", use_ema, False), ("ema_overwrite_frequency",
+                                    ema_overwrite_frequency, None), ("loss_scale_factor",
+                                    loss_scale_factor, None), ("gradient_accumulation_steps",
+                                    gradient_accumulation_steps, None)):
+            if value != default:
+                raise ValueError(f"{owner}: {arg}={value!r} is not supported by rnnkit.keras (leave "
+                                 f"it at {default!r})")
         if sum(c is not None for c in (clipnorm, clipvalue, global_clipnorm)) > 1:
             raise ValueError(f"{owner}: give at most one of clipnorm, clipvalue, global_clipnorm")
         for n, v in (("clipnorm", clipnorm), ("clipvalue", clipvalue), ("global_clipnorm", global_clipnorm)):

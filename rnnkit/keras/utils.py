@@ -18,7 +18,8 @@ def set_random_seed(seed: int) -> None:
 
 
 def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
-    """Class ids ``(...)`` -> one-hot float32 ``(..., num_classes)`` (a trailing axis of 1 is dropped)."""
+    """Class ids ``(...)`` -> one-hot float64 ``(..., num_classes)``, Keras 3's dtype (a trailing
+    axis of 1 is dropped)."""
     x = np.asarray(x, dtype="int64")
     if x.ndim > 1 and x.shape[-1] == 1:
         x = x[..., 0]
@@ -27,7 +28,7 @@ def to_categorical(x, num_classes: int | None = None) -> np.ndarray:
     if x.size and (x.min() < 0 or x.max() >= num_classes):
         raise ValueError(f"to_categorical: class ids must be in [0, {num_classes - 1}], got values "
                          f"in [{x.min()}, {x.max()}]")
-    return np.eye(num_classes, dtype="float32")[x]
+    return np.eye(num_classes, dtype="float64")[x]
 
 
 def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncating="pre",

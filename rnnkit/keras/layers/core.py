@@ -10,7 +10,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
 
-from rnnkit.keras import activations, initializers
+from rnnkit.keras import activations, backend, initializers
 from rnnkit.keras.layers.layer import REGULARIZER_ARGS, Layer, pop_unsupported
 
 
@@ -84,19 +84,21 @@ class Dropout(Layer):
         if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0 <= rate < 1:
             raise ValueError(f"Dropout: rate must be a number in [0, 1), got {rate!r}")
         self.rate, self.noise_shape = float(rate), noise_shape
+        self.seed, self._generator = seed, backend.seed_generator("Dropout", seed)
 
     def forward(self, inputs, mask=None, training=None):
         training = self.training if training is None else training
         if not training or self.rate == 0:
             return inputs
-        if self.noise_shape is None:
+        if self.noise_shape is None and self._generator is None:
             return F.dropout(inputs, self.rate, True)
-        shape = [d if d is not None else s for d, s in zip(self.noise_shape, inputs.shape)]
-        keep = 1.0 - self.rate
-        return inputs * (torch.bernoulli(inputs.new_full(shape, keep)) / keep)
+        noise = self.noise_shape or inputs.shape
+        shape = [d if d is not None else s for d, s in zip(noise, inputs.shape)]
+        return inputs * backend.dropout_mask(shape, 1.0 - self.rate, inputs, self._generator)
 
     def get_config(self):
-        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape}
+        return {**super().get_config(), "rate": self.rate, "noise_shape": self.noise_shape,
+                "seed": self.seed}
 
 
 class Flatten(Layer):

@@ -55,10 +55,14 @@ class InputLayer:
         return {"batch_shape": list(self.batch_shape), "dtype": self.dtype, "name": self.name}
 
 
-def Input(shape=None, batch_size: int | None = None, dtype=None, name: str | None = None,
-          batch_shape=None, **unused) -> KerasTensor:
+def Input(shape=None, batch_size: int | None = None, dtype=None, sparse=None, ragged=None,
+          batch_shape=None, name: str | None = None, tensor=None, optional: bool = False) -> KerasTensor:
     """A symbolic input of per-sample ``shape`` (e.g. ``(T, I)``; ``None`` for a variable length),
-    as ``keras.Input``."""
+    as ``keras.Input``. Sparse, ragged, optional and tensor-backed inputs are refused (not here)."""
+    for arg, value in (("sparse", sparse), ("ragged", ragged), ("tensor", tensor), ("optional", optional)):
+        if value not in (None, False):
+            raise ValueError(f"Input: {arg}={value!r} is not supported by rnnkit.keras (dense "
+                             f"tensors only; pad ragged sequences with keras.utils.pad_sequences)")
     if batch_shape is not None:
         batch_size, shape = batch_shape[0], tuple(batch_shape[1:])
     if shape is None:

@@ -64,11 +64,17 @@ class Layer(nn.Module):
 
     def __init__(self, *, name: str | None = None, input_shape=None, batch_input_shape=None,
                  input_dim: int | None = None, batch_size: int | None = None, dtype=None,
-                 trainable: bool = True, **unknown):
+                 trainable: bool = True, autocast: bool = True, activity_regularizer=None, **unknown):
         super().__init__()
         owner = type(self).__name__
         if unknown:
-            raise TypeError(f"{owner}: unknown keyword argument(s) {sorted(unknown)}")
+            raise TypeError(f"{owner}: unknown keyword argument(s) {sorted(unknown)}: not an argument "
+                            f"of Keras 3's {owner}, or one rnnkit.keras does not implement")
+        if activity_regularizer is not None:
+            raise ValueError(f"{owner}: activity_regularizer is not supported by rnnkit.keras (pass "
+                             f"None, or add the penalty to the loss yourself)")
+        self.dtype = _float_dtype(owner, dtype)
+        self.autocast = bool(autocast)
         self.name = name or backend.unique_name(backend.to_snake_case(owner))
         self.built = False
         self.training = False  # Keras semantics: inference unless fit() / .train() says otherwise
@@ -91,6 +97,8 @@ class Layer(nn.Module):
     # -- Keras's configuration ------------------------------------------------------------------
     def get_config(self) -> dict:
         config = {"name": self.name, "trainable": self.trainable}
+        if self.dtype is not None:
+            config["dtype"] = str(self.dtype).replace("torch.", "")
         if self._declared_shape is not None:
             config["batch_input_shape"] = list(self._declared_shape)
         return config
@@ -114,6 +122,8 @@ class Layer(nn.Module):
         if not self.built:
             self.build(input_shape)
             self.built = True
+            if self.dtype is not None:  # Keras's dtype=: the variables are created in that type
+                self.to(self.dtype)
             self.trainable = self._trainable  # freeze the parameters just created, if asked
         if self._summary_output_shape is None:
             self._summary_output_shape = self.compute_output_shape(input_shape)
@@ -234,6 +244,22 @@ class Layer(nn.Module):
 
     def extra_repr(self) -> str:
         return f"name={self.name!r}"
+
+
+_DTYPES = {"float16": torch.float16, "bfloat16": torch.bfloat16, "float32": torch.float32,
+           "float64": torch.float64}
+
+
+def _float_dtype(owner: str, dtype):
+    """Keras's layer ``dtype=`` (a name, a torch dtype or None) as a torch float dtype."""
+    if dtype is None or isinstance(dtype, torch.dtype) and dtype.is_floating_point:
+        return dtype
+    if isinstance(dtype, dict):  # a saved Keras 3 DTypePolicy: {"config": {"name": "float32"}}
+        dtype = dtype.get("config", {}).get("name")
+    if isinstance(dtype, str) and dtype in _DTYPES:
+        return _DTYPES[dtype]
+    raise ValueError(f"{owner}: dtype must be one of {sorted(_DTYPES)} (or None for float32), got "
+                     f"{dtype!r}; mixed-precision policies are not supported")
 
 
 def _tensors(x) -> list:

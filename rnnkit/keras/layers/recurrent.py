@@ -23,7 +23,7 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.core import Recurrent
-from rnnkit.keras import activations, initializers
+from rnnkit.keras import activations, backend, initializers
 from rnnkit.keras.layers.layer import REGULARIZER_ARGS, Layer, pop_unsupported
 from rnnkit.keras.layers.recurrent_cells import CUSTOM, GATES, STOCK, bind, torch_layout
 
@@ -74,9 +74,15 @@ class RNN(Layer):
                use_cudnn, zero_output_for_mask, kwargs):
         owner = type(self).__name__
         pop_unsupported(owner, kwargs, REGULARIZER_ARGS)
-        for k in ("seed", "implementation", "time_major"):
-            kwargs.pop(k, None)  # accepted, no effect here
+        if "time_major" in kwargs:
+            raise ValueError(f"{owner}: time_major is not a Keras 3 argument (Keras 3 rejects it too); "
+                             f"inputs are batch-first (B, T, I): transpose time-major data with "
+                             f"x.transpose(0, 1) first")
+        # Keras 3 still accepts and ignores the Keras 2 `implementation` (a kernel-selection hint)
+        kwargs.pop("implementation", None)
+        seed = kwargs.pop("seed", None)
         super().__init__(**kwargs)
+        self.seed, self._generator = seed, backend.seed_generator(owner, seed)
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(f"{owner}: units must be a positive int, got {units!r}")
         for name, p in (("dropout", dropout), ("recurrent_dropout", recurrent_dropout)):
@@ -160,8 +166,8 @@ class RNN(Layer):
         training = self.training if training is None else bool(training)
         B, T = x.shape[0], x.shape[1]
         if self.dropout and training:
-            keep = 1.0 - self.dropout  # one input mask per sequence, fixed over time (Keras)
-            x = x * (torch.bernoulli(x.new_full((B, 1, x.shape[2]), keep)) / keep)
+            # one input mask per sequence, fixed over time (Keras)
+            x = x * backend.dropout_mask((B, 1, x.shape[2]), 1.0 - self.dropout, x, self._generator)
         state = self._initial_state(owner, initial_state, x)
         if isinstance(mask, (list, tuple)):
             mask = mask[0]
@@ -181,8 +187,8 @@ class RNN(Layer):
         if hasattr(engine.cell, "rec_mask"):
             engine.cell.rec_mask = None
             if self.recurrent_dropout and training:
-                keep = 1.0 - self.recurrent_dropout
-                engine.cell.rec_mask = torch.bernoulli(x.new_full((B, self.units), keep)) / keep
+                engine.cell.rec_mask = backend.dropout_mask((B, self.units), 1.0 - self.recurrent_dropout,
+                                                            x, self._generator)
         masked_output = "zero" if self.zero_output_for_mask else "hold"
         # with lengths the engine zeroes padded outputs (as the fused kernel does); "hold" is added below
         out, new_state = engine(x, state, lengths=None if lengths is None else lengths.cpu(),
@@ -276,7 +282,8 @@ class RNN(Layer):
             "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
             "return_sequences": self.return_sequences, "return_state": self.return_state,
             "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
-            "zero_output_for_mask": self.zero_output_for_mask, "use_cudnn": self.use_cudnn})
+            "zero_output_for_mask": self.zero_output_for_mask, "use_cudnn": self.use_cudnn,
+            "seed": self.seed})
         if self.kind != "rnn":
             config["recurrent_activation"] = activations.serialize(self.recurrent_activation)
         if self.kind == "lstm":

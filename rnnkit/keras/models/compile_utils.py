@@ -48,9 +48,16 @@ def _per_output(spec, names: list[str], what: str) -> list:
             raise ValueError(f"compile: {what} names outputs {sorted(unknown)} that the model does "
                              f"not have; outputs: {names}")
         return [spec.get(n) for n in names]
-    if len(names) > 1 and isinstance(spec, (list, tuple)) and len(spec) == len(names) and \
-            (what == "loss" or all(isinstance(s, (list, tuple)) or s is None for s in spec)):
+    one_each = what in ("loss", "loss_weights")  # a list of these is always one per output
+    if isinstance(spec, (list, tuple)) and one_each and len(names) == 1 and len(spec) != 1:
+        raise ValueError(f"compile: the model has 1 output, so {what} must be one value or a list "
+                         f"of 1, got a list of {len(spec)}")
+    if isinstance(spec, (list, tuple)) and len(spec) == len(names) and \
+            (one_each or len(names) > 1 and all(isinstance(s, (list, tuple)) or s is None for s in spec)):
         return list(spec)
+    if isinstance(spec, (list, tuple)) and what == "loss_weights":
+        raise ValueError(f"compile: loss_weights must have one weight per output ({len(names)}: "
+                         f"{names}), got {len(spec)}")
     return [spec] * len(names)
 
 
@@ -63,11 +70,20 @@ def _resolve(model, ys: list, preds: list) -> None:
     model._losses = [losses_mod.get(l) if l is not None else None for l in losses]
     model._loss_weights = [float(w) for w in weights]
     model._trackers = [_Tracker("loss")] + ([_Tracker(f"{p}loss") for p in prefix] if len(preds) > 1 else [])
-    model._metrics = []
-    for i, (spec, y, p) in enumerate(zip(metric_specs, ys, preds)):
-        for m in _flat(spec):
-            metric = metrics_mod.get_metric(m, torch.as_tensor(y), p)
-            model._metrics.append((i, prefix[i] + metric.name, metric))
+    weighted_specs = _per_output(model._weighted_metric_spec, names, "weighted_metrics")
+    model._metrics, taken = [], set()
+    for weighted, specs in ((False, metric_specs), (True, weighted_specs)):
+        for i, (spec, y, p) in enumerate(zip(specs, ys, preds)):
+            for m in _flat(spec):
+                metric = metrics_mod.get_metric(m, torch.as_tensor(y), p)
+                name = prefix[i] + metric.name
+                if weighted and name in taken:  # Keras's naming: a clash gets "weighted_"
+                    name = prefix[i] + "weighted_" + metric.name
+                k, base = 1, name
+                while name in taken:
+                    name, k = f"{base}_{k}", k + 1
+                taken.add(name)
+                model._metrics.append((i, name, metric, weighted))
     model._num_classes = [p.shape[-1] for p in preds]
     model._compiled_for = len(preds)
 
@@ -95,21 +111,21 @@ def loss_and_metrics(model, y, y_pred, sw, n: int, *, update_metrics: bool = Tru
     for tracker, value in zip(model._trackers[1:], parts):
         tracker.update(value, n)
     if update_metrics:
-        for i, _, metric in model._metrics:
-            metric.update_state(ys[i], preds[i])
+        for i, _, metric, weighted in model._metrics:
+            metric.update_state(ys[i], preds[i], sample_weight=sw if weighted else None)
     return total
 
 
 def logs(model) -> dict[str, float]:
     out = {t.name: t.result() for t in getattr(model, "_trackers", [])}
-    out.update({name: m.result() for _, name, m in getattr(model, "_metrics", [])})
+    out.update({name: m.result() for _, name, m, _ in getattr(model, "_metrics", [])})
     return out
 
 
 def reset_metrics(model) -> None:
     for t in getattr(model, "_trackers", []):
         t.total, t.count = 0.0, 0
-    for _, _, m in getattr(model, "_metrics", []):
+    for _, _, m, _ in getattr(model, "_metrics", []):
         m.reset_state()
 
 

@@ -82,17 +82,34 @@ def to_device(struct, device, dtype=None):
 class ArrayBatches:
     """Batches of in-memory arrays: ``len()`` steps, shuffled each epoch when ``shuffle``."""
 
-    def __init__(self, x, y=None, sample_weight=None, batch_size: int = 32, shuffle: bool = False):
+    def __init__(self, x, y=None, sample_weight=None, batch_size: int = 32, shuffle: bool = False,
+                 steps: int | None = None):
         if isinstance(batch_size, bool) or not isinstance(batch_size, int) or batch_size <= 0:
             raise ValueError(f"batch_size must be a positive int, got {batch_size!r}")
+        if steps is not None and (isinstance(steps, bool) or not isinstance(steps, int) or steps <= 0):
+            raise ValueError(f"steps_per_epoch must be a positive int or None, got {steps!r}")
         self.x, self.y, self.sw = x, y, sample_weight
         self.n = num_samples(x, y, sample_weight)
-        self.batch_size, self.shuffle = batch_size, shuffle
+        self.batch_size, self.shuffle, self.steps = batch_size, shuffle, steps
+        self._stream = None
 
     def __len__(self) -> int:
-        return math.ceil(self.n / self.batch_size)
+        return self.steps or math.ceil(self.n / self.batch_size)
 
     def __iter__(self):
+        if self.steps is None:
+            yield from self._one_pass()
+            return
+        # Keras's steps_per_epoch on arrays: an epoch is `steps` batches, and the next epoch goes
+        # on where this one stopped (a new pass, reshuffled, starts only when the data run out)
+        for _ in range(self.steps):
+            batch = next(self._stream, None) if self._stream is not None else None
+            if batch is None:
+                self._stream = self._one_pass()
+                batch = next(self._stream)
+            yield batch
+
+    def _one_pass(self):
         order = torch.randperm(self.n) if self.shuffle else None
         for start in range(0, self.n, self.batch_size):
             idx = slice(start, start + self.batch_size) if order is None \

@@ -75,12 +75,31 @@ class Model(Layer):
 
     # -- compile ----------------------------------------------------------------------------------
     def compile(self, optimizer="rmsprop", loss=None, loss_weights=None, metrics=None,
-                weighted_metrics=None, run_eagerly=None, steps_per_execution=1, jit_compile=None,
-                **unused):
+                weighted_metrics=None, run_eagerly=False, steps_per_execution=1, jit_compile="auto",
+                auto_scale_loss=True):
         """Configure training: ``optimizer`` (a name in `optimizers.OPTIMIZERS`, a Keras optimizer, or
         a ``torch.optim.Optimizer``), ``loss`` (a name in `losses.LOSSES`, a Loss, a function, or one
-        per output as a list/dict) and ``metrics`` (names in `metrics.KNOWN`, Metric objects, or
-        functions; one list for all outputs, or one per output)."""
+        per output as a list/dict), ``loss_weights`` (one per output), ``metrics`` (names in
+        `metrics.KNOWN`, Metric objects, or functions; one list for all outputs, or one per output)
+        and ``weighted_metrics`` (the same, weighted by ``sample_weight``/``class_weight``).
+
+        Keras's execution settings: ``run_eagerly`` (rnnkit always runs eagerly, so either value
+        gives the same numbers), ``jit_compile`` (``"auto"``/False; True is refused: nothing is
+        compiled), ``steps_per_execution`` (1 only), ``auto_scale_loss`` (loss scaling only acts
+        under a float16 policy, which rnnkit does not offer, so either value is the same)."""
+        owner = f"{self.name}.compile"
+        if jit_compile not in ("auto", False, None):
+            raise ValueError(f"{owner}: jit_compile={jit_compile!r} is not supported (rnnkit runs the "
+                             f"model eagerly on its own kernels); pass 'auto' or False")
+        if isinstance(steps_per_execution, bool) or steps_per_execution != 1:
+            raise ValueError(f"{owner}: steps_per_execution={steps_per_execution!r} is not supported "
+                             f"(each batch is one step here); pass 1")
+        for arg, value in (("run_eagerly", run_eagerly), ("auto_scale_loss", auto_scale_loss)):
+            if not isinstance(value, bool) and value is not None:
+                raise ValueError(f"{owner}: {arg} must be True or False, got {value!r}")
+        if weighted_metrics is not None and not isinstance(weighted_metrics, (list, tuple, dict)):
+            raise ValueError(f"{owner}: weighted_metrics must be a list, tuple or dict, got "
+                             f"{weighted_metrics!r}")
         self.optimizer = optimizer if isinstance(optimizer, torch.optim.Optimizer) \
             else optimizers_mod.get(optimizer)
         if loss is None:
@@ -89,14 +108,24 @@ class Model(Layer):
         for l in (loss.values() if isinstance(loss, dict) else loss if isinstance(loss, (list, tuple)) else [loss]):
             if l is not None:
                 losses_mod.get(l)  # unknown names fail here, listing the known ones
-        for m in _flatten_metric_spec(metrics):
+        for m in _flatten_metric_spec(metrics) + _flatten_metric_spec(weighted_metrics):
             metrics_mod.check_name(m)
+        if isinstance(loss_weights, (list, tuple, dict)):
+            values = loss_weights.values() if isinstance(loss_weights, dict) else loss_weights
+            bad = [w for w in values if isinstance(w, bool) or not isinstance(w, (int, float))]
+        else:
+            bad = [] if loss_weights is None or (isinstance(loss_weights, (int, float))
+                                                 and not isinstance(loss_weights, bool)) else [loss_weights]
+        if bad:
+            raise ValueError(f"{owner}: loss_weights must be numbers (one, a list per output or a "
+                             f"dict by output name), got {loss_weights!r}")
         self._loss_spec, self._metric_spec = loss, metrics
+        self._weighted_metric_spec = weighted_metrics
         self.loss_weights = loss_weights
         self.compiled = True
         self._compiled_for = None  # per-output losses/metrics are resolved at the first batch
         self.compile_config = {"optimizer": optimizer, "loss": loss, "metrics": metrics,
-                               "loss_weights": loss_weights}
+                               "loss_weights": loss_weights, "weighted_metrics": weighted_metrics}
 
     @property
     def loss(self):
@@ -114,7 +143,7 @@ class Model(Layer):
                             validation_data=validation_data, shuffle=shuffle,
                             class_weight=class_weight, sample_weight=sample_weight,
                             initial_epoch=initial_epoch, steps_per_epoch=steps_per_epoch,
-                            validation_batch_size=validation_batch_size,
+                            validation_steps=validation_steps, validation_batch_size=validation_batch_size,
                             validation_freq=validation_freq)
 
     def evaluate(self, x=None, y=None, batch_size=None, verbose="auto", sample_weight=None,
@@ -158,8 +187,10 @@ class Model(Layer):
         """Weights only, one safetensors file (whatever the extension, e.g. ``.weights.h5``)."""
         saving.save_weights(self, filepath, overwrite=overwrite)
 
-    def load_weights(self, filepath, skip_mismatch=False, **unused) -> None:
-        saving.load_weights(self, filepath)
+    def load_weights(self, filepath, skip_mismatch=False) -> None:
+        """Load weights saved by `save_weights`; ``skip_mismatch=True`` skips (with a warning) the
+        layers whose weights do not match in number or shape, as Keras does."""
+        saving.load_weights(self, filepath, skip_mismatch=skip_mismatch)
 
     def get_compile_config(self):
         return saving.compile_config(self)

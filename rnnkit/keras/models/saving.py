@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import json
 import os
+import warnings
 from pathlib import Path
 
 import torch
@@ -61,7 +62,7 @@ def save_weights(model, filepath, overwrite: bool = True) -> None:
     os.replace(tmp, path)
 
 
-def load_weights(model, filepath) -> None:
+def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
     path = Path(filepath)
     if path.is_dir():
         path = path / WEIGHTS
@@ -76,14 +77,18 @@ def load_weights(model, filepath) -> None:
         raise ValueError(f"load_weights: {model.name} is not built yet; build it (or call it on "
                          f"data) before loading weights")
     missing, unexpected = sorted(set(own) - set(saved)), sorted(set(saved) - set(own))
-    if missing or unexpected:
-        raise ValueError(f"load_weights: {path} does not match {model.name}: missing {missing}, "
-                         f"unexpected {unexpected}")
     params = named_weights(model)
-    for key, t in saved.items():
-        if tuple(t.shape) != tuple(params[key].shape):
-            raise ValueError(f"load_weights: {key} has shape {tuple(t.shape)} in {path}, the model "
-                             f"expects {tuple(params[key].shape)}")
+    wrong = sorted(k for k in set(saved) & set(own) if tuple(saved[k].shape) != tuple(params[k].shape))
+    if (missing or unexpected or wrong) and not skip_mismatch:
+        shapes = {k: (tuple(saved[k].shape), tuple(params[k].shape)) for k in wrong}
+        raise ValueError(f"load_weights: {path} does not match {model.name}: missing {missing}, "
+                         f"unexpected {unexpected}, shapes (file, model) {shapes}; pass "
+                         f"skip_mismatch=True to load the rest")
+    if missing or unexpected or wrong:  # Keras's skip_mismatch: the layer concerned keeps its weights
+        bad_layers = {k.split("/")[0] for k in missing + unexpected + wrong}
+        warnings.warn(f"load_weights(skip_mismatch=True): skipped the layers {sorted(bad_layers)} "
+                      f"of {model.name}, whose weights in {path} do not match", stacklevel=3)
+        saved = {k: t for k, t in saved.items() if k in own and k.split("/")[0] not in bad_layers}
     with torch.no_grad():
         for key, t in saved.items():
             params[key].copy_(t)

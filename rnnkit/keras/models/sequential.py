@@ -70,6 +70,11 @@ class Sequential(Model):
             shape = layer.compute_output_shape(shape) if isinstance(layer, Layer) else None
         return shape
 
+    def __call__(self, *args, **kwargs):
+        if args and isinstance(args[0], (list, tuple)) and len(args[0]) == 1:
+            args = (args[0][0],) + args[1:]  # [x]: the single input in a list, as Keras accepts
+        return super().__call__(*args, **kwargs)
+
     def call(self, inputs, training=None, mask=None):
         x = inputs
         for layer in self._layers:

@@ -108,7 +108,7 @@ def _batches(x, y, sw, batch_size, shuffle, steps=None):
 
 
 def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split, validation_data,
-        shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch,
+        shuffle, class_weight, sample_weight, initial_epoch, steps_per_epoch, validation_steps,
         validation_batch_size, validation_freq):
     _check_compiled(model, "fit")
     verbose = _verbosity(verbose)
@@ -125,7 +125,7 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
         val = validation_data
         if validation_split:
             (xs, ys, sws), val = D.split_validation(xs, ys, sws, validation_split)
-        train = D.ArrayBatches(xs, ys, sws, 32 if batch_size is None else batch_size, shuffle)
+        train = D.ArrayBatches(xs, ys, sws, 32 if batch_size is None else batch_size, shuffle, steps_per_epoch)
     if val is not None and not D.is_batch_iterable(val):
         if not isinstance(val, (list, tuple)) or len(val) not in (2, 3):
             raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)")
@@ -134,7 +134,8 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
                              if isinstance(train, D.ArrayBatches) else 32)
 
     history, progbar = History(), _ProgbarLogger(verbose, len(train), epochs) if verbose else None
-    cbs = ([progbar] if progbar else []) + list(callbacks or []) + [history]
+    callbacks = _callbacks("fit", callbacks, model, {})
+    cbs = ([progbar] if progbar else []) + callbacks + [history]
     params = {"verbose": verbose, "epochs": epochs, "steps": len(train)}
     for cb in cbs:
         cb.set_model(model)
@@ -171,7 +172,7 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
                 break
         epoch_logs = _sorted(logs(model))  # Keras's history keys come sorted, val_* after
         if val is not None and (epoch + 1) % validation_freq == 0:
-            val_logs = _evaluate_batches(model, val, device, dtype)
+            val_logs = _evaluate_batches(model, val, device, dtype, callbacks, validation_steps)
             epoch_logs.update({f"val_{k}": v for k, v in _sorted(val_logs).items()})
         for cb in cbs:
             cb.on_epoch_end(epoch, epoch_logs)
@@ -185,18 +186,47 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
     return history
 
 
-def _evaluate_batches(model, batches, device, dtype) -> dict[str, float]:
+def _callbacks(verb: str, callbacks, model, params: dict) -> list[Callback]:
+    """The user's callbacks for ``verb``, checked and attached to ``model``."""
+    if callbacks is None:
+        return []
+    if isinstance(callbacks, Callback):
+        callbacks = [callbacks]
+    if not isinstance(callbacks, (list, tuple)) or not all(isinstance(c, Callback) for c in callbacks):
+        raise TypeError(f"{verb}: callbacks must be a list of keras.callbacks.Callback objects, got "
+                        f"{callbacks!r}")
+    for cb in callbacks:
+        cb.set_model(model)
+        cb.set_params(params)
+    return list(callbacks)
+
+
+def _evaluate_batches(model, batches, device, dtype, callbacks=(), steps=None) -> dict[str, float]:
+    """Loss and metrics over ``batches`` (at most ``steps``), calling the ``on_test_*`` hooks."""
     was_training = model.training
     if was_training:
         model.eval()
     reset_metrics(model)
+    for cb in callbacks:
+        cb.on_test_begin()
     with torch.no_grad():
-        for xb, yb, swb in batches:
+        for step, (xb, yb, swb) in enumerate(batches):
+            if steps is not None and step >= steps:
+                break
+            for cb in callbacks:
+                cb.on_test_batch_begin(step)
             xb, yb, swb = (D.to_device(t, device, dtype) for t in (xb, yb, swb))
             loss_and_metrics(model, yb, model(xb), swb, D.leaves(xb)[0].shape[0])
+            if callbacks:
+                batch_logs = logs(model)
+                for cb in callbacks:
+                    cb.on_test_batch_end(step, batch_logs)
     if was_training:
         model.train()
-    return logs(model)
+    result = logs(model)
+    for cb in callbacks:
+        cb.on_test_end(result)
+    return result
 
 
 def evaluate(model, x, y, *, batch_size, verbose, sample_weight, steps, callbacks, return_dict):
@@ -207,10 +237,12 @@ def evaluate(model, x, y, *, batch_size, verbose, sample_weight, steps, callback
     _ensure_built(model, first)
     device, dtype = _device_dtype(model)
     verbose = _verbosity(verbose)
+    cbs = _callbacks("evaluate", callbacks, model, {"verbose": verbose, "epochs": 1,
+                                                    "steps": len(batches)})
     progbar = _ProgbarLogger(verbose, len(batches)) if verbose else None
     if progbar:
         progbar.on_epoch_begin(0)
-    result = _evaluate_batches(model, batches, device, dtype)
+    result = _evaluate_batches(model, batches, device, dtype, cbs, steps)
     if progbar:
         progbar.seen = len(batches) or 0
         progbar.on_epoch_end(0, result)
@@ -225,20 +257,32 @@ def predict(model, x, *, batch_size, verbose, steps, callbacks):
     in inference mode without gradients."""
     batches = _batches(x, None, None, batch_size, False, steps)
     verbose = _verbosity(verbose)
+    cbs = _callbacks("predict", callbacks, model, {"verbose": verbose, "epochs": 1, "steps": len(batches)})
     progbar = _ProgbarLogger(verbose, len(batches)) if verbose else None
     if progbar:
         progbar.on_epoch_begin(0)
     was_training, outs, device, dtype = model.training, [], None, None
     model.eval()
+    for cb in cbs:
+        cb.on_predict_begin()
     with torch.no_grad():
-        for xb, _, _ in batches:
+        for step, (xb, _, _) in enumerate(batches):
+            if steps is not None and step >= steps:
+                break
             if device is None:
                 _ensure_built(model, xb)
                 device, dtype = _device_dtype(model)
+            for cb in cbs:
+                cb.on_predict_batch_begin(step)
             outs.append([o.detach() for o in as_outputs(model(D.to_device(xb, device, dtype)))])
+            for cb in cbs:
+                out = outs[-1][0] if len(outs[-1]) == 1 else outs[-1]
+                cb.on_predict_batch_end(step, {"outputs": out})
             if progbar:
                 progbar.seen += 1
     model.train(was_training)
+    for cb in cbs:
+        cb.on_predict_end()
     if progbar:
         progbar.on_epoch_end(0, {})
     if not outs:

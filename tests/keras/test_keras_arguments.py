@@ -1,0 +1,191 @@
+"""Every argument Keras accepts is honoured or refused, never silently dropped (issue 13), each
+checked against real Keras 3 (torch backend) doing the same thing."""
+import os
+
+os.environ["KERAS_BACKEND"] = "torch"
+
+import keras as K  # noqa: E402
+import numpy as np  # noqa: E402
+import pytest  # noqa: E402
+import torch  # noqa: E402
+
+from rnnkit import keras as R  # noqa: E402
+
+rng = np.random.default_rng(3)
+X = rng.standard_normal((10, 4)).astype("float32")
+Y = rng.standard_normal((10, 2)).astype("float32")
+SW = rng.uniform(0.1, 2.0, size=10).astype("float32")
+
+
+def _twin(compile_kw=None):
+    """The same Dense model in Keras and rnnkit, with Keras's weights in both."""
+    k = K.Sequential([K.Input((4,)), K.layers.Dense(2)])
+    r = R.Sequential([R.Input((4,)), R.layers.Dense(2)])
+    r.set_weights(k.get_weights()) if hasattr(r, "set_weights") else r.layers[0].set_weights(k.get_weights())
+    for m in (k, r):
+        m.compile(optimizer="sgd", loss="mse", **(compile_kw or {}))
+    return k, r
+
+
+def _close(a, b, tol=1e-5):
+    assert set(a) == set(b), (sorted(a), sorted(b))
+    for key in a:
+        assert abs(float(a[key]) - float(b[key])) < tol, (key, a[key], b[key])
+
+
+def test_arguments_keras_rejects_are_rejected():
+    for make in (lambda M: M.layers.LSTM(4, time_major=True), lambda M: M.layers.Dense(3, foo=2)):
+        with pytest.raises(ValueError):
+            make(K)
+        with pytest.raises((ValueError, TypeError)):
+            make(R)
+    for M, err in ((K, TypeError), (R, TypeError)):
+        m = M.Sequential([M.Input((4,)), M.layers.Dense(2)])
+        with pytest.raises(err):
+            m.compile(optimizer="sgd", loss="mse", foo=1)
+    with pytest.raises(ValueError, match="time_major"):
+        R.layers.LSTM(4, time_major=True)
+
+
+def test_unsupported_settings_are_refused_with_the_argument_named():
+    m = R.Sequential([R.Input((4,)), R.layers.Dense(2)])
+    with pytest.raises(ValueError, match="jit_compile"):
+        m.compile(optimizer="sgd", loss="mse", jit_compile=True)
+    with pytest.raises(ValueError, match="steps_per_execution"):
+        m.compile(optimizer="sgd", loss="mse", steps_per_execution=4)
+    with pytest.raises(ValueError, match="use_ema"):
+        R.optimizers.Adam(use_ema=True)
+    with pytest.raises(ValueError, match="sparse"):
+        R.Input((3,), sparse=True)
+    with pytest.raises(ValueError, match="dtype"):
+        R.layers.Dense(2, dtype="mixed_float16")
+    m.compile(optimizer="sgd", loss="mse", run_eagerly=True, jit_compile=False, auto_scale_loss=False)
+
+
+def test_weighted_metrics_match_keras():
+    k, r = _twin({"metrics": ["mae"], "weighted_metrics": ["mae", "mse"]})
+    _close(k.evaluate(X, Y, sample_weight=SW, return_dict=True, verbose=0),
+           r.evaluate(X, Y, sample_weight=SW, return_dict=True, verbose=0))
+    hk = k.fit(X, Y, sample_weight=SW, batch_size=4, shuffle=False, verbose=0).history
+    hr = r.fit(X, Y, sample_weight=SW, batch_size=4, shuffle=False, verbose=0).history
+    _close({a: v[0] for a, v in hk.items()}, {a: v[0] for a, v in hr.items()})
+
+
+@pytest.mark.parametrize("weights", [[2.5], 2.5, (0.5,)])
+def test_loss_weights_for_one_output_match_keras(weights):
+    k, r = _twin({"loss_weights": weights})
+    _close(k.evaluate(X, Y, return_dict=True, verbose=0), r.evaluate(X, Y, return_dict=True, verbose=0))
+    r.compile(optimizer="sgd", loss="mse", loss_weights=[1.0, 2.0])
+    with pytest.raises(ValueError, match="loss_weights"):
+        r.evaluate(X, Y, verbose=0)
+
+
+class Recorder:
+    """A callback (built for both libraries) recording each hook called and its batch index."""
+
+    @staticmethod
+    def make(base):
+        class _R(base):
+            def __init__(self):
+                super().__init__()
+                self.calls = []
+
+        for hook in ("on_test_begin", "on_test_end", "on_predict_begin", "on_predict_end"):
+            setattr(_R, hook, lambda self, logs=None, _h=hook: self.calls.append(_h))
+        for hook in ("on_test_batch_begin", "on_test_batch_end", "on_predict_batch_begin",
+                     "on_predict_batch_end"):
+            setattr(_R, hook, lambda self, batch, logs=None, _h=hook: self.calls.append((_h, batch)))
+        return _R()
+
+
+def test_evaluate_and_predict_call_their_callbacks_as_keras():
+    k, r = _twin()
+    for verb in ("evaluate", "predict"):
+        ck, cr = Recorder.make(K.callbacks.Callback), Recorder.make(R.callbacks.Callback)
+        if verb == "evaluate":
+            k.evaluate(X, Y, batch_size=4, callbacks=[ck], verbose=0)
+            r.evaluate(X, Y, batch_size=4, callbacks=[cr], verbose=0)
+        else:
+            k.predict(X, batch_size=4, callbacks=[ck], verbose=0)
+            r.predict(X, batch_size=4, callbacks=[cr], verbose=0)
+        assert cr.calls == ck.calls and len(ck.calls) == 8
+    with pytest.raises(TypeError, match="callbacks"):
+        r.predict(X, callbacks=[print])
+
+
+def test_fit_calls_test_hooks_during_validation_as_keras():
+    k, r = _twin()
+    ck, cr = Recorder.make(K.callbacks.Callback), Recorder.make(R.callbacks.Callback)
+    k.fit(X, Y, validation_data=(X, Y), batch_size=5, callbacks=[ck], verbose=0)
+    r.fit(X, Y, validation_data=(X, Y), batch_size=5, callbacks=[cr], verbose=0)
+    assert cr.calls == ck.calls and "on_test_begin" in ck.calls
+
+
+def test_steps_arguments_are_honoured_on_arrays_as_keras():
+    k, r = _twin()
+    _close(k.evaluate(X, Y, batch_size=3, steps=2, return_dict=True, verbose=0),
+           r.evaluate(X, Y, batch_size=3, steps=2, return_dict=True, verbose=0))
+    assert k.predict(X, batch_size=3, steps=2, verbose=0).shape == r.predict(X, batch_size=3, steps=2,
+                                                                             verbose=0).shape == (6, 2)
+    hk = k.fit(X, Y, batch_size=2, epochs=2, steps_per_epoch=2, validation_data=(X, Y),
+               validation_steps=1, validation_batch_size=3, shuffle=False, verbose=0).history
+    hr = r.fit(X, Y, batch_size=2, epochs=2, steps_per_epoch=2, validation_data=(X, Y),
+               validation_steps=1, validation_batch_size=3, shuffle=False, verbose=0).history
+    assert int(k.optimizer.iterations) == r.optimizer.iterations == 4
+    _close({a: v[-1] for a, v in hk.items()}, {a: v[-1] for a, v in hr.items()})
+
+
+def test_predict_accepts_the_single_input_in_a_list():
+    k, r = _twin()
+    want = k.predict([X], verbose=0)
+    np.testing.assert_allclose(r.predict([X], verbose=0), want, atol=1e-6)
+    np.testing.assert_allclose(r.predict(X, verbose=0), want, atol=1e-6)
+
+
+def test_to_categorical_dtype_is_keras():
+    ids = np.array([0, 2, 1, 2])
+    a, b = K.utils.to_categorical(ids, 3), R.utils.to_categorical(ids, 3)
+    assert a.dtype == b.dtype
+    np.testing.assert_array_equal(a, b)
+
+
+def test_load_weights_skip_mismatch(tmp_path):
+    src = R.Sequential([R.Input((4,)), R.layers.Dense(3, name="a"), R.layers.Dense(2, name="b")])
+    dst = R.Sequential([R.Input((4,)), R.layers.Dense(3, name="a2"), R.layers.Dense(5, name="b2")])
+    path = tmp_path / "w.safetensors"
+    src.save_weights(path)
+    before = dst.layers[1].get_weights()
+    with pytest.raises(ValueError, match="skip_mismatch"):
+        dst.load_weights(path)
+    with pytest.warns(UserWarning, match="skipped"):
+        dst.load_weights(path, skip_mismatch=True)
+    for a, b in zip(dst.layers[0].get_weights(), src.layers[0].get_weights()):
+        np.testing.assert_array_equal(a, b)  # the matching layer is loaded
+    for a, b in zip(dst.layers[1].get_weights(), before):
+        np.testing.assert_array_equal(a, b)  # the mismatched one keeps its weights
+
+
+def test_seed_makes_dropout_reproducible():
+    x = torch.from_numpy(rng.standard_normal((4, 6, 3)).astype("float32"))
+    outs = []
+    for seed in (7, 7, 8):
+        layer = R.layers.LSTM(5, dropout=0.5, recurrent_dropout=0.5, seed=seed)
+        layer(x)
+        layer.set_weights([np.full(w.shape, 0.1, "float32") for w in layer.get_weights()])
+        drop = R.layers.Dropout(0.5, seed=seed)
+        outs.append((layer(x, training=True), drop(x, training=True)))
+    for a, b in zip(outs[0], outs[1]):
+        torch.testing.assert_close(a, b)
+    for a, c in zip(outs[0], outs[2]):
+        assert not torch.equal(a, c)
+    assert R.layers.LSTM(5, seed=7).get_config()["seed"] == 7
+
+
+def test_layer_dtype_is_honoured_as_keras():
+    k, r = K.layers.Dense(3, dtype="float64"), R.layers.Dense(3, dtype="float64")
+    xk = k(X)
+    xr = r(torch.from_numpy(X))
+    r.set_weights(k.get_weights())
+    assert r.kernel.dtype == torch.float64 and str(xk.dtype).endswith("float64")
+    np.testing.assert_allclose(r(torch.from_numpy(X)).detach().numpy(), k(X).detach().cpu().numpy(), atol=1e-6)
+    assert xr.dtype == torch.float64
