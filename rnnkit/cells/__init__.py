@@ -12,5 +12,15 @@ CELLS = {"rnn": SimpleRNNCell, "lstm": LSTMCell, "gru": GRUCell,
          "lnlstm": LayerNormLSTMCell, "lngru": LayerNormGRUCell, "indrnn": IndRNNCell,
          "mingru": MinGRUCell, "minlstm": MinLSTMCell}
 
-__all__ = ["Cell", "SimpleRNNCell", "LSTMCell", "GRUCell", "LayerNormLSTMCell", "LayerNormGRUCell",
-           "IndRNNCell", "MinGRUCell", "MinLSTMCell", "CELLS"]
+__all__ = [
+         "CELLS",
+         "Cell",
+         "GRUCell",
+         "IndRNNCell",
+         "LSTMCell",
+         "LayerNormGRUCell",
+         "LayerNormLSTMCell",
+         "MinGRUCell",
+         "MinLSTMCell",
+         "SimpleRNNCell",
+]

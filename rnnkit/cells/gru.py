@@ -14,6 +14,46 @@ from torch import Tensor
 from rnnkit.cells.base import Cell
 
 
+def gru_pointwise(rz_pre: Tensor, n_in: Tensor, n_rec: Tensor, h: Tensor, activation=torch.tanh,
+                  recurrent_activation=torch.sigmoid) -> Tensor:
+    """The element-wise end of the GRU step: ``rz_pre`` ``(B, 2H)`` the summed input and recurrent
+    pre-activations of ``r, z``; the candidate's input part ``n_in`` and recurrent part ``n_rec``
+    ``(B, H)`` (``W_hn h + b_hn`` with the reset gate after the product, which ``r`` then scales;
+    ``None`` with ``r`` already inside it, ``n_in`` being then the whole pre-activation);
+    ``h = h_{t-1}``. Returns ``h_t = n + z ⊙ (h - n)`` ``(B, H)``."""
+    r, z = (recurrent_activation(v) for v in rz_pre.chunk(2, 1))  # apart: Keras's activations
+    n = activation(n_in if n_rec is None else n_in + r * n_rec)
+    return n + z * (h - n)  # = (1 - z) n + z h
+
+
+def gru_step(xp_t: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, *,
+             reset_after: bool = True, h_rec: Tensor | None = None, activation=torch.tanh,
+             recurrent_activation=torch.sigmoid) -> Tensor:
+    """The GRU step, the one definition every path uses (the cell, the regularisers, the Keras cell,
+    the sampler's element-wise part; rnnkit's C++ kernel and PyTorch's are held to it by tests):
+    ``xp_t`` ``(B, 3H)`` (``x_t W_ih^T + b_ih``, gates ``r, z, n``), ``h`` ``(B, H)`` -> ``h_t``.
+
+    ``h_rec``: what enters the recurrent matrix products in place of ``h`` (recurrent dropout's
+    masked state); the interpolation keeps ``h``."""
+    H = h.shape[-1]
+    hr = h if h_rec is None else h_rec
+    if reset_after:
+        hp = hr @ weight_hh.t()  # (B, 3H)
+        if bias_hh is not None:
+            hp = hp + bias_hh
+        return gru_pointwise(xp_t[:, :2 * H] + hp[:, :2 * H], xp_t[:, 2 * H:], hp[:, 2 * H:], h,
+                             activation, recurrent_activation)
+    hp = hr @ weight_hh[:2 * H].t()  # (B, 2H)
+    if bias_hh is not None:
+        hp = hp + bias_hh[:2 * H]
+    rz_pre = xp_t[:, :2 * H] + hp
+    r = recurrent_activation(rz_pre[:, :H])
+    hn = (r * hr) @ weight_hh[2 * H:].t()  # the paper's placement: r before the product
+    if bias_hh is not None:
+        hn = hn + bias_hh[2 * H:]
+    return gru_pointwise(rz_pre, xp_t[:, 2 * H:] + hn, None, h, activation, recurrent_activation)
+
+
 class GRUCell(Cell):
     """GRU cell. Parameters (PyTorch layout, gates ``r, z, n``): ``weight_ih (3H, I)``,
     ``weight_hh (3H, H)``, ``bias_ih (3H,)``, ``bias_hh (3H,)``. State ``(h,)``, ``h (B, H)``."""
@@ -32,32 +72,14 @@ class GRUCell(Cell):
         return "gru" if self.reset_after else None
 
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        (h,) = state
-        H = self.hidden_size
-        x_r, x_z, x_n = xp_t.chunk(3, 1)
-        if self.reset_after:
-            hp = h @ self.weight_hh.t()  # (B, 3H)
-            if self.bias_hh is not None:
-                hp = hp + self.bias_hh
-            h_r, h_z, h_n = hp.chunk(3, 1)
-            r = torch.sigmoid(x_r + h_r)
-            z = torch.sigmoid(x_z + h_z)
-            n = torch.tanh(x_n + r * h_n)
-        else:
-            w_rz, w_n = self.weight_hh[:2 * H], self.weight_hh[2 * H:]
-            hp = h @ w_rz.t()  # (B, 2H)
-            b_rz = b_n = None
-            if self.bias_hh is not None:
-                b_rz, b_n = self.bias_hh[:2 * H], self.bias_hh[2 * H:]
-                hp = hp + b_rz
-            h_r, h_z = hp.chunk(2, 1)
-            r = torch.sigmoid(x_r + h_r)
-            z = torch.sigmoid(x_z + h_z)
-            hn = (r * h) @ w_n.t()
-            if b_n is not None:
-                hn = hn + b_n
-            n = torch.tanh(x_n + hn)
-        h = n + z * (h - n)  # = (1 - z) n + z h
+        h = gru_step(xp_t, state[0], self.weight_hh, self.bias_hh, reset_after=self.reset_after)
+        return h, (h,)
+
+    def step_with_recurrent_input(self, xp_t: Tensor, state: tuple[Tensor, ...], h_rec: Tensor):
+        """The step with ``h_rec`` in place of ``h_{t-1}`` inside the recurrent matrix products
+        only (the interpolation keeps ``h_{t-1}``): the hook recurrent dropout uses."""
+        h = gru_step(xp_t, state[0], self.weight_hh, self.bias_hh, reset_after=self.reset_after,
+                     h_rec=h_rec)
         return h, (h,)
 
     def extra_repr(self) -> str:

@@ -30,7 +30,6 @@ from torch.nn import functional as F
 
 from rnnkit.cells.base import Cell
 
-
 _ln_backward = torch.ops.aten.native_layer_norm_backward
 
 

@@ -15,6 +15,31 @@ from torch import Tensor, nn
 from rnnkit.cells.base import Cell
 
 
+def lstm_pointwise(gates: Tensor, c: Tensor, activation=torch.tanh,
+                   recurrent_activation=torch.sigmoid) -> tuple[Tensor, Tensor]:
+    """The element-wise part of the LSTM step: pre-activations ``gates`` ``(B, 4H)`` (blocks
+    ``i, f, g, o``) and ``c_{t-1}`` ``(B, H)`` -> ``(o ⊙ act(c_t), c_t)`` (before any projection).
+    ``activation`` / ``recurrent_activation``: Keras's names for tanh and σ above."""
+    i, f, g, o = gates.chunk(4, 1)
+    c = recurrent_activation(f) * c + recurrent_activation(i) * activation(g)
+    return recurrent_activation(o) * activation(c), c
+
+
+def lstm_step(xp_t: Tensor, h: Tensor, c: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
+              weight_hr: Tensor | None = None, activation=torch.tanh,
+              recurrent_activation=torch.sigmoid) -> tuple[Tensor, Tensor]:
+    """The LSTM step, the one definition every path uses (the cell, the regularisers, the Keras cell,
+    the sampler's element-wise part; PyTorch's fused kernel is held to it by tests): ``xp_t``
+    ``(B, 4H)``, ``h`` ``(B, H_out)``, ``c`` ``(B, H)`` -> ``(h_t (B, H_out), c_t (B, H))``."""
+    gates = torch.addmm(xp_t, h, weight_hh.t())  # (B, 4H)
+    if bias_hh is not None:
+        gates = gates + bias_hh
+    h, c = lstm_pointwise(gates, c, activation, recurrent_activation)
+    if weight_hr is not None:
+        h = h @ weight_hr.t()  # (B, P)
+    return h, c
+
+
 class LSTMCell(Cell):
     """LSTM cell. Parameters (PyTorch layout, gates ``i, f, g, o``): ``weight_ih (4H, I)``,
     ``weight_hh (4H, H_out)``, ``bias_ih (4H,)``, ``bias_hh (4H,)``, and with ``proj_size=P > 0``
@@ -53,15 +78,8 @@ class LSTMCell(Cell):
         return ((self.output_size,), (self.hidden_size,))
 
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        h, c = state
-        gates = torch.addmm(xp_t, h, self.weight_hh.t())  # (B, 4H)
-        if self.bias_hh is not None:
-            gates = gates + self.bias_hh
-        i, f, g, o = gates.chunk(4, 1)
-        c = torch.sigmoid(f) * c + torch.sigmoid(i) * torch.tanh(g)
-        h = torch.sigmoid(o) * torch.tanh(c)
-        if self.proj_size:
-            h = h @ self.weight_hr.t()  # (B, P)
+        h, c = lstm_step(xp_t, state[0], state[1], self.weight_hh, self.bias_hh,
+                         self.weight_hr if self.proj_size else None)
         return h, (h, c)
 
     def extra_repr(self) -> str:

@@ -13,6 +13,18 @@ from torch import Tensor
 from rnnkit.cells.base import Cell
 
 NONLINEARITIES = ("tanh", "relu")
+ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
+
+
+def elman_step(xp_t: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
+               activation=torch.tanh) -> Tensor:
+    """The Elman step, the one definition every path uses (the cell, the regularisers, the Keras
+    cell; rnnkit's C++ kernel is held to it by tests): ``xp_t`` ``(B, H)`` (``x_t W_ih^T + b_ih``),
+    ``h`` ``(B, H)`` -> ``h_t`` ``(B, H)``. ``activation``: any element-wise function."""
+    pre = torch.addmm(xp_t, h, weight_hh.t())  # (B, H)
+    if bias_hh is not None:
+        pre = pre + bias_hh
+    return activation(pre)
 
 
 class SimpleRNNCell(Cell):
@@ -34,11 +46,7 @@ class SimpleRNNCell(Cell):
         return "rnn_tanh" if self.nonlinearity == "tanh" else "rnn_relu"
 
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        (h,) = state
-        pre = torch.addmm(xp_t, h, self.weight_hh.t())  # (B, H)
-        if self.bias_hh is not None:
-            pre = pre + self.bias_hh
-        h = torch.tanh(pre) if self.nonlinearity == "tanh" else torch.relu(pre)
+        h = elman_step(xp_t, state[0], self.weight_hh, self.bias_hh, ACTIVATIONS[self.nonlinearity])
         return h, (h,)
 
     def extra_repr(self) -> str:

@@ -27,8 +27,6 @@ import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnkit.cells import GRUCell
-
 
 def _check_rate(owner: str, name: str, value) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
@@ -46,7 +44,7 @@ class Regularizers:
 
     @classmethod
     def checked(cls, owner: str, cells, recurrent_dropout=0.0, zoneout=0.0,
-                weight_drop=0.0) -> "Regularizers":
+                weight_drop=0.0) -> Regularizers:
         """Validate the rates against the cells (a cell without a recurrent matrix has nothing
         for recurrent dropout or weight drop to act on)."""
         regs = cls(_check_rate(owner, "recurrent_dropout", recurrent_dropout),
@@ -126,32 +124,11 @@ def step_with_recurrent_input(cell, xp_t: Tensor, state: tuple[Tensor, ...], h_r
     """One step of ``cell`` with ``h_rec`` in place of ``h_{t-1}`` where it enters the recurrent
     matrix product, and the true ``h_{t-1}`` everywhere else.
 
-    Cells that use ``h_{t-1}`` outside the product define ``step_with_recurrent_input``; the stock
-    GRU is handled here; in every other cell (Elman, LSTM, LN-LSTM, IndRNN) ``h_{t-1}`` enters the
-    step only through the recurrent weights, so swapping the state's ``h`` is exact."""
+    Cells that use ``h_{t-1}`` outside the product (the GRUs' interpolation) define
+    ``step_with_recurrent_input`` with their own step; in every other cell (Elman, LSTM, LN-LSTM,
+    IndRNN) ``h_{t-1}`` enters the step only through the recurrent weights, so swapping the state's
+    ``h`` is exact."""
     own = getattr(cell, "step_with_recurrent_input", None)
     if own is not None:
         return own(xp_t, state, h_rec)
-    if isinstance(cell, GRUCell):
-        return _gru_step(cell, xp_t, state[0], h_rec)
     return cell.step(xp_t, (h_rec,) + tuple(state[1:]))
-
-
-def _gru_step(cell: GRUCell, xp_t: Tensor, h: Tensor, h_rec: Tensor):
-    """`rnnkit.cells.GRUCell`'s step (both reset placements) with ``h_rec`` in the products."""
-    H = cell.hidden_size
-    x_r, x_z, x_n = xp_t.chunk(3, 1)
-    b = cell.bias_hh
-    if cell.reset_after:
-        hp = F.linear(h_rec, cell.weight_hh, b)  # (B, 3H)
-        h_r, h_z, h_n = hp.chunk(3, 1)
-        r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + r * h_n)
-    else:
-        hp = F.linear(h_rec, cell.weight_hh[:2 * H], None if b is None else b[:2 * H])
-        h_r, h_z = hp.chunk(2, 1)
-        r, z = torch.sigmoid(x_r + h_r), torch.sigmoid(x_z + h_z)
-        n = torch.tanh(x_n + F.linear(r * h_rec, cell.weight_hh[2 * H:],
-                                      None if b is None else b[2 * H:]))
-    h = n + z * (h - n)
-    return h, (h,)

@@ -21,6 +21,9 @@ import torch
 from torch import Tensor
 
 from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell
+from rnnkit.cells.gru import gru_step
+from rnnkit.cells.lstm import lstm_step
+from rnnkit.cells.rnn import elman_step
 
 GATES = {"rnn": 1, "lstm": 4, "gru": 3}
 
@@ -86,10 +89,7 @@ class KerasSimpleRNNCell(SimpleRNNCell):
     def step(self, xp_t: Tensor, state):
         (h,) = state
         hm = h if self.rec_mask is None else h * self.rec_mask
-        pre = torch.addmm(xp_t, hm, self.weight_hh.t())  # (B, H)
-        if self.bias_hh is not None:
-            pre = pre + self.bias_hh
-        h = self.act(pre)
+        h = elman_step(xp_t, hm, self.weight_hh, self.bias_hh, self.act)
         return h, (h,)
 
 
@@ -105,12 +105,7 @@ class KerasLSTMCell(LSTMCell):
     def step(self, xp_t: Tensor, state):
         h, c = state
         hm = h if self.rec_mask is None else h * self.rec_mask
-        gates = torch.addmm(xp_t, hm, self.weight_hh.t())  # (B, 4H)
-        if self.bias_hh is not None:
-            gates = gates + self.bias_hh
-        i, f, g, o = gates.chunk(4, 1)
-        c = self.ract(f) * c + self.ract(i) * self.act(g)
-        h = self.ract(o) * self.act(c)
+        h, c = lstm_step(xp_t, hm, c, self.weight_hh, self.bias_hh, None, self.act, self.ract)
         return h, (h, c)
 
 
@@ -125,27 +120,9 @@ class KerasGRUCell(GRUCell):
 
     def step(self, xp_t: Tensor, state):
         (h,) = state
-        H = self.hidden_size
-        hm = h if self.rec_mask is None else h * self.rec_mask
-        x_r, x_z, x_n = xp_t.chunk(3, 1)
-        if self.reset_after:
-            hp = hm @ self.weight_hh.t()  # (B, 3H)
-            if self.bias_hh is not None:
-                hp = hp + self.bias_hh
-            h_r, h_z, h_n = hp.chunk(3, 1)
-            r, z = self.ract(x_r + h_r), self.ract(x_z + h_z)
-            n = self.act(x_n + r * h_n)
-        else:
-            hp = hm @ self.weight_hh[:2 * H].t()  # (B, 2H)
-            if self.bias_hh is not None:
-                hp = hp + self.bias_hh[:2 * H]
-            h_r, h_z = hp.chunk(2, 1)
-            r, z = self.ract(x_r + h_r), self.ract(x_z + h_z)
-            hn = (r * hm) @ self.weight_hh[2 * H:].t()
-            if self.bias_hh is not None:
-                hn = hn + self.bias_hh[2 * H:]
-            n = self.act(x_n + hn)
-        h = z * h + (1 - z) * n
+        hm = None if self.rec_mask is None else h * self.rec_mask
+        h = gru_step(xp_t, h, self.weight_hh, self.bias_hh, reset_after=self.reset_after, h_rec=hm,
+                     activation=self.act, recurrent_activation=self.ract)
         return h, (h,)
 
 
