@@ -1,1 +1,4 @@
 """rnnkit: a complete, fast recurrent-neural-network toolkit on PyTorch."""
+
+#: the package's version: the one place it is written (pyproject.toml reads it from here)
+__version__ = "0.1.0"

@@ -9,6 +9,7 @@ import argparse
 import os
 import sys
 
+from rnnkit import __version__
 from rnnkit.cli import bench, evaluate, generate, train
 from rnnkit.train import RunFolderError, TrainingDiverged
 
@@ -21,6 +22,7 @@ def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="rnnkit", description="rnnkit: recurrent neural networks, from the equations to a "
                                    "trained model. `rnnkit COMMAND --help` for each command.")
+    parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
         module.add_parser(sub)
