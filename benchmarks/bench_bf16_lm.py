@@ -68,7 +68,8 @@ def main() -> None:
             chunks = val[:n + 1][:n].view(-1, T + 1)
             val_loss = float(loss_of(chunks))
         results[precision] = (val_loss, step_s)
-        print(f"{precision}: validation loss {val_loss:.4f} nats/char, {step_s * 1e3:.0f} ms/step", flush=True)
+        print(f"{precision}: validation loss {val_loss:.4f} nats/char, {step_s * 1e3:.0f} ms/step",
+              flush=True)
     (l32, s32), (l16, s16) = results["fp32"], results["bf16"]
     print(f"bf16 vs fp32: validation loss {100 * (l16 - l32) / l32:+.2f}%, speed {s32 / s16:.2f}x")
 

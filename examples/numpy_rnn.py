@@ -21,7 +21,8 @@ def cell_step(x_t: np.ndarray, h_prev: np.ndarray, W_ih, W_hh, b_ih, b_hh) -> np
 
 
 def rnn_forward(x: np.ndarray, h0: np.ndarray, W_ih, W_hh, b_ih, b_hh) -> tuple[np.ndarray, np.ndarray]:
-    """The whole sequence: ``x`` ``(T, B, I)``, ``h0`` ``(B, H)`` -> outputs ``(T, B, H)``, ``h_T`` ``(B, H)``.
+    """The whole sequence: ``x`` ``(T, B, I)``, ``h0`` ``(B, H)`` -> outputs ``(T, B, H)`` and the last
+    state ``h_T`` ``(B, H)``.
 
     The same weights are used at every step; the state is the only thing carried forward."""
     h, outputs = h0, []

@@ -49,7 +49,7 @@ def test_wheel_contents(wheel):
     csrc = sorted(p.name for p in (ROOT / "rnnkit" / "core" / "csrc").iterdir() if p.suffix in (".cpp", ".h"))
     assert csrc, "no C++ sources found in the checkout"
     assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("rnnkit/core/csrc/")) == csrc
-    packages = {str(p.parent.relative_to(ROOT)).replace("\\", "/") for p in (ROOT / "rnnkit").rglob("__init__.py")}
+    packages = {p.parent.relative_to(ROOT).as_posix() for p in (ROOT / "rnnkit").rglob("__init__.py")}
     assert {f"{p}/__init__.py" for p in packages} <= names, "a subpackage is missing from the wheel"
     info = f"rnnkit-{version}.dist-info"
     entry_points = zipfile.ZipFile(wheel).read(f"{info}/entry_points.txt").decode()
@@ -64,7 +64,8 @@ def test_version_is_written_once():
 
     assert rnnkit.__version__ == source_version()
     pyproject = (ROOT / "pyproject.toml").read_text()
-    assert source_version() not in pyproject, "pyproject.toml repeats the version; it reads rnnkit.__version__"
+    assert source_version() not in pyproject, \
+        "pyproject.toml repeats the version; it reads rnnkit.__version__"
 
 
 def test_cli_version():

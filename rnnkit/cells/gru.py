@@ -2,8 +2,10 @@
 
     r_t = σ(W_ir x_t + b_ir + W_hr h_{t-1} + b_hr)
     z_t = σ(W_iz x_t + b_iz + W_hz h_{t-1} + b_hz)
-    reset_after=True  (PyTorch, cuDNN, Keras default):  n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_{t-1} + b_hn))
-    reset_after=False (the paper, Keras reset_after=False): n_t = tanh(W_in x_t + b_in + W_hn (r_t ⊙ h_{t-1}) + b_hn)
+    reset_after=True  (PyTorch, cuDNN, Keras default):
+        n_t = tanh(W_in x_t + b_in + r_t ⊙ (W_hn h_{t-1} + b_hn))
+    reset_after=False (the paper, Keras reset_after=False):
+        n_t = tanh(W_in x_t + b_in + W_hn (r_t ⊙ h_{t-1}) + b_hn)
     h_t = (1 - z_t) ⊙ n_t + z_t ⊙ h_{t-1}
 """
 from __future__ import annotations

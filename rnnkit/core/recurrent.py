@@ -104,7 +104,8 @@ class Recurrent(nn.Module):
                 state = tuple(s.squeeze(0) for s in state)
             else:
                 if lengths is not None:
-                    m = (torch.arange(T, device=x.device).unsqueeze(1) < lengths.to(x.device).unsqueeze(0)).unsqueeze(2)
+                    steps = torch.arange(T, device=x.device).unsqueeze(1)
+                    m = (steps < lengths.to(x.device).unsqueeze(0)).unsqueeze(2)
                 if self._requested_kernel != "loop" and self._scan_unavailable is None:
                     out, state = scan_layer(self.cell, x, state, m, masked_output)
                 else:

@@ -196,7 +196,8 @@ class ReduceLROnPlateau(Callback):
         if self.cooldown_counter > 0:
             self.cooldown_counter -= 1
             self.wait = 0
-        improved = current < self.best - self.min_delta if self.mode == "min" else current > self.best + self.min_delta
+        improved = (current < self.best - self.min_delta if self.mode == "min"
+                    else current > self.best + self.min_delta)
         if improved:
             self.best, self.wait = current, 0
         elif self.cooldown_counter <= 0:

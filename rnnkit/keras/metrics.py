@@ -167,7 +167,8 @@ _CLASSES = {c.__name__: c for c in (SparseCategoricalAccuracy, CategoricalAccura
 
 def check_name(identifier) -> None:
     """Fail early (at ``compile``) on an unknown metric name."""
-    if isinstance(identifier, str) and identifier not in METRICS and identifier.lower() not in ("accuracy", "acc"):
+    if (isinstance(identifier, str) and identifier not in METRICS
+            and identifier.lower() not in ("accuracy", "acc")):
         raise ValueError(f"unknown metric {identifier!r}; known metrics: {KNOWN}")
     if not isinstance(identifier, (str, Metric)) and not callable(identifier):
         raise TypeError(f"a metric must be a name, a Metric object or a function, got {identifier!r}")

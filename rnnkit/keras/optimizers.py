@@ -41,7 +41,8 @@ class Optimizer:
             if v is not None and (not isinstance(v, (int, float)) or v <= 0):
                 raise ValueError(f"{owner}: {n} must be a positive number, got {v!r}")
         if not callable(learning_rate) and (not isinstance(learning_rate, (int, float)) or learning_rate < 0):
-            raise ValueError(f"{owner}: learning_rate must be a number >= 0 or a schedule, got {learning_rate!r}")
+            raise ValueError(f"{owner}: learning_rate must be a number >= 0 or a schedule, "
+                             f"got {learning_rate!r}")
         self.name = name or owner.lower()
         self._learning_rate = learning_rate
         self.weight_decay = weight_decay
@@ -233,7 +234,8 @@ class RMSprop(Optimizer):
 
 
 class Adagrad(Optimizer):
-    """Keras's Adagrad: ``a += g²`` (from ``initial_accumulator_value=0.1``), ``p -= lr g / sqrt(a + eps)``."""
+    """Keras's Adagrad: ``a += g²`` (from ``initial_accumulator_value=0.1``),
+    ``p -= lr g / sqrt(a + eps)``."""
 
     _slots = ("accumulator",)
 

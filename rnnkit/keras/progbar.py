@@ -47,7 +47,8 @@ class Progbar:
         bar = ""
         if self.target:
             done = int(BAR_WIDTH * current / self.target)
-            bar = " " + "━" * done + ("\x1b[2m" + "━" * (BAR_WIDTH - done) + "\x1b[0m" if done < BAR_WIDTH else "")
+            rest = "\x1b[2m" + "━" * (BAR_WIDTH - done) + "\x1b[0m" if done < BAR_WIDTH else ""
+            bar = " " + "━" * done + rest
         if finalize or not self.target:
             when = f"{now - self.start:.0f}s"
         else:

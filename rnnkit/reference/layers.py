@@ -174,9 +174,11 @@ def _check_config(mode, hidden_size, num_layers, proj_size, nonlinearity):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo:
             raise ValueError(f"{name}: expected an int >= {lo}, got {v!r}")
     if proj_size > 0 and mode != "lstm":
-        raise ValueError(f"proj_size: expected 0 for mode={mode!r} (only the LSTM has a projection), got {proj_size}")
+        raise ValueError(f"proj_size: expected 0 for mode={mode!r} (only the LSTM has a projection), "
+                         f"got {proj_size}")
     if proj_size >= hidden_size:
-        raise ValueError(f"proj_size: expected a value smaller than hidden_size={hidden_size}, got {proj_size}")
+        raise ValueError(f"proj_size: expected a value smaller than hidden_size={hidden_size}, "
+                         f"got {proj_size}")
     if nonlinearity not in ("tanh", "relu"):
         raise ValueError(f"nonlinearity: expected 'tanh' or 'relu', got {nonlinearity!r}")
 
@@ -186,7 +188,8 @@ def _as_state(name, v, shape):
         return np.zeros(shape)
     v = np.asarray(v, dtype=np.float64)
     if v.shape != shape:
-        raise ValueError(f"{name}: expected shape (L*D, B, {'H' if name == 'c0' else 'H_out'}) = {shape}, got {v.shape}")
+        raise ValueError(f"{name}: expected shape (L*D, B, {'H' if name == 'c0' else 'H_out'}) = {shape}, "
+                         f"got {v.shape}")
     return v
 
 
@@ -235,7 +238,8 @@ def rnn_forward(x, params, *, mode, num_layers=1, bidirectional=False, hidden_si
             raise ValueError(f"params: missing key {name!r} (expected shape {shape})")
         P[name] = np.asarray(params[name], dtype=np.float64)
         if P[name].shape != shape:
-            raise ValueError(f"params[{name!r}]: expected shape {shape} for mode={mode!r}, hidden_size={hidden_size}, "
+            raise ValueError(f"params[{name!r}]: expected shape {shape} for mode={mode!r}, "
+                             f"hidden_size={hidden_size}, "
                              f"proj_size={proj_size}, input_size={I} (x.shape[2]), got {P[name].shape}")
     D = 2 if bidirectional else 1
     H_out = proj_size if proj_size > 0 else hidden_size

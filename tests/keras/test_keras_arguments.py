@@ -187,5 +187,6 @@ def test_layer_dtype_is_honoured_as_keras():
     xr = r(torch.from_numpy(X))
     r.set_weights(k.get_weights())
     assert r.kernel.dtype == torch.float64 and str(xk.dtype).endswith("float64")
-    np.testing.assert_allclose(r(torch.from_numpy(X)).detach().numpy(), k(X).detach().cpu().numpy(), atol=1e-6)
+    np.testing.assert_allclose(r(torch.from_numpy(X)).detach().numpy(), k(X).detach().cpu().numpy(),
+                               atol=1e-6)
     assert xr.dtype == torch.float64

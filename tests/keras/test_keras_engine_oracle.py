@@ -44,7 +44,8 @@ def test_same_weights_same_outputs_as_engine_and_reference(kind, keras_cls, nn_c
     theirs = engine(torch.from_numpy(x).float())[0].detach().numpy()
     assert np.abs(ours - theirs).max() < 1e-5
 
-    ref_out = reference.rnn_forward(x.transpose(1, 0, 2), {k: v.astype(np.float64) for k, v in params.items()},
+    ref_out = reference.rnn_forward(x.transpose(1, 0, 2),
+                                    {k: v.astype(np.float64) for k, v in params.items()},
                                     mode=kind, hidden_size=H)[0].transpose(1, 0, 2)
     layer.double()
     ours64 = layer(torch.from_numpy(x)).detach().numpy()
@@ -92,9 +93,11 @@ def test_kernel_choice_follows_keras_conditions():
         l(torch.zeros(1, 2, 2))
         return l
     assert fast_path_unavailable(layer(), step_mask=False, training=True) is None
-    assert "recurrent_dropout" in fast_path_unavailable(layer(recurrent_dropout=0.2), step_mask=False, training=True)
+    assert "recurrent_dropout" in fast_path_unavailable(layer(recurrent_dropout=0.2), step_mask=False,
+                                                        training=True)
     assert fast_path_unavailable(layer(recurrent_dropout=0.2), step_mask=False, training=False) is None
-    assert "sigmoid" in fast_path_unavailable(layer(recurrent_activation="hard_sigmoid"), step_mask=False, training=False)
+    assert "sigmoid" in fast_path_unavailable(layer(recurrent_activation="hard_sigmoid"), step_mask=False,
+                                              training=False)
     assert "unroll" in fast_path_unavailable(layer(unroll=True), step_mask=False, training=False)
     assert "right-padded" in fast_path_unavailable(layer(), step_mask=True, training=False)
     gru = L.GRU(3, reset_after=False)

@@ -69,14 +69,16 @@ def test_stateful_truncated_bptt_streaming():
     keras.utils.set_random_seed(0)
     t = np.linspace(0, 8 * np.pi, 41, dtype="float32")
     wave = np.sin(t)[None, :, None].repeat(4, 0)
-    model = keras.Sequential([keras.Input((10, 1), batch_size=4), L.GRU(8, stateful=True, return_sequences=True),
+    model = keras.Sequential([keras.Input((10, 1), batch_size=4),
+                              L.GRU(8, stateful=True, return_sequences=True),
                               L.Dense(1)])
     model.compile("adam", "mse")
     for _ in range(3):
         for k in range(0, 40, 10):
             model.train_on_batch(wave[:, k:k + 10], wave[:, k + 1:k + 11])
         model.reset_states()
-    stream = np.concatenate([model.predict(wave[:, k:k + 10], batch_size=4, verbose=0) for k in range(0, 40, 10)], 1)
+    stream = np.concatenate([model.predict(wave[:, k:k + 10], batch_size=4, verbose=0)
+                             for k in range(0, 40, 10)], 1)
     whole = keras.Sequential([keras.Input((40, 1)), L.GRU(8, return_sequences=True), L.Dense(1)])
     whole.set_weights(model.get_weights())
     np.testing.assert_allclose(stream, whole.predict(wave[:, :40], verbose=0), atol=1e-5)

@@ -73,7 +73,8 @@ def test_bidirectional_shapes_and_merge(merge, width):
     assert tuple(y.shape) == (2, 6, width)
     fwd = bi.forward_layer(x)
     bwd = bi.backward_layer(x).flip(1)  # the backward layer's outputs come in reversed time order
-    ref = {"concat": torch.cat([fwd, bwd], -1), "sum": fwd + bwd, "mul": fwd * bwd, "ave": (fwd + bwd) / 2}[merge]
+    ref = {"concat": torch.cat([fwd, bwd], -1), "sum": fwd + bwd, "mul": fwd * bwd,
+           "ave": (fwd + bwd) / 2}[merge]
     assert torch.allclose(y, ref, atol=1e-6)
     outs = L.Bidirectional(L.LSTM(5, return_state=True))(x)
     assert [tuple(o.shape) for o in outs] == [(2, 10)] + [(2, 5)] * 4

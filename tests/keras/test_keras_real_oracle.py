@@ -51,8 +51,10 @@ def _pair(k_layer, r_layer, x, **call):
 CASES = [
     ({}, None), ({}, RIGHT), ({"return_sequences": True}, HOLES), ({"return_sequences": True}, RIGHT),
     ({"return_state": True}, HOLES), ({"go_backwards": True, "return_sequences": True}, RIGHT),
-    ({"go_backwards": True, "return_sequences": True}, HOLES), ({"go_backwards": True, "return_state": True}, None),
-    ({"activation": "relu", "return_sequences": True}, RIGHT), ({"use_bias": False, "return_sequences": True}, HOLES),
+    ({"go_backwards": True, "return_sequences": True}, HOLES),
+    ({"go_backwards": True, "return_state": True}, None),
+    ({"activation": "relu", "return_sequences": True}, RIGHT),
+    ({"use_bias": False, "return_sequences": True}, HOLES),
 ]
 
 
@@ -143,7 +145,8 @@ def test_stateful_streaming_matches_keras():
     lambda L: L.TimeDistributed(L.Dense(3)), lambda L: L.Dense(8),
 ])
 def test_parameter_counts_and_output_shapes_match_keras(layer):
-    k, r = K.Sequential([K.Input((7, 10)), layer(K.layers)]), R.Sequential([R.Input((7, 10)), layer(R.layers)])
+    k = K.Sequential([K.Input((7, 10)), layer(K.layers)])
+    r = R.Sequential([R.Input((7, 10)), layer(R.layers)])
     assert r.layers[0].count_params() == k.layers[0].count_params()
     assert r.layers[0].output_shape == tuple(k.layers[0].output.shape)
 
@@ -183,7 +186,8 @@ def test_evaluate_and_metric_names_match_keras():
     out = []
     weights = None
     for lib in (K, R):
-        model = lib.Sequential([lib.Input((4, 3)), lib.layers.GRU(4), lib.layers.Dense(1, activation="sigmoid")])
+        model = lib.Sequential([lib.Input((4, 3)), lib.layers.GRU(4),
+                                lib.layers.Dense(1, activation="sigmoid")])
         weights = weights or model.get_weights()
         model.set_weights(weights)
         model.compile("adam", "binary_crossentropy", metrics=["accuracy", "mae"])

@@ -42,7 +42,8 @@ def test_fit_history_keys_and_losses_match_a_hand_computation():
 def test_accuracy_resolves_from_shapes_like_keras():
     x, y = toy()
     for labels, loss, out, act in ((y, "sparse_categorical_crossentropy", 2, "softmax"),
-                                   (keras.utils.to_categorical(y, 2), "categorical_crossentropy", 2, "softmax"),
+                                   (keras.utils.to_categorical(y, 2), "categorical_crossentropy", 2,
+                                    "softmax"),
                                    (y[:, None].astype("float32"), "binary_crossentropy", 1, "sigmoid")):
         m = model(out, act)
         m.compile("adam", loss, metrics=["accuracy"])
@@ -71,7 +72,8 @@ def test_softmax_crossentropy_is_stable():
     value = loss(torch.tensor([0]), torch.tensor([[0.0, 1.0]]))
     assert abs(float(value) + np.log(1e-7)) < 1e-3  # clipped like Keras, finite
     logits = torch.tensor([[1000.0, -1000.0]])
-    assert float(keras.losses.SparseCategoricalCrossentropy(from_logits=True)(torch.tensor([1]), logits)) == 2000.0
+    loss = keras.losses.SparseCategoricalCrossentropy(from_logits=True)(torch.tensor([1]), logits)
+    assert float(loss) == 2000.0
 
 
 def test_progress_output_like_keras(capsys):
@@ -81,7 +83,8 @@ def test_progress_output_like_keras(capsys):
     m.fit(x, y, epochs=2, batch_size=16, verbose=1)
     out = capsys.readouterr().out.splitlines()
     assert out[0] == "Epoch 1/2" and out[2] == "Epoch 2/2"
-    assert out[1].startswith("3/3 ━━━━━━━━━━━━━━━━━━━━ ") and "/step - accuracy: " in out[1] and " - loss: " in out[1]
+    assert out[1].startswith("3/3 ━━━━━━━━━━━━━━━━━━━━ ")
+    assert "/step - accuracy: " in out[1] and " - loss: " in out[1]
     m.fit(x, y, epochs=1, batch_size=16, verbose=2)
     line = capsys.readouterr().out.strip()
     assert line.startswith("3/3 - ") and "/step - accuracy:" in line
@@ -93,7 +96,8 @@ def test_progress_output_like_keras(capsys):
 def test_bad_usage_errors_name_the_problem():
     x, y = toy()
     m = model()
-    with pytest.raises(RuntimeError, match=r"call model.compile\(optimizer, loss, metrics\) before model.fit"):
+    with pytest.raises(RuntimeError,
+                       match=r"call model.compile\(optimizer, loss, metrics\) before model.fit"):
         m.fit(x, y)
     with pytest.raises(ValueError, match=r"unknown optimizer 'adamm'; known optimizers: \['adagrad', 'adam'"):
         m.compile("adamm", "mse")
@@ -123,8 +127,8 @@ def test_batch_verbs_and_data_sources():
     assert np.isfinite(loss) and 0 <= acc <= 1
     assert any(not np.array_equal(a, b) for a, b in zip(before, m.get_weights()))
     np.testing.assert_allclose(m.predict_on_batch(x[:5]), m.predict(x[:5], verbose=0), atol=1e-6)
-    loader = torch.utils.data.DataLoader(torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y)),
-                                         batch_size=10)
+    dataset = torch.utils.data.TensorDataset(torch.from_numpy(x), torch.from_numpy(y))
+    loader = torch.utils.data.DataLoader(dataset, batch_size=10)
     h = m.fit(loader, epochs=2, verbose=0, validation_data=(torch.from_numpy(x), y))
     assert len(h.history["loss"]) == 2 and "val_accuracy" in h.history
     assert m.predict(torch.from_numpy(x), verbose=0).shape == (40, 2)

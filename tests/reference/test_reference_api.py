@@ -8,7 +8,7 @@ import sys
 import numpy as np
 import pytest
 
-from rnnkit.reference import (gru_step_forward, init_params, lstm_step_forward, rnn_backward,
+from rnnkit.reference import (init_params, lstm_step_forward, rnn_backward,
                               rnn_forward, sigmoid)
 
 REF_DIR = pathlib.Path(__file__).resolve().parents[2] / "rnnkit" / "reference"
@@ -31,7 +31,8 @@ def test_reference_sources_never_import_torch():
                 mods = [node.module or ""]
             elif isinstance(node, ast.Call) and getattr(node.func, "id", getattr(node.func, "attr", "")) in (
                     "__import__", "import_module"):
-                mods = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
+                mods = [a.value for a in node.args
+                        if isinstance(a, ast.Constant) and isinstance(a.value, str)]
             else:
                 continue
             assert not any(m == "torch" or m.startswith("torch.") for m in mods), f"{f.name} imports {mods}"

@@ -65,7 +65,8 @@ def _resolve(model, ys: list, preds: list) -> None:
     names = model.output_names if len(preds) > 1 else [model.name]
     losses = _per_output(model._loss_spec, names, "loss")
     metric_specs = _per_output(model._metric_spec, names, "metrics")
-    weights = _per_output(model.loss_weights if model.loss_weights is not None else 1.0, names, "loss_weights")
+    weights = _per_output(model.loss_weights if model.loss_weights is not None else 1.0, names,
+                          "loss_weights")
     prefix = [f"{n}_" if len(preds) > 1 else "" for n in names]
     model._losses = [losses_mod.get(l) if l is not None else None for l in losses]
     model._loss_weights = [float(w) for w in weights]

@@ -92,7 +92,8 @@ class Functional(Model):
         values = {}
         for t, v in zip(self._flat_inputs, given):
             v = to_tensor(v)
-            if v.dim() != len(t.shape) or any(d is not None and d != s for d, s in zip(t.shape[1:], v.shape[1:])):
+            if v.dim() != len(t.shape) or any(d is not None and d != s
+                                              for d, s in zip(t.shape[1:], v.shape[1:])):
                 raise ValueError(f"{self.name}: input {t.name!r} expects shape {t.shape}, got "
                                  f"{tuple(v.shape)}")
             values[t.id] = v

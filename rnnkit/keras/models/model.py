@@ -105,7 +105,8 @@ class Model(Layer):
         if loss is None:
             raise ValueError(f"{self.name}.compile: give a loss (e.g. loss='mse'); known losses: "
                              f"{sorted(losses_mod.LOSSES)}")
-        for l in (loss.values() if isinstance(loss, dict) else loss if isinstance(loss, (list, tuple)) else [loss]):
+        for l in (loss.values() if isinstance(loss, dict)
+                  else loss if isinstance(loss, (list, tuple)) else [loss]):
             if l is not None:
                 losses_mod.get(l)  # unknown names fail here, listing the known ones
         for m in _flatten_metric_spec(metrics) + _flatten_metric_spec(weighted_metrics):

@@ -13,7 +13,8 @@ def format_shape(shape) -> str:
     if shape is None:
         return "?"
     if is_shape(shape):
-        return "(" + ", ".join("None" if d is None else str(d) for d in shape) + ("," if len(shape) == 1 else "") + ")"
+        dims = ", ".join("None" if d is None else str(d) for d in shape)
+        return "(" + dims + ("," if len(shape) == 1 else "") + ")"
     return "[" + ", ".join(format_shape(s) for s in shape) + "]"
 
 

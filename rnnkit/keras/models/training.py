@@ -125,7 +125,8 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
         val = validation_data
         if validation_split:
             (xs, ys, sws), val = D.split_validation(xs, ys, sws, validation_split)
-        train = D.ArrayBatches(xs, ys, sws, 32 if batch_size is None else batch_size, shuffle, steps_per_epoch)
+        train = D.ArrayBatches(xs, ys, sws, 32 if batch_size is None else batch_size, shuffle,
+                               steps_per_epoch)
     if val is not None and not D.is_batch_iterable(val):
         if not isinstance(val, (list, tuple)) or len(val) not in (2, 3):
             raise ValueError("validation_data must be (x_val, y_val) or (x_val, y_val, sample_weight)")
