@@ -12,14 +12,14 @@ Laid out as Keras's own namespace::
 Layers are ``torch.nn.Module``s (batch-first, Keras's arguments, defaults and weight layout); the
 recurrent ones run on the engine (`rnnkit.core`) and use its fused kernel when Keras's own fast-path
 conditions hold. Modules: `layers`, `models`, `optimizers`, `losses`, `metrics`, `callbacks`,
-`activations`, `initializers`, `utils`, `backend`; and `Sequential`, `Model`, `Input`."""
+`activations`, `initializers`, `utils`, `backend`, `ops`, `random`; and `Sequential`, `Model`, `Input`."""
 from rnnkit.keras import (activations, backend, callbacks, initializers, layers, losses, metrics,
-                          models, optimizers, utils)
+                          models, ops, optimizers, random, utils)
 from rnnkit.keras.layers import Input, KerasTensor, Layer
 from rnnkit.keras.models import Model, Sequential, load_model
 
 saving = models.saving
 
-__all__ = ["layers", "models", "optimizers", "losses", "metrics", "callbacks", "activations",
+__all__ = ["layers", "models", "optimizers", "losses", "metrics", "callbacks", "activations", "ops", "random",
            "initializers", "utils", "backend", "Sequential", "Model", "Input", "Layer",
            "KerasTensor", "load_model", "saving"]

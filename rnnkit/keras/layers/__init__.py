@@ -1,17 +1,22 @@
 """``keras.layers``: the layers of a recurrent model, as ``torch.nn.Module``s with Keras's arguments."""
 from __future__ import annotations
 
+import inspect
+
 from rnnkit.keras.layers.core import (Activation, Concatenate, Dense, Dropout, Embedding, Flatten,
                                       Masking, RepeatVector, Reshape)
 from rnnkit.keras.layers.input_layer import Input, InputLayer, KerasTensor
 from rnnkit.keras.layers.layer import Layer
-from rnnkit.keras.layers.recurrent import GRU, LSTM, RNN, SimpleRNN, fast_path_unavailable
+from rnnkit.keras.layers.recurrent import GRU, LSTM, SimpleRNN, fast_path_unavailable
+from rnnkit.keras.layers.rnn import RNN
+from rnnkit.keras.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.keras.layers.wrappers import Bidirectional, TimeDistributed
 
 #: every layer class a saved config may name
 LAYERS = {cls.__name__: cls for cls in (
     Activation, Concatenate, Dense, Dropout, Embedding, Flatten, Masking, RepeatVector, Reshape,
-    SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed)}
+    SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed, RNN, SimpleRNNCell, LSTMCell, GRUCell,
+    StackedRNNCells)}
 
 
 def serialize(layer: Layer) -> dict:
@@ -24,10 +29,14 @@ def deserialize(config: dict, custom_objects: dict | None = None) -> Layer:
     if name not in known:
         raise ValueError(f"unknown layer class {name!r} in the config; known layers: {sorted(known)} "
                          f"(pass custom_objects={{'{name}': cls}} for your own)")
-    return known[name].from_config(config["config"])
+    cls = known[name]
+    if "custom_objects" in inspect.signature(cls.from_config).parameters:  # containers of layers
+        return cls.from_config(config["config"], custom_objects=custom_objects)
+    return cls.from_config(config["config"])
 
 
 __all__ = ["Layer", "Input", "InputLayer", "KerasTensor", "Dense", "Activation", "Dropout",
            "Flatten", "RepeatVector", "Reshape", "Concatenate", "Embedding", "Masking", "RNN",
-           "SimpleRNN", "LSTM", "GRU", "Bidirectional", "TimeDistributed", "serialize",
+           "SimpleRNN", "LSTM", "GRU", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells",
+           "Bidirectional", "TimeDistributed", "serialize",
            "deserialize", "fast_path_unavailable"]

@@ -128,6 +128,45 @@ class Layer(nn.Module):
         if self._summary_output_shape is None:
             self._summary_output_shape = self.compute_output_shape(input_shape)
 
+    def call(self, *args, **kwargs):
+        """The layer's computation, as Keras subclasses write it (``forward`` runs it)."""
+        raise NotImplementedError(f"{type(self).__name__}: a Keras layer defines call(inputs, ...)")
+
+    def forward(self, *args, **kwargs):
+        return self.call(*args, **kwargs)
+
+    def add_weight(self, shape=None, initializer="glorot_uniform", dtype=None, trainable=True,
+                   name=None, regularizer=None, constraint=None, **unknown) -> nn.Parameter:
+        """Create a variable, as Keras's ``add_weight``: a parameter of ``shape`` filled by
+        ``initializer`` (a name, an initializer or a callable), registered under ``name``."""
+        from rnnkit.keras import initializers
+        owner = f"{type(self).__name__} '{self.name}'.add_weight"
+        if unknown:
+            raise TypeError(f"{owner}: unknown keyword argument(s) {sorted(unknown)}")
+        if regularizer is not None or constraint is not None:
+            raise ValueError(f"{owner}: regularizer and constraint are not supported by rnnkit.keras")
+        shape = () if shape is None else tuple(shape)
+        dt = _float_dtype(owner, dtype) or self.dtype or torch.float32
+        value = initializers.get(initializer)(torch.empty(shape, dtype=dt))
+        p = nn.Parameter(value, requires_grad=bool(trainable) and self._trainable)
+        base = name or "variable"
+        key, k = base, 1
+        while key in self._parameters or hasattr(type(self), key):
+            key, k = f"{base}_{k}", k + 1
+        self.register_parameter(key, p)
+        self.__dict__.setdefault("_pending_weights", {})[id(p)] = key
+        return p
+
+    def __setattr__(self, name, value):
+        # `self.kernel = self.add_weight(...)`: the weight moves to the attribute's name (Keras's
+        # variable tracking), instead of living under two names
+        pending = self.__dict__.get("_pending_weights")
+        if pending and isinstance(value, nn.Parameter) and id(value) in pending:
+            key = pending.pop(id(value))
+            if self._parameters.get(key) is value and key != name:
+                del self._parameters[key]
+        super().__setattr__(name, value)
+
     # -- calls ------------------------------------------------------------------------------------
     def __call__(self, *args, **kwargs):
         inputs = args[0] if args else kwargs.pop("inputs")

@@ -25,10 +25,12 @@ from torch import Tensor, nn
 from rnnkit.core import Recurrent
 from rnnkit.keras import activations, backend, initializers
 from rnnkit.keras.layers.layer import REGULARIZER_ARGS, Layer, pop_unsupported
-from rnnkit.keras.layers.recurrent_cells import CUSTOM, GATES, STOCK, bind, torch_layout
+from rnnkit.keras.layers.recurrent_cells import CUSTOM, STOCK, bind, torch_layout
+from rnnkit.keras.layers.rnn import RNN
+from rnnkit.keras.layers.rnn_cells import create_weights
 
 
-def fast_path_unavailable(layer: "RNN", *, step_mask: bool, training: bool) -> str | None:
+def fast_path_unavailable(layer: StockRNN, *, step_mask: bool, training: bool) -> str | None:
     """Why this call cannot use the fused kernel, or None. Keras's conditions for its cuDNN path:
     tanh activation, sigmoid recurrent activation, no recurrent dropout, ``unroll=False``,
     ``reset_after=True`` (GRU), a right-padded mask. (Keras also asks ``use_bias=True``; the engine's
@@ -62,8 +64,9 @@ def mask_to_lengths(mask: Tensor) -> Tensor | None:
     return None
 
 
-class RNN(Layer):
-    """Shared machinery of `SimpleRNN`, `LSTM` and `GRU` (not Keras's cell-taking ``RNN``)."""
+class StockRNN(RNN):
+    """Shared machinery of `SimpleRNN`, `LSTM` and `GRU`: Keras's ``RNN`` over a stock cell, with
+    the weights on the layer itself (``layers.RNN(LSTMCell(...))`` runs through one of these)."""
 
     kind = "rnn"
     supports_masking = True
@@ -81,7 +84,7 @@ class RNN(Layer):
         # Keras 3 still accepts and ignores the Keras 2 `implementation` (a kernel-selection hint)
         kwargs.pop("implementation", None)
         seed = kwargs.pop("seed", None)
-        super().__init__(**kwargs)
+        Layer.__init__(self, **kwargs)  # not RNN.__init__: the cell here is implicit
         self.seed, self._generator = seed, backend.seed_generator(owner, seed)
         if isinstance(units, bool) or not isinstance(units, int) or units <= 0:
             raise ValueError(f"{owner}: units must be a positive int, got {units!r}")
@@ -115,21 +118,8 @@ class RNN(Layer):
         if input_shape[-1] is None:
             raise ValueError(f"{owner}: the feature axis I of the input must be known, got shape "
                              f"{tuple(input_shape)}")
-        I, H, G = input_shape[-1], self.units, GATES[self.kind]
-        self.input_size = I
-        self.kernel = nn.Parameter(self.kernel_initializer(torch.empty(I, G * H)))
-        self.recurrent_kernel = nn.Parameter(self.recurrent_initializer(torch.empty(H, G * H)))
-        if self.use_bias:
-            if self.kind == "gru" and self.reset_after:
-                bias = self.bias_initializer(torch.empty(2, G * H))
-            elif self.kind == "lstm" and self.unit_forget_bias:
-                bias = torch.cat([self.bias_initializer(torch.empty(H)), torch.ones(H),
-                                  self.bias_initializer(torch.empty(2 * H))])
-            else:
-                bias = self.bias_initializer(torch.empty(G * H))
-            self.bias = nn.Parameter(bias)
-        else:
-            self.register_parameter("bias", None)
+        self.input_size = input_shape[-1]
+        create_weights(self, self.input_size)
         self.built = True
 
     @property
@@ -271,8 +261,12 @@ class RNN(Layer):
     def states(self):
         return self._states
 
+    @classmethod
+    def from_config(cls, config):
+        return cls(**config)
+
     def get_config(self) -> dict:
-        config = super().get_config()
+        config = Layer.get_config(self)
         config.update({
             "units": self.units, "activation": activations.serialize(self.activation),
             "use_bias": self.use_bias,
@@ -296,7 +290,7 @@ class RNN(Layer):
         return f"{self.units}, name={self.name!r}"
 
 
-class SimpleRNN(RNN):
+class SimpleRNN(StockRNN):
     """Fully-connected RNN, ``h_t = activation(x_t W + h_{t-1} U + b)``. 27 parameters for
     ``SimpleRNN(3)`` on 5 features: ``H * (I + H + 1)``."""
 
@@ -313,7 +307,7 @@ class SimpleRNN(RNN):
                     zero_output_for_mask, kwargs)
 
 
-class LSTM(RNN):
+class LSTM(StockRNN):
     """Long short-term memory (gates ``i, f, c, o``). ``4 * H * (I + H + 1)`` parameters; returns
     ``[output, h, c]`` with ``return_state``."""
 
@@ -331,7 +325,7 @@ class LSTM(RNN):
                     unroll, True, use_cudnn, zero_output_for_mask, kwargs)
 
 
-class GRU(RNN):
+class GRU(StockRNN):
     """Gated recurrent unit (gates ``z, r, h``). ``reset_after=True`` (Keras's default, cuDNN's and
     PyTorch's placement) has a ``(2, 3H)`` bias: ``3 * H * (I + H + 2)`` parameters; ``False`` the
     original placement with one bias: ``3 * H * (I + H + 1)``."""

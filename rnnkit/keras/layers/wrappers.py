@@ -1,6 +1,8 @@
 """`Bidirectional` and `TimeDistributed`: layers that wrap another layer and own no maths."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from rnnkit.keras.layers.layer import Layer
@@ -14,6 +16,10 @@ def clone(layer: Layer, **overrides) -> Layer:
     config = layer.get_config()
     config.pop("batch_input_shape", None)
     config.update(overrides)
+    if "custom_objects" in inspect.signature(type(layer).from_config).parameters:
+        # the classes inside (a user's cell, say) rebuild from their own configs too
+        known = {type(m).__name__: type(m) for m in layer.modules() if isinstance(m, Layer)}
+        return type(layer).from_config(config, custom_objects=known)
     return type(layer).from_config(config)
 
 
