@@ -20,7 +20,7 @@ order, as Keras does.
 from __future__ import annotations
 
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from rnnkit.core import Recurrent
 from rnnkit.keras import activations, backend, initializers
