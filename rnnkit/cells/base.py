@@ -29,6 +29,10 @@ class Cell(nn.Module):
     gates: int = 1
     #: name of the matching fused PyTorch kernel family, or None
     fused_mode: str | None = None
+    weight_ih: Tensor                 # (G*H, I)
+    weight_hh: Tensor                 # (G*H, H_out)
+    bias_ih: Tensor | None            # (G*H,), None without bias
+    bias_hh: Tensor | None            # (G*H,)
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  init: str = "uniform", forget_bias: float | None = None):

@@ -16,7 +16,7 @@ from torch import Tensor
 from rnnkit.cells.base import Cell
 
 
-def gru_pointwise(rz_pre: Tensor, n_in: Tensor, n_rec: Tensor, h: Tensor, activation=torch.tanh,
+def gru_pointwise(rz_pre: Tensor, n_in: Tensor, n_rec: Tensor | None, h: Tensor, activation=torch.tanh,
                   recurrent_activation=torch.sigmoid) -> Tensor:
     """The element-wise end of the GRU step: ``rz_pre`` ``(B, 2H)`` the summed input and recurrent
     pre-activations of ``r, z``; the candidate's input part ``n_in`` and recurrent part ``n_rec``
@@ -69,8 +69,8 @@ class GRUCell(Cell):
         self.reset_after = reset_after
         super().__init__(input_size, hidden_size, bias, **kw)
 
-    @property
-    def fused_mode(self) -> str | None:
+    @property  # the base's class attribute, computed here from reset_after
+    def fused_mode(self) -> str | None:  # type: ignore[override]
         return "gru" if self.reset_after else None
 
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:

@@ -11,13 +11,18 @@ PyTorch layout so the statistics match Keras's exactly.
 """
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 import torch
 from torch import nn
+
+if TYPE_CHECKING:  # base.py imports this module
+    from rnnkit.cells.base import Cell
 
 SCHEMES = ("uniform", "orthogonal")
 
 
-def apply(cell: nn.Module, scheme: str) -> None:
+def apply(cell: Cell, scheme: str) -> None:
     if scheme not in SCHEMES:
         raise ValueError(f"{type(cell).__name__}: init must be one of {SCHEMES}, got {scheme!r}")
     with torch.no_grad():
@@ -35,13 +40,13 @@ def apply(cell: nn.Module, scheme: str) -> None:
                 nn.init.xavier_uniform_(p)
 
 
-def set_forget_bias(cell: nn.Module, value: float) -> None:
+def set_forget_bias(cell: Cell, value: float) -> None:
     """Set the LSTM forget-gate bias (gate block 1 of ``i,f,g,o``) to ``value`` in ``bias_ih``
     and to zero in ``bias_hh``, so the effective bias ``b_ih + b_hh`` equals ``value``."""
     if cell.gates != 4:  # without this guard an RNN ignored it and a GRU biased its update gate
         raise ValueError(f"{type(cell).__name__}: forget_bias={value} applies to an LSTM's forget "
                          "gate; this cell has none")
-    if cell.bias_ih is None:
+    if cell.bias_ih is None or cell.bias_hh is None:
         raise ValueError(f"{type(cell).__name__}: forget_bias needs bias=True")
     H = cell.hidden_size
     with torch.no_grad():

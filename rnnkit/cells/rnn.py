@@ -41,8 +41,8 @@ class SimpleRNNCell(Cell):
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, bias, **kw)
 
-    @property
-    def fused_mode(self) -> str:
+    @property  # the base's class attribute, computed here from the nonlinearity
+    def fused_mode(self) -> str:  # type: ignore[override]
         return "rnn_tanh" if self.nonlinearity == "tanh" else "rnn_relu"
 
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:

@@ -110,7 +110,8 @@ def run_fused_padded(cells, x, hx: tuple[Tensor, ...], lengths: Tensor | None, *
         if fused_unavailable(cells, dtype=x.dtype, native_kernel=True, device=x.device) is None:
             return run_native(cells, x, hx, bf16=precision == "bf16", **args)
         return run_fused(cells, x, hx, precision=precision, **args)
-    seq = x if packed else pack_padded_sequence(x, lengths, enforce_sorted=False)
+    # not packed here means lengths were given (the unpadded case returned above)
+    seq = x if packed else pack_padded_sequence(x, lengths, enforce_sorted=False)  # type: ignore[arg-type]
     if seq.sorted_indices is not None:
         hx = tuple(s.index_select(1, seq.sorted_indices) for s in hx)
     data, hx = run_fused(cells, seq.data, hx, batch_sizes=seq.batch_sizes, precision=precision,

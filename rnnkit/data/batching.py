@@ -59,6 +59,7 @@ class _Batcher:
     """Epoch/position bookkeeping shared by both batchers."""
 
     kind = ""
+    _num_batches: int   # set by each subclass's constructor
 
     def __init__(self) -> None:
         self.epoch = 0       # the epoch being handed out (or just finished)

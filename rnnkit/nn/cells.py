@@ -48,7 +48,8 @@ class RNNCell(cells.SimpleRNNCell):
         super().__init__(input_size, hidden_size, bias, nonlinearity, **extra)
         self.to(device=device, dtype=dtype)
 
-    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+    # torch.nn's one-step signature, narrower than the base cell's
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # type: ignore[override]
         return _step(self, input, hx, "RNNCell")[0]
 
 
@@ -58,7 +59,9 @@ class LSTMCell(cells.LSTMCell):
         super().__init__(input_size, hidden_size, bias, **extra)
         self.to(device=device, dtype=dtype)
 
-    def forward(self, input: Tensor, hx: tuple[Tensor, Tensor] | None = None):
+    # torch.nn's one-step signature, narrower than the base cell's
+    def forward(self, input: Tensor,  # type: ignore[override]
+                hx: tuple[Tensor, Tensor] | None = None):
         return _step(self, input, hx, "LSTMCell")
 
 
@@ -68,7 +71,8 @@ class GRUCell(cells.GRUCell):
         super().__init__(input_size, hidden_size, bias, **extra)
         self.to(device=device, dtype=dtype)
 
-    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:
+    # torch.nn's one-step signature, narrower than the base cell's
+    def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # type: ignore[override]
         return _step(self, input, hx, "GRUCell")[0]
 
 

@@ -73,7 +73,7 @@ class IndRNN(_OneState):
         """Clip every layer's ``u`` into ``[-recurrent_max_abs, recurrent_max_abs]`` (call after
         ``optimizer.step()``, as the paper's code does; a no-op without the bound)."""
         for c in self.cells:
-            c.constrain_()
+            c.constrain_()  # type: ignore[operator]  # IndRNNCell's own method
 
 
 class MinGRU(_OneState):
