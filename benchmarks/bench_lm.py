@@ -42,8 +42,8 @@ from torch.nn import functional as F  # noqa: E402
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 import rnnkit.nn  # noqa: E402
 from rnnkit.tasks import language_model as lm  # noqa: E402
-from rnnkit.tasks.lm_config import LMConfig  # noqa: E402
-from rnnkit.tasks.lm_data import load_lm_data  # noqa: E402
+from rnnkit.tasks.lm.config import LMConfig  # noqa: E402
+from rnnkit.tasks.lm.data import load_lm_data  # noqa: E402
 from rnnkit.train import Callback, RunFolder  # noqa: E402
 
 TEXTBOOK = dict(letters_only=True, hidden=256, layers=1, embedding=0, dropout=0.0, seq_len=35,

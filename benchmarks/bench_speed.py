@@ -8,7 +8,7 @@ On a machine shared with other processes, wall-clock timings of multi-threaded c
 or more (see the min–max columns); one thread timed by its process's CPU time measures the work
 itself and keeps ratios steady.
 
-Same table as ``rnnkit bench``; what is measured and how: `rnnkit.benchmark`. Benchmarks are not
+Same table as ``rnnkit bench``; what is measured and how: `rnnkit.cli.speedtable`. Benchmarks are not
 tests: nothing asserts a time.
 """
 import sys

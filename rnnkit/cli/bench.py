@@ -1,6 +1,6 @@
 """``rnnkit bench``: the speed table (training, inference, generation, memory) of this machine.
 
-The same table as ``benchmarks/bench_speed.py``; the measuring is `rnnkit.benchmark`."""
+The same table as ``benchmarks/bench_speed.py``; the measuring is `rnnkit.cli.speedtable`."""
 from __future__ import annotations
 
 import argparse
@@ -26,7 +26,7 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
 def run(args) -> dict:
     import torch
 
-    from rnnkit import benchmark
+    from rnnkit.cli import speedtable as benchmark
     if args.threads is not None:
         if args.threads < 1:
             raise ValueError(f"--threads must be >= 1, got {args.threads}")

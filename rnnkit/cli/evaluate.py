@@ -1,29 +1,31 @@
-"""``rnnkit evaluate RUN --data PATH``: perplexity and bits per character (or word) on any text;
-``rnnkit evaluate --baseline ngram --data PATH``: the Kneser-Ney n-gram baseline on the same split."""
+"""``rnnkit evaluate RUN [--data PATH]``: a trained model's metrics on new data, for any task (the task
+is read from the run's config.json: perplexity and bits per character for a language model, accuracy
+and F1 for a classifier, ...); ``rnnkit evaluate --baseline ngram --data PATH``: the Kneser-Ney
+n-gram baseline of language models on the same split."""
 from __future__ import annotations
 
 import argparse
 import sys
 
-from rnnkit.tasks import language_model as lm
+from rnnkit.tasks import lm, task_of_run
 
 ORDERS = (3, 4, 5, 6, 7)
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
-        "evaluate", help="perplexity and bits per character of a run (or of the n-gram baseline)",
-        description="Score a trained language model on a text: perplexity and bits per character "
-                    "(per word for a word-level model). With --baseline ngram, fit a Kneser-Ney "
+        "evaluate", help="a run's metrics on new data (any task), or the n-gram baseline",
+        description="Score a trained model on data: the task's metrics (a language model: "
+                    "perplexity and bits per character, or per word). With --baseline ngram, fit a Kneser-Ney "
                     "character n-gram model on the training part of --data and score its "
                     "validation part: the split and normalisation of RUN when given.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)
     p.add_argument("run", metavar="RUN", nargs="?", default=None, help="run folder")
     p.add_argument("--data", default=None,
-                   help="text file, folder or corpus name (default: the run's own data)")
-    p.add_argument("--split", choices=("all", "val", "train"), default=None,
-                   help="which part of --data (default: all of a given --data, else the run's "
-                        "validation part)")
+                   help="file, folder or corpus name (default: the run's own data)")
+    p.add_argument("--split", choices=("all", "val", "train", "test"), default=None,
+                   help="which part of the data (default: all of a given --data, else the run's "
+                        "validation part; test: the task's test split where it has one)")
     p.add_argument("--baseline", choices=("ngram",), default=None,
                    help="evaluate a baseline instead of RUN")
     p.add_argument("--order", type=int, action="append", default=None,
@@ -47,16 +49,10 @@ def run(args: argparse.Namespace, out=None):
         return _ngram(args, out)
     if args.run is None:
         raise ValueError("evaluate: give a RUN folder to evaluate, or --baseline ngram")
-    r = lm.evaluate(args.run, args.data, split=args.split, encoding=args.encoding,
-                    errors=args.errors, device=args.device)
-    bits = "bpw" if "bpw" in r else "bpc"
-    unit = "word" if bits == "bpw" else "character"
-    out.write(f"{r['data']} ({r['split']}, {r['tokens']:,} {unit}s): perplexity {r['ppl']:.4f}, "
-              f"bits per {unit} {r[bits]:.4f}, loss {r['loss']:.4f} nats\n")
-    if r["unknown"]:
-        shown = r["unknown"][:20]
-        out.write(f"note: {r['unknown_tokens']:,} tokens are not in the run's vocabulary and count "
-                  f"as <unk>: {shown}{' ...' if len(r['unknown']) > 20 else ''}\n")
+    task_cls = task_of_run(args.run)
+    r = task_cls.evaluate_run(args.run, args.data, split=args.split, encoding=args.encoding,
+                              errors=args.errors, device=args.device)
+    out.write(task_cls.format_evaluation(r))
     return r
 
 

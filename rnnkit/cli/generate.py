@@ -4,7 +4,7 @@ from __future__ import annotations
 import argparse
 import sys
 
-from rnnkit.tasks import language_model as lm
+from rnnkit.tasks import lm
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:

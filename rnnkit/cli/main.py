@@ -10,27 +10,31 @@ import os
 import sys
 
 from rnnkit import __version__
-from rnnkit.cli import bench, evaluate, generate, train
+from rnnkit.cli import bench, evaluate, generate, predict, train
 from rnnkit.train import RunFolderError, TrainingDiverged
 
-COMMANDS = (train, generate, evaluate, bench)
+COMMANDS = (train, generate, evaluate, predict, bench)
 #: the errors reported as a message rather than a traceback
 USER_ERRORS = (ValueError, TypeError, OSError, RunFolderError, TrainingDiverged)
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+    """The whole parser; ``argv`` (default ``sys.argv[1:]``) tells ``train`` which task's flags to add."""
     parser = argparse.ArgumentParser(
         prog="rnnkit", description="rnnkit: recurrent neural networks, from the equations to a "
                                    "trained model. `rnnkit COMMAND --help` for each command.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
     for module in COMMANDS:
-        module.add_parser(sub)
+        if module is train:
+            module.add_parser(sub, argv)
+        else:
+            module.add_parser(sub)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         result = args.handler(args)
     except USER_ERRORS as exc:

@@ -22,7 +22,6 @@ import math
 import os
 import sys
 import sysconfig
-import tempfile
 import urllib.request
 from collections.abc import Iterable
 from dataclasses import dataclass, field
@@ -30,6 +29,7 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
+from rnnkit.data.atomic import atomic_path
 from rnnkit.data.textio import decode_bytes, read_text
 
 
@@ -91,11 +91,9 @@ def download_file(url: str, dest: str | os.PathLike, sha256: str, *, progress: b
     left untouched); a network failure raises the ``OSError`` of urllib.
     """
     dest = Path(dest)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".part")
-    try:
+    with atomic_path(dest) as tmp:
         h = hashlib.sha256()
-        with os.fdopen(fd, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
+        with open(tmp, "wb") as out, urllib.request.urlopen(url, timeout=timeout) as resp:
             total = int(resp.headers.get("Content-Length") or 0) or None
             with tqdm(total=total, unit="B", unit_scale=True, disable=not progress,
                       desc=f"downloading {dest.name}") as bar:
@@ -103,16 +101,10 @@ def download_file(url: str, dest: str | os.PathLike, sha256: str, *, progress: b
                     out.write(block)
                     h.update(block)
                     bar.update(len(block))
-            out.flush()
-            os.fsync(out.fileno())
         got = h.hexdigest()
         if got != sha256:
             raise ValueError(f"download of {url}: SHA-256 is {got}, expected {sha256}; the file is "
                              f"corrupt or changed upstream and was not saved to {str(dest)!r}")
-        os.replace(tmp, dest)
-    finally:
-        if os.path.exists(tmp):
-            os.unlink(tmp)
     return dest
 
 

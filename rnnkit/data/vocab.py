@@ -23,7 +23,7 @@ from typing import Any, ClassVar
 
 import numpy as np
 
-from rnnkit.data.textio import atomic_write_bytes
+from rnnkit.data.atomic import atomic_write
 
 UNK, PAD, BOS, EOS = "<unk>", "<pad>", "<bos>", "<eos>"
 WORD_SPECIALS = (UNK, PAD, BOS, EOS)
@@ -151,7 +151,7 @@ class Vocab:
     def to_json(self, path: str | os.PathLike) -> None:
         """Save as JSON (ASCII-escaped, so any character survives), atomically."""
         data = json.dumps(self.to_dict(), ensure_ascii=True, indent=1)
-        atomic_write_bytes(path, (data + "\n").encode("ascii"))
+        atomic_write(path, (data + "\n").encode("ascii"))
 
     @classmethod
     def from_json(cls, path: str | os.PathLike) -> Vocab:

@@ -28,8 +28,13 @@ class Callback:
         """After the last checkpoint, with the `FitResult` (not called when training diverged)."""
 
 
+#: short names of the tasks' count units on the progress bar
+UNIT_ABBREVIATIONS = {"tokens": "tok", "sentences": "sent", "examples": "ex", "windows": "win"}
+
+
 class ProgressBar(Callback):
-    """A tqdm bar over the steps: loss, perplexity and tokens/s of the last log, best validation.
+    """A tqdm bar over the steps: the last log's loss, the task's display metric (e.g. perplexity)
+    and speed (e.g. tokens/s), and the best validation value of that metric.
 
     While it is shown the trainer's messages go through ``tqdm.write`` so they do not break it."""
 
@@ -52,10 +57,14 @@ class ProgressBar(Callback):
             self.bar.total = trainer.total_steps
         self.bar.update(trainer.step - self._shown)
         self._shown = trainer.step
-        post = {"loss": f"{record['loss']:.3f}", "ppl": f"{record['ppl']:.2f}",
-                "tok/s": f"{record['tokens_per_s']:,.0f}"}
-        if trainer.best is not None:
-            post["best val ppl"] = f"{trainer.best['ppl']:.3f}"
+        shown = getattr(trainer.task, "plot_metric", trainer.primary)
+        unit = trainer.count_unit
+        post = {"loss": f"{record['loss']:.3f}"}
+        if shown in record and shown != "loss":
+            post[shown] = f"{record[shown]:.2f}"
+        post[f"{UNIT_ABBREVIATIONS.get(unit, unit)}/s"] = f"{record[f'{unit}_per_s']:,.0f}"
+        if trainer.best is not None and shown in trainer.best:
+            post[f"best val {shown}"] = f"{trainer.best[shown]:.3f}"
         self.bar.set_postfix(post, refresh=True)
 
     def on_train_end(self, trainer, result) -> None:

@@ -1,18 +1,18 @@
 """The run folder: everything a run writes, written atomically, read back with clear errors.
 
-::
+This module is the one owner of the folder's layout and of config.json's envelope::
 
-    RUN/config.json         the resolved configuration ({"task": ..., "<section>": {...}})
-    RUN/vocab.json          the vocabulary (written by the task)
+    RUN/config.json         {"format": "rnnkit.run", "version": 1, "task": NAME, <the task's sections>}
+    RUN/vocab.json          the vocabulary, for tasks that have one (written by the task)
     RUN/model.safetensors   the best weights by validation loss (the latest ones before any validation)
     RUN/last.safetensors    the latest weights, for resuming
     RUN/trainer_state.pt    optimizer, schedule, RNG, data position, step (tensors and plain values)
     RUN/history.jsonl       one JSON object per line: training logs and validations
     RUN/curves.png          loss and perplexity against steps
-    RUN/samples.txt         the samples printed at each validation
+    RUN/samples.txt         language models: the samples printed at each validation
 
-Every file is written to a temporary file in the folder and renamed into place, so a crash leaves the
-old file or the new one. ``last.safetensors`` and ``trainer_state.pt`` both record the step; resuming
+Every file goes through `rnnkit.data.atomic` (a temporary file unique to the writer, fsync, rename),
+so a crash leaves the old file or the new one. ``last.safetensors`` and ``trainer_state.pt`` both record the step; resuming
 refuses a pair from different steps. Loading never unpickles: ``safetensors`` for weights,
 ``torch.load(weights_only=True)`` for the trainer state, JSON for the rest. Weights load onto the CPU
 first, so a run trained on a GPU loads anywhere.
@@ -24,7 +24,6 @@ import json
 import os
 import pickle
 import struct
-import tempfile
 import zipfile
 from pathlib import Path
 from typing import Any
@@ -34,26 +33,18 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_model
 from torch import nn
 
-from rnnkit.data.textio import atomic_write_bytes
+from rnnkit.data.atomic import FILE_MODE, atomic_path, atomic_write
 
 CONFIG, VOCAB, BEST, LAST = "config.json", "vocab.json", "model.safetensors", "last.safetensors"
 TRAINER_STATE, HISTORY, CURVES, SAMPLES = "trainer_state.pt", "history.jsonl", "curves.png", "samples.txt"
 
 
-_UMASK = os.umask(0)
-os.umask(_UMASK)
-#: permissions of the files a run writes: what open() would give (mkstemp alone gives 0600)
-FILE_MODE = 0o666 & ~_UMASK
+#: config.json's envelope: what every run folder says about itself
+FORMAT, VERSION = "rnnkit.run", 1
 
 
 class RunFolderError(ValueError):
     """A run folder is missing a file, or one of its files is corrupt or from another run."""
-
-
-def atomic_write(path: str | os.PathLike, data: bytes | str) -> None:
-    """Write ``data`` (text is UTF-8 encoded) to ``path`` atomically, readable by others
-    (`rnnkit.data.textio.atomic_write_bytes`: a temporary file in the same folder, then ``os.replace``)."""
-    atomic_write_bytes(path, data.encode("utf-8") if isinstance(data, str) else data, mode=FILE_MODE)
 
 
 class RunFolder:
@@ -92,18 +83,40 @@ class RunFolder:
         except (UnicodeDecodeError, json.JSONDecodeError) as exc:
             raise RunFolderError(f"{p} is corrupt (not valid JSON: {exc})") from None
 
+    # -- config.json ----------------------------------------------------------------------------
+    def write_config(self, task: str, sections: dict[str, Any]) -> None:
+        """config.json: the envelope (format, version, task) and the task's ``sections``."""
+        reserved = {"format", "version", "task"} & set(sections)
+        if reserved:
+            raise ValueError(f"config sections may not be named {sorted(reserved)}")
+        self.write_json(CONFIG, {"format": FORMAT, "version": VERSION, "task": task, **sections})
+
+    def read_config(self, task: str | None = None) -> dict[str, Any]:
+        """config.json, its envelope checked (and its ``task`` when given); `RunFolderError` else."""
+        d = self.read_json(CONFIG)
+        p = self / CONFIG
+        if not isinstance(d, dict) or d.get("format") != FORMAT:
+            raise RunFolderError(f"{p} is not the configuration of an rnnkit run (expected "
+                                 f"\"format\": {FORMAT!r})")
+        version = d.get("version")
+        if type(version) is not int or version != VERSION:
+            raise RunFolderError(f"{p} has format version {version!r}; this rnnkit reads version "
+                                 f"{VERSION} (an integer)")
+        if not isinstance(d.get("task"), str):
+            raise RunFolderError(f"{p} names no task (expected \"task\": a string such as \"lm\")")
+        if task is not None and d["task"] != task:
+            raise RunFolderError(f"{p} is a {d['task']!r} run, expected a {task!r} run")
+        return d
+
+    def task_name(self) -> str:
+        """The ``"task"`` of config.json (checked as `read_config` does)."""
+        return self.read_config()["task"]
+
     # -- weights --------------------------------------------------------------------------------
     def save_weights(self, name: str, model: nn.Module, step: int) -> None:
         """``model``'s weights as safetensors (tied tensors stored once), stamped with ``step``."""
-        fd, tmp = tempfile.mkstemp(dir=self.path, prefix=f".{name}.", suffix=".tmp")
-        os.close(fd)
-        try:
+        with atomic_path(self / name, mode=FILE_MODE) as tmp:
             save_model(model, tmp, metadata={"step": str(step)})
-            os.chmod(tmp, FILE_MODE)
-            os.replace(tmp, self / name)
-        finally:
-            if os.path.exists(tmp):
-                os.unlink(tmp)
 
     def load_weights(self, name: str, model: nn.Module) -> int:
         """Load ``name`` into ``model`` (on the model's device); returns the step it was saved at."""

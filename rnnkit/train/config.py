@@ -175,6 +175,8 @@ class TrainConfig:
                                          f"budget: {DEFAULT_MINUTES:g} when no budget is given)")
     eval_every: int | None = option(None, "validate every this many steps (none: about 20 times "
                                           "per run)")
+    patience: int | None = option(None, "early stopping: stop after this many validations without "
+                                        "improvement of the task's primary metric (none: never)")
     log_every: int = option(20, "update the progress bar and history every this many steps")
     seed: int = option(0, "random seed: the same seed on the same machine gives the same run")
     precision: str = option("fp32", "arithmetic of the forward pass (bf16: torch.autocast)",
@@ -204,7 +206,7 @@ class TrainConfig:
                 raise ValueError(f"{owner}: {k} must be > 0, got {v!r}")
         if not budgets:
             self.minutes = DEFAULT_MINUTES
-        for name in ("eval_every", "log_every", "threads", "plateau_patience"):
+        for name in ("eval_every", "log_every", "threads", "plateau_patience", "patience"):
             v = getattr(self, name)
             if v is not None and v < (0 if name == "plateau_patience" else 1):
                 raise ValueError(f"{owner}: {name} must be >= 1, got {v!r}")

@@ -2,10 +2,12 @@
 
 A record is a plain dict, one JSON line in ``history.jsonl``:
 
-- ``{"split": "train", "step", "epoch", "loss", "ppl", "lr", "grad_norm", "tokens_per_s", "elapsed"}``
-  every ``log_every`` steps (``loss`` is the mean over the steps since the last one);
-- ``{"split": "val", "step", "epoch", "loss", "ppl", <task metrics such as "bpc">, "train_loss",
-  "best", "sample"?}`` at each validation.
+- ``{"split": "train", "step", "epoch", "loss", <the task's training metrics, e.g. "ppl">, "lr",
+  "grad_norm", "<unit>_per_s" (e.g. "tokens_per_s"), "elapsed"}`` every ``log_every`` steps
+  (``loss`` is the mean over the steps since the last one);
+- ``{"split": "val", "step", "epoch", "loss", <the task's metrics, e.g. "ppl", "bpc", "accuracy">,
+  "train_loss", "train_<metric>"..., "best"}`` at each validation (a task's callback may add keys,
+  e.g. the language model's ``"sample"``).
 """
 from __future__ import annotations
 
@@ -13,15 +15,17 @@ import io
 import math
 import os
 
-from rnnkit.train.checkpoint import atomic_write
+from rnnkit.data.atomic import atomic_write
 
 
 def split(records: list[dict], name: str) -> list[dict]:
     return [r for r in records if r.get("split") == name]
 
 
-def plot_curves(records: list[dict], path: str | os.PathLike, title: str = "") -> None:
-    """Draw training and validation loss and perplexity against steps into ``path`` (PNG).
+def plot_curves(records: list[dict], path: str | os.PathLike, title: str = "",
+                metric: str | None = "ppl", metric_label: str | None = None) -> None:
+    """Draw training and validation loss, and ``metric`` (the task's, e.g. perplexity; None: loss
+    only), against steps into ``path`` (PNG).
 
     Uses matplotlib's object API (no pyplot state), so it works headless and leaves a notebook's
     backend alone."""
@@ -31,41 +35,35 @@ def plot_curves(records: list[dict], path: str | os.PathLike, title: str = "") -
     train, val = split(records, "train"), split(records, "val")
     fig = Figure(figsize=(10, 4), dpi=100)
     FigureCanvasAgg(fig)
-    ax_loss, ax_ppl = fig.subplots(1, 2)
-    for ax, key, label in ((ax_loss, "loss", "loss (nats per token)"),
-                           (ax_ppl, "ppl", "perplexity")):
-        if train:
-            ax.plot([r["step"] for r in train], [r[key] for r in train], label="training",
+    panels = [("loss", "loss")]
+    if metric is not None and metric != "loss":
+        panels.append((metric, metric_label or metric))
+    axes = fig.subplots(1, len(panels), squeeze=False)[0]
+    for ax, (key, label) in zip(axes, panels):
+        tr = [r for r in train if key in r]
+        va = [r for r in val if key in r]
+        if tr:
+            ax.plot([r["step"] for r in tr], [r[key] for r in tr], label="training",
                     color="tab:blue", alpha=0.7)
-        if val:
-            ax.plot([r["step"] for r in val], [r[key] for r in val], "o-", label="validation",
+        if va:
+            ax.plot([r["step"] for r in va], [r[key] for r in va], "o-", label="validation",
                     color="tab:orange")
-        best = [r for r in val if r.get("best")]
+        best = [r for r in va if r.get("best")]
         if best:
-            b = min(best, key=lambda r: r["loss"])
+            b = best[-1]  # the last record marked best is the best so far
             ax.plot([b["step"]], [b[key]], "*", color="tab:red", markersize=12,
                     label=f"best validation ({b[key]:.3f})")
         ax.set_xlabel("step")
         ax.set_ylabel(label)
         ax.grid(alpha=0.3)
-        if train or val:
+        if tr or va:
             ax.legend()
-    values = [r["ppl"] for r in train + val if math.isfinite(r.get("ppl", math.nan))]
-    if values and max(values) / max(min(values), 1e-12) > 20:
-        ax_ppl.set_yscale("log")
+        values = [r[key] for r in tr + va if math.isfinite(r[key])]
+        if key == "ppl" and values and max(values) / max(min(values), 1e-12) > 20:
+            ax.set_yscale("log")
     if title:
         fig.suptitle(title)
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png")
     atomic_write(path, buf.getvalue())
-
-
-def samples_text(records: list[dict]) -> str:
-    """The samples of the validation records, each under a header with its step and metrics."""
-    parts = []
-    for r in split(records, "val"):
-        if "sample" in r:
-            metrics = ", ".join(f"{k} {r[k]:.4f}" for k in ("loss", "ppl", "bpc", "bpw") if k in r)
-            parts.append(f"=== step {r['step']} (validation {metrics}) ===\n{r['sample']}\n")
-    return "\n".join(parts)

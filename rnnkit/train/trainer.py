@@ -1,14 +1,24 @@
 """The training loop every task uses: `Trainer(task, config, run).fit()`.
 
-A *task* supplies the model and the data and knows its loss and metrics::
+The trainer knows no task: no perplexity, no tokens, no samples. A *task* (`rnnkit.tasks.base.Task`
+implements this for every workflow) supplies the model and the data and knows its loss and metrics::
 
     task.model                  nn.Module, already on its device
     task.steps_per_epoch        int: batches in one pass over the training data
     task.next_batch()           the next training batch (the task wraps epochs)
-    task.loss(batch)            (scalar loss tensor, number of target tokens) -- the forward pass
-    task.evaluate()             validation metrics: a dict with "loss" (and "ppl", "bpc", ...)
+    task.loss(batch)            (loss_sum, count): the summed loss over ``count`` targets (an int or
+                                a 0-d tensor); the trainer minimises loss_sum / count
+    task.evaluate()             validation metrics: a dict with "loss" and the task's own
     task.state_dict()           plain values and tensors: data position, carried state
     task.load_state_dict(d)
+
+and optionally (defaults in brackets)::
+
+    task.primary_metric         the validation metric that picks the best weights ["loss"]
+    task.higher_is_better       its direction [False]
+    task.count_unit             what ``count`` counts, for the speed "<unit>_per_s" ["examples"]
+    task.train_metrics(loss)    extra training-log metrics from the mean loss, e.g. {"ppl": ...} [{}]
+    task.plot_metric            the second panel of curves.png [the primary metric]
 
 The trainer owns the rest: optimizer and schedule, gradient clipping, the budget (steps, epochs or
 wall-clock minutes), validation every ``eval_every`` steps with best-by-validation checkpoints, the
@@ -29,8 +39,7 @@ from dataclasses import dataclass
 import torch
 
 from rnnkit.train import history as hist
-from rnnkit.train.checkpoint import BEST, CURVES, HISTORY, LAST, SAMPLES, RunFolder, RunFolderError, \
-    atomic_write
+from rnnkit.train.checkpoint import BEST, CURVES, LAST, RunFolder, RunFolderError
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.optim import Schedule, build_optimizer, clip_grad_norm
 from rnnkit.train.runtime import StopOnSignals, rng_state, set_rng_state
@@ -84,13 +93,17 @@ class Trainer:
         self.best: dict | None = None
         self.last_val: dict | None = None
         self.elapsed = 0.0          # training seconds, over all sessions of this run
-        self.tokens = 0             # training target tokens seen
+        self.seen = 0               # training targets seen (the tasks' counts: tokens, sentences...)
+        self.primary = getattr(task, "primary_metric", "loss")
+        self.higher_is_better = bool(getattr(task, "higher_is_better", False))
+        self.count_unit = getattr(task, "count_unit", "examples")
+        self._since_best = 0        # validations since the primary metric last improved
         self.total_steps: int | None = None
         self.eval_every: int | None = config.eval_every
         self.stop_reason: str | None = None
         self._window: list[torch.Tensor] = []       # per-step losses since the last log (tensors)
         self._norms: list[torch.Tensor] = []
-        self._window_tokens = 0
+        self._window_count = 0
         self._carried: list[float] = []             # window losses read back (resume, interrupt)
         self._norms_carried: list[float] = []
         self._validated_at = -1
@@ -144,10 +157,11 @@ class Trainer:
         except (KeyError, ValueError, RuntimeError, TypeError) as exc:
             raise RunFolderError(f"{run.path}: trainer_state.pt does not fit this run's "
                                  f"configuration ({type(exc).__name__}: {exc})") from None
-        self.step, self.elapsed, self.tokens = state["step"], state["elapsed"], state["tokens"]
+        self.step, self.elapsed, self.seen = state["step"], state["elapsed"], state["tokens"]
+        self._since_best = state.get("since_best", 0)
         self.eval_every = self.eval_every or state["eval_every"]
         self.best, self.last_val = state["best"], state["last_val"]
-        self._carried, self._window_tokens = list(state["window"]), state["window_tokens"]
+        self._carried, self._window_count = list(state["window"]), state["window_tokens"]
         self._norms_carried = list(state["window_norms"])
         if self._ema is not None:
             if state.get("ema") is None or len(state["ema"]) != len(self._ema):
@@ -161,12 +175,12 @@ class Trainer:
         pending = self._carried + [float(x) for x in self._window]
         norms = self._norms_carried + [float(x) for x in self._norms]
         return {"version": STATE_VERSION, "step": self.step, "elapsed": self.elapsed,
-                "tokens": self.tokens, "budget": list(self.cfg.budget),
+                "tokens": self.seen, "budget": list(self.cfg.budget), "since_best": self._since_best,
                 "eval_every": self.eval_every, "best": self.best,
                 "last_val": self.last_val, "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(), "rng": rng_state(),
                 "task": self.task.state_dict(), "window": pending, "window_norms": norms,
-                "window_tokens": self._window_tokens,
+                "window_tokens": int(self._window_count),
                 "ema": None if self._ema is None else [t.cpu() for t in self._ema]}
 
     # -- the loop -------------------------------------------------------------------------------
@@ -196,7 +210,8 @@ class Trainer:
                     break
                 batch = task.next_batch()
                 with self._autocast:
-                    loss, n_tokens = task.loss(batch)
+                    loss_sum, count = task.loss(batch)
+                    loss = loss_sum / count
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip > 0:
@@ -208,7 +223,7 @@ class Trainer:
                 self.elapsed = time.perf_counter() - t_start
                 self.schedule.set(self.step, self._time_fraction())
                 self._window.append(loss.detach())
-                self._window_tokens += n_tokens
+                self._window_count += count
                 for cb in self.callbacks:
                     cb.on_step_end(self)
                 if self._calibrating is not None:
@@ -235,6 +250,20 @@ class Trainer:
         for cb in self.callbacks:
             cb.on_train_end(self, result)
         return result
+
+    def _improves(self, metrics: dict) -> bool:
+        """Whether ``metrics`` beat the best so far on the task's primary metric (a non-finite
+        value never does)."""
+        if self.primary not in metrics:
+            raise KeyError(f"the task's evaluate() returned {sorted(metrics)}, without its primary "
+                           f"metric {self.primary!r}")
+        value = metrics[self.primary]
+        if not math.isfinite(value):
+            return False
+        if self.best is None:
+            return True
+        best = self.best[self.primary]
+        return value > best if self.higher_is_better else value < best
 
     def _time_fraction(self) -> float | None:
         """With a budget in minutes, the schedule follows the share of the time spent (so it ends
@@ -277,21 +306,24 @@ class Trainer:
         return losses, norms
 
     def _log(self) -> None:
-        """Record the mean training loss, perplexity and speed since the last log."""
+        """Record the mean training loss, the task's training metrics and the speed since the last
+        log."""
         if not self._window and not self._carried:
             return
         losses, norms = self._read_window()
         now = time.perf_counter()
         seconds = max(1e-9, now - self._t_log - self._paused)
         mean = sum(losses) / len(losses)
+        extra = self.task.train_metrics(mean) if hasattr(self.task, "train_metrics") else {}
+        count = int(self._window_count)  # one read of a count kept as a tensor (no sync per step)
         record = {"split": "train", "step": self.step, "epoch": round(self.epoch, 4), "loss": mean,
-                  "ppl": _exp(mean), "lr": self.optimizer.param_groups[0]["lr"],
-                  "tokens_per_s": self._window_tokens / seconds, "elapsed": round(self.elapsed, 3)}
+                  **extra, "lr": self.optimizer.param_groups[0]["lr"],
+                  f"{self.count_unit}_per_s": count / seconds, "elapsed": round(self.elapsed, 3)}
         if norms:
             record["grad_norm"] = sum(norms) / len(norms)
-        self.tokens += self._window_tokens
+        self.seen += count
         self._window, self._norms, self._carried, self._norms_carried = [], [], [], []
-        self._window_tokens, self._t_log, self._paused = 0, now, 0.0
+        self._window_count, self._t_log, self._paused = 0, now, 0.0
         self.history.append(record)
         for cb in self.callbacks:
             cb.on_log(self, record)
@@ -334,25 +366,35 @@ class Trainer:
             self.model.train()
             train = next((r for r in reversed(self.history) if r["split"] == "train"), None)
             record = {"split": "val", "step": self.step, "epoch": round(self.epoch, 4), **metrics}
-            if train is not None:   # training perplexity beside the validation one, never instead
-                record["train_loss"], record["train_ppl"] = train["loss"], train["ppl"]
-            is_best = math.isfinite(metrics["loss"]) and (self.best is None or
-                                                          metrics["loss"] < self.best["loss"])
+            if train is not None:   # the training metrics beside the validation ones, never instead
+                skip = {"split", "step", "epoch", "lr", "grad_norm", "elapsed"}
+                record.update({f"train_{k}": v for k, v in train.items()
+                               if k not in skip and not k.endswith("_per_s")})
+            is_best = self._improves(metrics)
             record["best"] = is_best
-            for cb in self.callbacks:
+            self.echo(_val_line(record))
+            for cb in self.callbacks:  # inside: a callback sees the weights that were validated
                 cb.on_validation(self, record)
             if is_best and self.run is not None:
                 self.run.path.mkdir(parents=True, exist_ok=True)
                 self.run.save_weights(BEST, self.model, self.step)
-        self.schedule.observe(metrics["loss"])
+        value = metrics[self.primary]
+        self.schedule.observe(-value if self.higher_is_better else value)
         self.schedule.set(self.step, self._time_fraction())
         self.history.append(record)
-        self.last_val = {k: v for k, v in record.items() if k != "sample"}
+        self.last_val = {k: v for k, v in record.items() if not isinstance(v, str)}
         if is_best:
             self.best = self.last_val
-        self.echo(_val_line(record))
-        if "sample" in record:
-            self.echo(record["sample"])
+            self._since_best = 0
+        else:
+            self._since_best += 1
+            patience = self.cfg.patience
+            if patience is not None and self._since_best >= patience and not self.stop_reason:
+                self.stop_reason = (f"early stopping: validation {self.primary} has not improved "
+                                    f"for {patience} validations (best {self.best[self.primary]:.4f} at "
+                                    f"step {self.best['step']})" if self.best is not None else
+                                    f"early stopping: no finite validation {self.primary} in "
+                                    f"{patience} validations")
         if self.run is not None:
             self.checkpoint(best=False)
             self._write_plot()
@@ -369,12 +411,13 @@ class Trainer:
         run.save_weights(LAST, self.model, self.step)
         run.save_trainer_state(self.state_dict())
         run.write_history(self.history)
-        atomic_write(run / SAMPLES, hist.samples_text(self.history))
 
     def _write_plot(self, force: bool = False) -> None:
         now = time.perf_counter()
         if force or now - self._last_plot >= PLOT_EVERY_S:
-            hist.plot_curves(self.history, self.run / CURVES, title=str(self.run.path.name))
+            hist.plot_curves(self.history, self.run / CURVES, title=str(self.run.path.name),
+                             metric=getattr(self.task, "plot_metric", self.primary),
+                             metric_label=getattr(self.task, "plot_label", None))
             self._last_plot = time.perf_counter()
 
     # -- endings --------------------------------------------------------------------------------
@@ -412,14 +455,13 @@ class Trainer:
         self.stop_reason = reason
 
 
-def _exp(x: float) -> float:
-    return math.exp(x) if x < 700 else math.inf
-
-
 def _val_line(r: dict) -> str:
-    skip = {"split", "step", "epoch", "best", "sample", "train_loss", "train_ppl"}
-    val = ", ".join(f"{k} {v:.4f}" for k, v in r.items() if k not in skip and isinstance(v, float))
+    skip = {"split", "step", "epoch", "best"}
+    val = ", ".join(f"{k} {v:.4f}" for k, v in r.items()
+                    if k not in skip and not k.startswith("train_") and isinstance(v, float))
     line = f"step {r['step']} (epoch {r['epoch']:.2f}) | validation: {val}"
-    if "train_ppl" in r:
-        line += f" | training: loss {r['train_loss']:.4f}, ppl {r['train_ppl']:.4f}"
+    train = ", ".join(f"{k[6:]} {v:.4f}" for k, v in r.items()
+                      if k.startswith("train_") and isinstance(v, float))
+    if train:
+        line += f" | training: {train}"
     return line + (" | best" if r["best"] else "")

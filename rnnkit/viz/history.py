@@ -6,8 +6,8 @@ validation curve dashed beside the training one. The PNG is written atomically."
 from __future__ import annotations
 
 import math
-import os
-from pathlib import Path
+
+from rnnkit.data.atomic import atomic_path
 
 
 def plot_history(history, path=None, *, metrics=None, title=None):
@@ -47,10 +47,7 @@ def plot_history(history, path=None, *, metrics=None, title=None):
         fig.suptitle(title)
     fig.tight_layout()
     if path is not None:
-        path = Path(path)
-        path.parent.mkdir(parents=True, exist_ok=True)
-        tmp = path.with_name(path.stem + ".tmp" + path.suffix)
-        fig.savefig(tmp, dpi=100, format="png")
-        os.replace(tmp, path)
+        with atomic_path(path) as tmp:
+            fig.savefig(tmp, dpi=100, format="png")
         plt.close(fig)
     return fig

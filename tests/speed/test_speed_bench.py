@@ -1,4 +1,4 @@
-"""`rnnkit bench` (`rnnkit.cli.bench` over `rnnkit.benchmark`) on tiny sizes: every contender runs,
+"""`rnnkit bench` (`rnnkit.cli.bench` over `rnnkit.cli.speedtable`) on tiny sizes: every contender runs,
 the table has a row per contender, and the figures are consistent with each other. No time is
 asserted (benchmarks are not tests)."""
 from __future__ import annotations
@@ -9,7 +9,7 @@ import functools
 import pytest
 import torch
 
-from rnnkit import benchmark
+from rnnkit.cli import speedtable as benchmark
 from rnnkit.cli import bench
 
 

@@ -10,7 +10,7 @@ from torch import nn
 from torch.nn import functional as F
 
 from rnnkit.cells import CELLS
-from rnnkit.tasks.lm_model import LanguageModel, lm_loss, sum_log_loss
+from rnnkit.tasks.lm.model import LanguageModel, lm_loss, sum_log_loss
 
 V, H, B, T = 11, 7, 3, 5
 
@@ -105,7 +105,7 @@ def test_sum_log_loss_scores_every_token_once(n):
 def test_indrnn_language_model_bounds_its_recurrent_weights_and_keeps_the_bound():
     """Unbounded, a relu IndRNN diverged with the default recipe; the LM bounds |u| by
     2^(1/seq_len) unless told otherwise, and config() carries the bound so a loaded model equals it."""
-    from rnnkit.tasks.lm_config import LMConfig
+    from rnnkit.tasks.lm.config import LMConfig
     kw = LMConfig(cell="indrnn", seq_len=35, layers=1).model_kwargs()
     assert kw["recurrent_max_abs"] == pytest.approx(2 ** (1 / 35))
     assert "recurrent_max_abs" not in LMConfig(cell="lstm", layers=1).model_kwargs()

@@ -4,8 +4,8 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit.tasks import lm_recipe as recipe
-from rnnkit.tasks.lm_config import LMConfig
+from rnnkit.tasks.lm import recipe
+from rnnkit.tasks.lm.config import LMConfig
 from rnnkit.train import TrainConfig
 
 

@@ -38,10 +38,10 @@ class ToyTask:
     def loss(self, batch):
         self.calls += 1
         x, y = batch
-        loss = nn.functional.mse_loss(self.model(x), y)
+        loss_sum = nn.functional.mse_loss(self.model(x), y, reduction="sum")  # the contract: a sum
         if self.nan_at is not None and self.calls >= self.nan_at:
-            loss = loss * math.nan
-        return loss, len(y)
+            loss_sum = loss_sum * math.nan
+        return loss_sum, len(y)
 
     def evaluate(self):
         loss = float(nn.functional.mse_loss(self.model(self.x), self.y))
@@ -81,7 +81,8 @@ def test_trainer_matches_a_hand_written_loop():
         t = max(0, step - 3) / 21
         for g in opt.param_groups:
             g["lr"] = 0.01 * warm * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * t)))
-        loss, _ = task.loss(task.next_batch())
+        loss_sum, n = task.loss(task.next_batch())
+        loss = loss_sum / n
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 0.5)
@@ -151,8 +152,9 @@ def test_no_clipping_names_exploding_gradients_as_the_cause():
 def test_run_folder_contents(tmp_path):
     Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
     run = RunFolder(tmp_path / "r")
-    for name in (BEST, LAST, TRAINER_STATE, "history.jsonl", "curves.png", "samples.txt"):
+    for name in (BEST, LAST, TRAINER_STATE, "history.jsonl", "curves.png"):
         assert (run / name).is_file(), name
+    assert not (run / "samples.txt").exists()  # samples are the language model's (its callback)
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     records = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
     val = [r for r in records if r["split"] == "val"]

@@ -1,6 +1,6 @@
 """`LMConfig`: the data, model and batching options of a language-model run (its training options
 are `rnnkit.train.TrainConfig`). Options left at ``None`` are chosen by the recipe
-(`rnnkit.tasks.lm_recipe`) from the text's size and the budget."""
+(`rnnkit.tasks.lm.recipe`) from the text's size and the budget."""
 from __future__ import annotations
 
 from dataclasses import dataclass
@@ -78,7 +78,7 @@ class LMConfig:
         if self.sample_temperature < 0:
             raise ValueError(f"{owner}: sample_temperature must be >= 0, got {self.sample_temperature}")
         if self.bidirectional:
-            from rnnkit.tasks.lm_model import BIDIRECTIONAL_REFUSED
+            from rnnkit.tasks.lm.model import BIDIRECTIONAL_REFUSED
             raise ValueError(f"{owner}: {BIDIRECTIONAL_REFUSED}")
 
     def model_kwargs(self) -> dict:

@@ -23,7 +23,7 @@ import time
 
 import torch
 
-from rnnkit.tasks.lm_model import LanguageModel, lm_loss
+from rnnkit.tasks.lm.model import LanguageModel, lm_loss
 from rnnkit.train.config import TrainConfig
 
 SMALL_TEXT_PASSES = 10.0

@@ -1,4 +1,4 @@
-"""The language model's data path and its `Trainer` task: corpus -> vocabulary -> ids -> batches.
+"""The language model's data path: corpus -> vocabulary -> ids (batches: `rnnkit.data.batching`).
 
 Shapes: B batch, T steps (``seq_len``), V vocabulary, N tokens.
 """
@@ -11,10 +11,10 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from rnnkit.data import CharVocab, Corpus, RandomBatcher, SequentialBatcher, Vocab, WordVocab, \
+from rnnkit.data import CharVocab, Corpus, Vocab, WordVocab, \
     load_corpus
 from rnnkit.data.textio import encode_text
-from rnnkit.tasks.lm_model import LanguageModel, lm_loss, sum_log_loss
+from rnnkit.tasks.lm.model import LanguageModel, sum_log_loss
 
 
 @dataclass
@@ -106,63 +106,3 @@ def evaluate_ids(model: LanguageModel, ids, unit: str) -> dict:
     finally:
         model.train(was_training)
     return metrics(total, count, unit)
-
-
-class LMTask:
-    """The `Trainer`'s task for a language model (see `rnnkit.train.trainer`).
-
-    ``batching="sequential"``: ``B`` contiguous streams; the state is carried from batch to batch
-    (detached: truncated backpropagation through time) and reset at each epoch.
-    ``batching="random"``: random ``T``-step pieces; every batch starts from a zero state.
-    """
-
-    def __init__(self, model: LanguageModel, data: LMData, cfg, seed: int):
-        self.model, self.data = model, data
-        self.device = next(model.parameters()).device
-        if cfg.batching == "sequential":
-            self.batcher = SequentialBatcher(data.train_ids, cfg.batch_size, cfg.seq_len)
-        else:
-            self.batcher = RandomBatcher(data.train_ids, cfg.batch_size, cfg.seq_len, seed=seed)
-        self.carry = cfg.batching == "sequential"
-        self.steps_per_epoch = len(self.batcher)
-        self.val_ids = _as_tensor(data.val_ids)  # shares the array's memory
-        self.state = None
-        self._it = iter(self.batcher)
-        self._fingerprint = fingerprint(data.train_ids)
-
-    def next_batch(self):
-        try:
-            x, y = next(self._it)
-        except StopIteration:        # a new epoch: the streams start again from a zero state
-            self.state = None
-            self._it = iter(self.batcher)
-            x, y = next(self._it)
-        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
-
-    def loss(self, batch):
-        x, y = batch
-        loss, state = lm_loss(self.model, x, y, self.state if self.carry else None)
-        if self.carry:
-            self.state = tuple(s.detach() for s in state)
-        return loss, y.numel()
-
-    def evaluate(self) -> dict:
-        total, count = sum_log_loss(self.model, self.val_ids)
-        return {k: v for k, v in metrics(total, count, self.data.unit).items() if k != "tokens"}
-
-    def state_dict(self) -> dict:
-        state = None if self.state is None else [s.cpu() for s in self.state]
-        return {"batcher": self.batcher.state_dict(), "state": state,
-                "train_fingerprint": self._fingerprint}
-
-    def load_state_dict(self, d: dict) -> None:
-        if d["train_fingerprint"] != self._fingerprint:
-            raise ValueError("the training data differs from the data the run was trained on "
-                             "(its token ids have another SHA-256); exact resumption needs the same data")
-        self.batcher.load_state_dict(d["batcher"])
-        self._it = iter(self.batcher)
-        at_epoch_end = self.batcher.position >= len(self.batcher)  # the next batch starts an epoch
-        if d["state"] is None or at_epoch_end:
-            self.state = None
-        else:
-            self.state = tuple(s.to(self.device) for s in d["state"])

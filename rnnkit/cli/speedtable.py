@@ -227,7 +227,7 @@ def rss_of_training_step(config: str, cell: str, contender: str) -> float:
     """Peak RSS (MiB) during one forward+backward above the RSS before it, in a fresh process.
     Linux: the high-water mark is reset first (``/proc/self/clear_refs``), so the imports' own
     peak does not hide the step's."""
-    code = ("import sys, torch; from rnnkit import benchmark as b; "
+    code = ("import sys, torch; from rnnkit.cli import speedtable as b; "
             f"I,H,L,B,T=b.CONFIGS[{config!r}]; fns,_=b.contenders({cell!r},I,H,L); "
             f"f=fns[{contender!r}]; x=torch.randn(T,B,I); f(x[:2]).float().sum().backward(); "
             "import gc; gc.collect(); open('/proc/self/clear_refs','w').write('5'); "

@@ -115,10 +115,11 @@ class LanguageModel(nn.Module):
         return f"V={self.vocab_size}, input={'one-hot' if self.embed is None else 'embedding'}"
 
 
-def lm_loss(model: LanguageModel, x: Tensor, y: Tensor, state=None):
-    """Mean cross-entropy of ``model`` on batch ``x``, ``y`` ``(B, T)``; returns ``(loss, state)``."""
+def lm_loss(model: LanguageModel, x: Tensor, y: Tensor, state=None, reduction: str = "mean"):
+    """Cross-entropy of ``model`` on batch ``x``, ``y`` ``(B, T)`` (``reduction``: ``"mean"`` or
+    ``"sum"`` over the ``B*T`` targets); returns ``(loss, state)``."""
     logits, state = model.forward_time_major(x.t(), state)  # (T, B, V)
-    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.t().reshape(-1))
+    loss = F.cross_entropy(logits.reshape(-1, logits.shape[-1]), y.t().reshape(-1), reduction=reduction)
     return loss, state
 
 

@@ -1,0 +1,250 @@
+"""The task contract: what one workflow (language model, classifier, tagger, ...) gives the trainer and
+the command line, and the one training flow every task runs through.
+
+A task is a subclass of `Task` registered by name in `rnnkit.tasks.TASKS`. It declares::
+
+    name               "lm": what `rnnkit train --task` and config.json's "task" say
+    Config             a dataclass of its options; `rnnkit train --task NAME` derives its flags from it
+    section            config.json's key for those options (default: ``name``)
+    primary_metric     the validation metric that picks the best weights and drives early stopping
+    higher_is_better   its direction
+    count_unit         what the counts of ``loss`` count ("tokens", "sentences"): the speed shown
+
+and implements, in the order `train` calls them::
+
+    load_data(run, progress)   read and encode the data (on resume, with the run's saved vocabularies)
+    choose(echo)               optional: fill options left to a recipe (may replace the configs)
+    check()                    optional: refuse data and options that cannot train together
+    build_model()              -> nn.Module (on the CPU; `train` moves it)
+    save_artifacts(run)        optional: vocabularies and the like, written once into the run folder
+    start()                    optional: batches, carried state (the model is on its device now)
+
+then the trainer's protocol (`rnnkit.train.trainer`): ``steps_per_epoch``, ``next_batch()``,
+``loss(batch) -> (loss_sum, count)``, ``evaluate() -> metrics``, ``train_metrics(loss)``,
+``state_dict()`` / ``load_state_dict()``, and ``callbacks()``. After training, class methods work on
+a run folder: ``evaluate_run(run, data, ...)`` (metrics on new data) and ``predict(run, inputs)``,
+each with a ``format_*`` that turns its result into what the command line prints.
+"""
+from __future__ import annotations
+
+import re
+import time
+from collections.abc import Callable
+from pathlib import Path
+from typing import Any, ClassVar
+
+import torch
+from torch import nn
+
+from rnnkit.train import ProgressBar, RunFolder, RunFolderError, TrainConfig, Trainer, resolve_device
+from rnnkit.train.checkpoint import CONFIG
+from rnnkit.train.config import describe, from_dict, to_dict
+
+#: options of the trainer a resumed run may change; every other change would make it another run
+RESUMABLE_OPTIONS = ("epochs", "steps", "minutes", "threads", "device", "log_every", "patience")
+
+
+class Task:
+    """One workflow. Subclasses set the class attributes and implement the methods below."""
+
+    name: ClassVar[str]
+    Config: ClassVar[type]
+    section: ClassVar[str | None] = None
+    primary_metric: ClassVar[str] = "loss"
+    higher_is_better: ClassVar[bool] = False
+    count_unit: ClassVar[str] = "examples"
+    #: the second panel of curves.png and the progress bar's metric (None: the primary metric)
+    plot_metric: ClassVar[str | None] = None
+    plot_label: ClassVar[str | None] = None
+
+    def __init__(self, config, train_config: TrainConfig, device: torch.device | str = "cpu"):
+        self.config, self.train_config = config, train_config
+        self.device = torch.device(device)
+        self.data: Any = None
+        self.model: nn.Module | None = None
+        if self.plot_metric is None:
+            self.plot_metric = self.primary_metric
+
+    @classmethod
+    def config_section(cls) -> str:
+        return cls.section or cls.name
+
+    # -- building ---------------------------------------------------------------------------------
+    def load_data(self, run: RunFolder | None, progress: bool | None) -> None:
+        raise NotImplementedError
+
+    def choose(self, echo: Callable[[str], None]) -> None:
+        """Fill the options left to a recipe; the default chooses nothing."""
+
+    def check(self) -> None:
+        """Refuse data and options that cannot train together (after `choose`), with a clear error."""
+
+    def build_model(self) -> nn.Module:
+        raise NotImplementedError
+
+    def describe_data(self) -> str:
+        """One line about the data and the model, printed before training."""
+        n = sum(p.numel() for p in self.model.parameters())
+        return f"model: {n:,} parameters on {self.device}"
+
+    def save_artifacts(self, run: RunFolder) -> None:
+        """Write what the run folder needs besides config.json and weights (e.g. vocabularies)."""
+
+    def config_sections(self) -> dict[str, Any]:
+        """config.json's sections: the task's options, the trainer's, and the model's arguments."""
+        model_config = self.model.config() if hasattr(self.model, "config") else {}
+        return {self.config_section(): to_dict(self.config), "train": to_dict(self.train_config),
+                "model": model_config}
+
+    def start(self) -> None:
+        """Prepare batches and state once the model is on its device."""
+
+    # -- the trainer's protocol -------------------------------------------------------------------
+    steps_per_epoch: int
+
+    def next_batch(self):
+        raise NotImplementedError
+
+    def loss(self, batch) -> tuple[torch.Tensor, int | torch.Tensor]:
+        raise NotImplementedError
+
+    def evaluate(self) -> dict[str, float]:
+        raise NotImplementedError
+
+    def train_metrics(self, loss: float) -> dict[str, float]:
+        return {}
+
+    def state_dict(self) -> dict:
+        return {}
+
+    def load_state_dict(self, d: dict) -> None:
+        pass
+
+    def callbacks(self) -> list:
+        return []
+
+    def summary(self, best: dict) -> str:
+        """What the closing message says of the best validation record."""
+        return f"best validation: {self.primary_metric} {best[self.primary_metric]:.4f} at step {best['step']}"
+
+    # -- after training ---------------------------------------------------------------------------
+    @classmethod
+    def evaluate_run(cls, run, data: str | None = None, **options) -> dict:
+        raise NotImplementedError(f"task {cls.name!r} has no evaluation on new data yet")
+
+    @classmethod
+    def format_evaluation(cls, result: dict) -> str:
+        return "\n".join(f"{k}: {v:.4f}" if isinstance(v, float) else f"{k}: {v}"
+                         for k, v in result.items()) + "\n"
+
+    @classmethod
+    def predict(cls, run, inputs: list[str], **options) -> list:
+        raise NotImplementedError(f"task {cls.name!r} has no prediction yet")
+
+    @classmethod
+    def format_prediction(cls, inputs: list[str], predictions: list) -> str:
+        return "".join(f"{p}\n" for p in predictions)
+
+    @classmethod
+    def read_configs(cls, run: RunFolder) -> tuple[Any, TrainConfig, dict]:
+        """The run's task options, trainer options and model arguments from config.json."""
+        d = run.read_config(cls.name)
+        section = cls.config_section()
+        try:
+            return (from_dict(cls.Config, d[section], where=f"{run / CONFIG} [{section}]"),
+                    from_dict(TrainConfig, d["train"], where=f"{run / CONFIG} [train]"),
+                    dict(d.get("model") or {}))
+        except (KeyError, TypeError, ValueError) as exc:
+            raise RunFolderError(f"{run / CONFIG} is corrupt: {type(exc).__name__}: {exc}") from None
+
+
+# -- the training flow every task runs ------------------------------------------------------------
+def split_options(task_cls: type[Task], options: dict) -> tuple[dict, dict]:
+    """``options`` split into the task's and the trainer's; unknown names are a ``TypeError``."""
+    own, tr = set(task_cls.Config.__dataclass_fields__), set(TrainConfig.__dataclass_fields__)
+    unknown = sorted(set(options) - own - tr)
+    if unknown:
+        raise TypeError(f"train --task {task_cls.name}: unknown option(s) {unknown}; known options: "
+                        f"{sorted(own | tr)}")
+    return ({k: v for k, v in options.items() if k in own},
+            {k: v for k, v in options.items() if k in tr})
+
+
+def default_run_name(task_cls: type[Task], config) -> Path:
+    """``runs/<data>-<what>-<date-time>`` (a suffix when that folder exists already)."""
+    data = getattr(config, "data", "data")
+    stem = "stdin" if data == "-" else Path(str(data)).stem or "data"
+    stem = re.sub(r"[^A-Za-z0-9_.-]+", "_", stem)
+    what = getattr(config, "cell", task_cls.name)
+    base = Path("runs") / f"{stem}-{what}-{time.strftime('%Y%m%d-%H%M%S')}"
+    path, i = base, 1
+    while path.exists():
+        i += 1
+        path = base.with_name(f"{base.name}-{i}")
+    return path
+
+
+def resume_configs(task_cls: type[Task], run: RunFolder, options: dict) -> tuple[Any, TrainConfig]:
+    """The configurations of the run being resumed, with the changes resuming allows."""
+    cfg, tr_cfg, _ = task_cls.read_configs(run)
+    split_options(task_cls, options)  # unknown names are refused first
+    own = task_cls.Config.__dataclass_fields__
+    changed = {k: v for k, v in options.items() if getattr(cfg if k in own else tr_cfg, k, v) != v}
+    refused = sorted(set(changed) - set(RESUMABLE_OPTIONS))
+    if refused:
+        raise ValueError(f"resume: {refused} cannot change when resuming {run.path} (it would be "
+                         f"another run); only {list(RESUMABLE_OPTIONS)} can")
+    tr = to_dict(tr_cfg)
+    if any(k in options for k in ("epochs", "steps", "minutes")):
+        tr.update(epochs=None, steps=None, minutes=None)
+    tr.update({k: v for k, v in options.items() if k in tr})
+    return cfg, TrainConfig(**tr)
+
+
+def train(task_cls: type[Task], *, out=None, resume=None, progress: bool = True, callbacks=(),
+          echo: Callable[[str], None] | None = print, **options):
+    """Train ``task_cls`` with ``options`` (its `Config`'s fields and `TrainConfig`'s); returns the
+    `rnnkit.train.FitResult` (``.run`` is the run folder). ``resume=RUN`` continues that run exactly
+    (only `RESUMABLE_OPTIONS` may change). ``echo=None`` prints nothing."""
+    echo = echo or (lambda text: None)
+    if resume is not None:
+        run = RunFolder(resume)
+        cfg, tr_cfg = resume_configs(task_cls, run, options)
+    else:
+        own, tr = split_options(task_cls, options)
+        cfg, tr_cfg = task_cls.Config(**own), TrainConfig(**tr)
+        run = RunFolder(out if out is not None else default_run_name(task_cls, cfg))
+        if run.exists():
+            raise ValueError(f"out: {str(run.path)!r} already holds a run; continue it with "
+                             f"--resume {run.path} (resume=...) or choose another --out")
+    echo(f"run folder: {run.path}" + (" (resuming)" if resume is not None else ""))
+    if tr_cfg.threads:
+        torch.set_num_threads(tr_cfg.threads)
+    task = task_cls(cfg, tr_cfg, resolve_device(tr_cfg.device))
+    task.load_data(run if resume is not None else None, None if progress else False)
+    if resume is None:
+        task.choose(echo)
+    task.check()
+    echo("configuration:\n" + describe(task.config) + "\n" + describe(task.train_config))
+    tr_cfg = task.train_config
+    torch.manual_seed(tr_cfg.seed)
+    task.model = task.build_model().to(task.device)
+    echo(task.describe_data())
+    if resume is None:
+        run.path.mkdir(parents=True, exist_ok=True)
+        task.save_artifacts(run)
+        run.write_config(task_cls.name, task.config_sections())
+    task.start()
+    cbs = list(task.callbacks())
+    if progress:
+        cbs.append(ProgressBar())
+    trainer = Trainer(task, tr_cfg, run, callbacks=[*cbs, *callbacks], resume=resume is not None,
+                      echo=echo)
+    result = trainer.fit()
+    result.run = run.path
+    if result.status in ("interrupted", "stopped"):
+        result.message += f"; resume with: rnnkit train --resume {run.path}"
+    if result.best is not None:
+        result.message += "; " + task.summary(result.best)
+    echo(result.message)
+    return result

@@ -1,0 +1,212 @@
+"""The language model as a `rnnkit.tasks.base.Task`: its data, recipe, model, batches, loss, metrics,
+and its callback that writes a sample at each validation.
+
+``batching="sequential"``: ``B`` contiguous streams; the state is carried from batch to batch
+(detached: truncated backpropagation through time) and reset at each epoch.
+``batching="random"``: random ``T``-step pieces; every batch starts from a zero state.
+"""
+from __future__ import annotations
+
+import dataclasses
+import math
+
+from rnnkit.data import RandomBatcher, SequentialBatcher, Vocab, load_vocab
+from rnnkit.data.atomic import atomic_write
+from rnnkit.tasks.base import Task
+from rnnkit.tasks.lm import recipe
+from rnnkit.tasks.lm.config import LMConfig
+from rnnkit.tasks.lm.data import _as_tensor, check_batch_fits, fingerprint, load_lm_data, metrics
+from rnnkit.tasks.lm.model import LanguageModel, lm_loss, sum_log_loss
+from rnnkit.train import Callback
+from rnnkit.train.checkpoint import SAMPLES, VOCAB
+
+
+class LanguageModelTask(Task):
+    """Character- or word-level language modelling (N→N: each token predicts the next)."""
+
+    name = "lm"
+    Config = LMConfig
+    primary_metric = "loss"          # nats per token; perplexity and bits follow from it
+    higher_is_better = False
+    count_unit = "tokens"
+    plot_metric, plot_label = "ppl", "perplexity"
+
+    # -- building ---------------------------------------------------------------------------------
+    def load_data(self, run, progress):
+        vocab = load_vocab(run.require(VOCAB)) if run is not None else None
+        self.data = load_lm_data(self.config, vocab, progress=progress)
+        self.vocab = self.data.vocab
+
+    def choose(self, echo):
+        cfg, tr_cfg, why = recipe.choose(
+            self.config, self.train_config, len(self.data.train_ids),
+            lambda: recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device))
+        self.config = cfg
+        self.train_config = dataclasses.replace(tr_cfg, lr=tr_cfg.learning_rate)
+        if why:
+            echo(why)
+
+    def check(self):
+        check_batch_fits(self.config, self.data)
+
+    def build_model(self):
+        return LanguageModel(len(self.vocab), **self.config.model_kwargs())
+
+    def describe_data(self):
+        d, cfg = self.data, self.config
+        n = sum(p.numel() for p in self.model.parameters())
+        return (f"data: {d.corpus.name}: {len(d.train_ids):,} training and {len(d.val_ids):,} "
+                f"validation {cfg.level} tokens, vocabulary {len(self.vocab):,}; "
+                f"model: {n:,} parameters on {self.device}")
+
+    def save_artifacts(self, run):
+        self.vocab.to_json(run / VOCAB)
+
+    def config_sections(self):
+        return {**super().config_sections(), "data_name": self.data.corpus.name}
+
+    def start(self):
+        cfg, data = self.config, self.data
+        seed = self.train_config.seed
+        if cfg.batching == "sequential":
+            self.batcher = SequentialBatcher(data.train_ids, cfg.batch_size, cfg.seq_len)
+        else:
+            self.batcher = RandomBatcher(data.train_ids, cfg.batch_size, cfg.seq_len, seed=seed)
+        self.carry = cfg.batching == "sequential"
+        self.steps_per_epoch = len(self.batcher)
+        self.val_ids = _as_tensor(data.val_ids)  # shares the array's memory
+        self.state = None
+        self._it = iter(self.batcher)
+        self._fingerprint = fingerprint(data.train_ids)
+
+    # -- the trainer's protocol -------------------------------------------------------------------
+    def next_batch(self):
+        try:
+            x, y = next(self._it)
+        except StopIteration:        # a new epoch: the streams start again from a zero state
+            self.state = None
+            self._it = iter(self.batcher)
+            x, y = next(self._it)
+        return x.to(self.device, non_blocking=True), y.to(self.device, non_blocking=True)
+
+    def loss(self, batch):
+        x, y = batch                                          # (B, T) each
+        total, state = lm_loss(self.model, x, y, self.state if self.carry else None, reduction="sum")
+        if self.carry:
+            self.state = tuple(s.detach() for s in state)
+        return total, y.numel()
+
+    def evaluate(self):
+        total, count = sum_log_loss(self.model, self.val_ids)
+        return {k: v for k, v in metrics(total, count, self.data.unit).items() if k != "tokens"}
+
+    def train_metrics(self, loss):
+        return {"ppl": math.exp(loss) if loss < 700 else math.inf}
+
+    def state_dict(self):
+        state = None if self.state is None else [s.cpu() for s in self.state]
+        return {"batcher": self.batcher.state_dict(), "state": state,
+                "train_fingerprint": self._fingerprint}
+
+    def load_state_dict(self, d):
+        if d["train_fingerprint"] != self._fingerprint:
+            raise ValueError("the training data differs from the data the run was trained on "
+                             "(its token ids have another SHA-256); exact resumption needs the same data")
+        self.batcher.load_state_dict(d["batcher"])
+        self._it = iter(self.batcher)
+        at_epoch_end = self.batcher.position >= len(self.batcher)  # the next batch starts an epoch
+        if d["state"] is None or at_epoch_end:
+            self.state = None
+        else:
+            self.state = tuple(s.to(self.device) for s in d["state"])
+
+    def callbacks(self):
+        cfg = self.config
+        if not cfg.sample_length:
+            return []
+        prompt = cfg.sample_prompt or default_prompt(self.vocab, self.data.corpus.val_text)
+        return [SampleCallback(self.vocab, prompt, cfg.sample_length, cfg.sample_temperature,
+                               self.train_config.seed)]
+
+    def summary(self, best):
+        unit = "bpw" if self.config.level == "word" else "bpc"
+        return f"best validation: ppl {best['ppl']:.4f}, {unit} {best[unit]:.4f} at step {best['step']}"
+
+    # -- after training: rnnkit evaluate / predict -----------------------------------------------
+    @classmethod
+    def evaluate_run(cls, run, data=None, **options):
+        from rnnkit.tasks.lm.api import evaluate
+        return evaluate(run, data, **options)
+
+    @classmethod
+    def format_evaluation(cls, r):
+        bits = "bpw" if "bpw" in r else "bpc"
+        unit = "word" if bits == "bpw" else "character"
+        text = (f"{r['data']} ({r['split']}, {r['tokens']:,} {unit}s): perplexity {r['ppl']:.4f}, "
+                f"bits per {unit} {r[bits]:.4f}, loss {r['loss']:.4f} nats\n")
+        if r["unknown"]:
+            shown = r["unknown"][:20]
+            text += (f"note: {r['unknown_tokens']:,} tokens are not in the run's vocabulary and count "
+                     f"as <unk>: {shown}{' ...' if len(r['unknown']) > 20 else ''}\n")
+        return text
+
+    @classmethod
+    def predict(cls, run, inputs, *, top=5, device="cpu", **options):
+        """For each text, the ``top`` most likely next tokens with their probabilities."""
+        from rnnkit.tasks.lm.api import next_token_distribution
+        return [next_token_distribution(run, text, top=top, device=device) for text in inputs]
+
+    @classmethod
+    def format_prediction(cls, inputs, predictions):
+        lines = []
+        for text, pred in zip(inputs, predictions):
+            shown = ", ".join(f"{tok!r} {p:.3f}" for tok, p in pred)
+            lines.append(f"{text!r} -> {shown}\n")
+        return "".join(lines)
+
+
+class SampleCallback(Callback):
+    """At each validation, sample ``length`` tokens, print them, put them in the record and rewrite
+    the run's samples.txt. Its own generator, seeded by the step, leaves the training RNG alone."""
+
+    def __init__(self, vocab: Vocab, prompt: str, length: int, temperature: float, seed: int):
+        self.vocab, self.prompt, self.length = vocab, prompt, length
+        self.temperature, self.seed = temperature, seed
+
+    def on_validation(self, trainer, record: dict) -> None:
+        from rnnkit.tasks.lm.api import iter_generate
+        model = trainer.model
+        model.eval()
+        try:
+            text = "".join(iter_generate((model, self.vocab), self.prompt, self.length,
+                                         temperature=self.temperature,
+                                         seed=self.seed * 1_000_003 + trainer.step, unk="replace"))
+        finally:
+            model.train()
+        record["sample"] = self.prompt + text
+        trainer.echo(record["sample"])
+        if trainer.run is not None:
+            atomic_write(trainer.run / SAMPLES, samples_text([*trainer.history, record]))
+
+
+def samples_text(records: list[dict]) -> str:
+    """The samples of the validation records, each under a header with its step and metrics."""
+    parts = []
+    for r in records:
+        if r.get("split") == "val" and "sample" in r:
+            shown = ", ".join(f"{k} {r[k]:.4f}" for k in ("loss", "ppl", "bpc", "bpw") if k in r)
+            parts.append(f"=== step {r['step']} (validation {shown}) ===\n{r['sample']}\n")
+    return "\n".join(parts)
+
+
+def default_prompt(vocab: Vocab, val_text: str) -> str:
+    """A few words from the start of the validation text (from its second line when the first is
+    short), cut at a space: a prompt from the data's own world."""
+    text = vocab.normalize(val_text[:400])
+    nl = text.find("\n")
+    if 0 <= nl < 100 and text[nl + 1:].strip():
+        text = text[nl + 1:]
+    head = text.lstrip()[:24]
+    cut = head.rfind(" ")
+    return head[:cut + 1] if cut > 0 else head
+
