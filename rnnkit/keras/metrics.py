@@ -165,6 +165,22 @@ _CLASSES = {c.__name__: c for c in (SparseCategoricalAccuracy, CategoricalAccura
                                     Accuracy, MeanSquaredError, MeanAbsoluteError)}
 
 
+def _auc(name="auc", **kw):
+    from rnnkit.keras.metrics_auc import AUC
+    return AUC(name=name, **kw)
+
+
+METRICS["auc"] = METRICS["AUC"] = _auc
+KNOWN = sorted(list(METRICS) + ["accuracy", "acc"])
+
+
+def __getattr__(name):  # keras.metrics.AUC, loaded on first use (it lives in its own file)
+    if name == "AUC":
+        from rnnkit.keras.metrics_auc import AUC
+        return AUC
+    raise AttributeError(f"module 'rnnkit.keras.metrics' has no attribute {name!r}")
+
+
 def check_name(identifier) -> None:
     """Fail early (at ``compile``) on an unknown metric name."""
     if (isinstance(identifier, str) and identifier not in METRICS
@@ -187,6 +203,8 @@ def get_metric(identifier, y_true: Tensor, y_pred: Tensor) -> Metric:
             if y_true.dim() < y_pred.dim() or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
                 return SparseCategoricalAccuracy(name=identifier)
             return CategoricalAccuracy(name=identifier)
+        if identifier in ("AUC", "auc"):
+            return METRICS[identifier]()  # Keras logs it as "auc"
         return METRICS[identifier](name=identifier)
     return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", "metric"))
 
@@ -194,12 +212,14 @@ def get_metric(identifier, y_true: Tensor, y_pred: Tensor) -> Metric:
 def serialize(identifier):
     if isinstance(identifier, str):
         return identifier
-    if type(identifier) in _CLASSES.values():
+    if type(identifier) in _CLASSES.values() or type(identifier).__name__ == "AUC":
         return {"class_name": type(identifier).__name__, "config": identifier.get_config()}
     raise ValueError(f"cannot save the custom metric {identifier!r} in a config")
 
 
 def deserialize(config):
     if isinstance(config, dict):
+        if config.get("class_name") == "AUC":
+            return _auc(**config.get("config", {}))
         return _CLASSES[config["class_name"]](**config.get("config", {}))
     return config

@@ -16,6 +16,8 @@ import math
 import torch
 from torch import Tensor
 
+from rnnkit.keras import schedules
+
 
 class Optimizer:
     """Base class. Subclasses define ``_slots`` (state tensors per parameter) and ``_update``."""
@@ -125,13 +127,19 @@ class Optimizer:
 
     def get_config(self) -> dict:
         lr = self._learning_rate
-        if callable(lr):
-            raise ValueError("cannot save an optimizer whose learning_rate is a schedule function")
+        if isinstance(lr, schedules.LearningRateSchedule):
+            lr = schedules.serialize(lr)
+        elif callable(lr):
+            raise ValueError("cannot save an optimizer whose learning_rate is a plain function; use a "
+                             "keras.optimizers.schedules schedule")
         return {"learning_rate": lr, "weight_decay": self.weight_decay, "clipnorm": self.clipnorm,
                 "clipvalue": self.clipvalue, "global_clipnorm": self.global_clipnorm}
 
     @classmethod
     def from_config(cls, config):
+        config = dict(config)
+        if isinstance(config.get("learning_rate"), dict):
+            config["learning_rate"] = schedules.deserialize(config["learning_rate"])
         return cls(**config)
 
 

@@ -8,6 +8,7 @@ import torch
 
 from rnnkit.keras.backend import clear_session
 from rnnkit.keras.progbar import Progbar
+from rnnkit.keras.pydataset import PyDataset
 
 
 def set_random_seed(seed: int) -> None:
@@ -52,4 +53,4 @@ def pad_sequences(sequences, maxlen=None, dtype="int32", padding="pre", truncati
     return out
 
 
-__all__ = ["set_random_seed", "to_categorical", "pad_sequences", "clear_session", "Progbar"]
+__all__ = ["PyDataset", "set_random_seed", "to_categorical", "pad_sequences", "clear_session", "Progbar"]

@@ -11,12 +11,20 @@ from rnnkit.keras.layers.recurrent import GRU, LSTM, SimpleRNN, fast_path_unavai
 from rnnkit.keras.layers.rnn import RNN
 from rnnkit.keras.layers.rnn_cells import GRUCell, LSTMCell, SimpleRNNCell, StackedRNNCells
 from rnnkit.keras.layers.wrappers import Bidirectional, TimeDistributed
+from rnnkit.keras.layers.attention import AdditiveAttention, Attention, MultiHeadAttention
+from rnnkit.keras.layers.convolutional import (AveragePooling1D, Conv1D, GlobalAveragePooling1D,
+                                               GlobalMaxPooling1D, MaxPooling1D)
+from rnnkit.keras.layers.lambda_layer import Lambda
+from rnnkit.keras.layers.merging import Add, Average, Maximum, Minimum, Multiply, Subtract
+from rnnkit.keras.layers.normalization import BatchNormalization, LayerNormalization
 
 #: every layer class a saved config may name
 LAYERS = {cls.__name__: cls for cls in (
     Activation, Concatenate, Dense, Dropout, Embedding, Flatten, Masking, RepeatVector, Reshape,
     SimpleRNN, LSTM, GRU, Bidirectional, TimeDistributed, RNN, SimpleRNNCell, LSTMCell, GRUCell,
-    StackedRNNCells)}
+    StackedRNNCells, Attention, AdditiveAttention, MultiHeadAttention, Conv1D, MaxPooling1D,
+    AveragePooling1D, GlobalAveragePooling1D, GlobalMaxPooling1D, Lambda, Add, Subtract, Multiply,
+    Average, Maximum, Minimum, LayerNormalization, BatchNormalization)}
 
 
 def serialize(layer: Layer) -> dict:
@@ -38,5 +46,8 @@ def deserialize(config: dict, custom_objects: dict | None = None) -> Layer:
 __all__ = ["Layer", "Input", "InputLayer", "KerasTensor", "Dense", "Activation", "Dropout",
            "Flatten", "RepeatVector", "Reshape", "Concatenate", "Embedding", "Masking", "RNN",
            "SimpleRNN", "LSTM", "GRU", "SimpleRNNCell", "LSTMCell", "GRUCell", "StackedRNNCells",
-           "Bidirectional", "TimeDistributed", "serialize",
+           "Attention", "AdditiveAttention", "MultiHeadAttention", "Conv1D", "MaxPooling1D",
+           "AveragePooling1D", "GlobalAveragePooling1D", "GlobalMaxPooling1D", "Lambda", "Add",
+           "Subtract", "Multiply", "Average", "Maximum", "Minimum", "LayerNormalization",
+           "BatchNormalization", "Bidirectional", "TimeDistributed", "serialize",
            "deserialize", "fast_path_unavailable"]

@@ -191,7 +191,8 @@ class Layer(nn.Module):
             return outputs  # a model: its outputs carry the masks its last layers set
         out_mask = self.compute_mask(inputs, kwargs.get("mask"))
         if isinstance(outputs, (tuple, list)):
-            masks = out_mask if isinstance(out_mask, (tuple, list)) else [out_mask] + [None] * (len(outputs) - 1)
+            masks = out_mask if isinstance(out_mask, (tuple, list)) \
+                else [out_mask] + [None] * (len(outputs) - 1)
             for o, m in zip(outputs, masks):
                 backend.set_keras_mask(o, m)
         elif out_mask is not None or hasattr(outputs, "_keras_mask"):
@@ -247,8 +248,10 @@ class Layer(nn.Module):
     @trainable.setter
     def trainable(self, value: bool) -> None:
         self._trainable = bool(value)
-        for p in self.parameters():
-            p.requires_grad_(self._trainable)
+        for m in self.modules():  # Keras's non-trainable variables (moving statistics) stay frozen
+            frozen = getattr(m, "_non_trainable", ())
+            for name, p in m.named_parameters(recurse=False):
+                p.requires_grad_(self._trainable and name not in frozen)
 
     def get_weights(self) -> list[np.ndarray]:
         return [p.detach().cpu().numpy().copy() for p in self.weights]

@@ -126,6 +126,8 @@ class LoaderBatches:
     def __len__(self):
         if self.steps is not None:
             return self.steps
+        if hasattr(self.loader, "num_batches"):  # a keras.utils.PyDataset
+            return self.loader.num_batches
         return len(self.loader) if hasattr(self.loader, "__len__") else None
 
     def __iter__(self):

@@ -150,6 +150,8 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
     model.train()
     for epoch in range(initial_epoch, epochs):
         reset_metrics(model)
+        if hasattr(x, "on_epoch_begin") and D.is_batch_iterable(x):  # a PyDataset's own hooks
+            x.on_epoch_begin()
         for cb in cbs:
             cb.on_epoch_begin(epoch)
         for step, (xb, yb, swb) in enumerate(train):
@@ -171,6 +173,8 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
                 progbar.seen = step + 1
             if model.stop_training:
                 break
+        if hasattr(x, "on_epoch_end") and D.is_batch_iterable(x):
+            x.on_epoch_end()
         epoch_logs = _sorted(logs(model))  # Keras's history keys come sorted, val_* after
         if val is not None and (epoch + 1) % validation_freq == 0:
             val_logs = _evaluate_batches(model, val, device, dtype, callbacks, validation_steps)
