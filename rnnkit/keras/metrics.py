@@ -203,8 +203,6 @@ def get_metric(identifier, y_true: Tensor, y_pred: Tensor) -> Metric:
             if y_true.dim() < y_pred.dim() or (y_true.shape[-1] == 1 and y_pred.shape[-1] > 1):
                 return SparseCategoricalAccuracy(name=identifier)
             return CategoricalAccuracy(name=identifier)
-        if identifier in ("AUC", "auc"):
-            return METRICS[identifier]()  # Keras logs it as "auc"
         return METRICS[identifier](name=identifier)
     return MeanMetricWrapper(identifier, name=getattr(identifier, "__name__", "metric"))
 

@@ -3,6 +3,8 @@
 ``moving_variance`` of batch normalization, in that order)."""
 from __future__ import annotations
 
+import warnings
+
 import torch
 from torch import Tensor, nn
 
@@ -19,8 +21,9 @@ def _last_axis(owner: str, axis) -> None:
 
 
 class LayerNormalization(Layer):
-    """``y = gamma * (x - mean) / sqrt(var + epsilon) + beta`` over the last axis (``rms_scaling``:
-    ``y = gamma * x / sqrt(mean(x²) + epsilon)``). Passes the mask through."""
+    """``y = gamma * (x - mean) / sqrt(var + epsilon) + beta`` over the last axis. ``rms_scaling`` is
+    Keras 3's deprecated option, computed as Keras computes it (``y = gamma * x / sqrt(var +
+    epsilon)``, not a true RMS norm), so saved models give the same numbers. Passes the mask."""
 
     supports_masking = True
 
@@ -31,6 +34,9 @@ class LayerNormalization(Layer):
         _last_axis("LayerNormalization", axis)
         self.epsilon, self.center, self.scale = float(epsilon), bool(center), bool(scale)
         self.rms_scaling = bool(rms_scaling)
+        if self.rms_scaling:
+            warnings.warn("LayerNormalization: rms_scaling=True is deprecated in Keras 3 (it scales by "
+                          "the variance, not the root mean square); kept for Keras's numbers", stacklevel=2)
         self.beta_initializer = initializers.get(beta_initializer)
         self.gamma_initializer = initializers.get(gamma_initializer)
 
@@ -46,8 +52,8 @@ class LayerNormalization(Layer):
 
     def forward(self, inputs: Tensor, mask=None) -> Tensor:
         x = inputs
-        if self.rms_scaling:
-            y = x * torch.rsqrt(x.square().mean(-1, keepdim=True) + self.epsilon)
+        if self.rms_scaling:  # Keras's formula: the variance, not the mean square
+            y = x * torch.rsqrt(torch.var(x, -1, correction=0, keepdim=True) + self.epsilon)
         else:
             var, mean = torch.var_mean(x, -1, correction=0, keepdim=True)
             y = (x - mean) * torch.rsqrt(var + self.epsilon)
