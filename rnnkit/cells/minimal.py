@@ -45,7 +45,8 @@ def g_and_slope(v: Tensor) -> tuple[Tensor, Tensor]:
 
 class _G(torch.autograd.Function):
     """``g`` with the derivative of its case-by-case definition (``g'(0) = 1``), which autograd
-    through clamp/relu/sigmoid would not give at exactly 0."""
+    through clamp/relu/sigmoid would not give at exactly 0. The backward is made of differentiable
+    operations, so second derivatives (``create_graph=True``) are exact too."""
 
     @staticmethod
     def forward(ctx, v: Tensor) -> Tensor:
@@ -53,7 +54,6 @@ class _G(torch.autograd.Function):
         return torch.sigmoid(v.clamp(max=0)) + torch.relu(v)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, grad: Tensor) -> Tensor:
         (v,) = ctx.saved_tensors
         return grad * g_and_slope(v)[1]
@@ -69,6 +69,19 @@ def g(v: Tensor) -> Tensor:
 def log_g(v: Tensor) -> Tensor:
     """``log(g(v))`` without forming ``g``: ``log(v + 1/2)`` or ``-softplus(-v)``."""
     return torch.where(v >= 0, torch.log(F.relu(v) + 0.5), -F.softplus(-v))
+
+
+def mingru_step(xp_t: Tensor, h: Tensor) -> Tensor:
+    """The minGRU step, the one definition (the cell; the scans hold to it by tests; the C++ scan's
+    backward recomputes with it when the graph is kept): ``xp_t`` ``(B, 2H)`` -> ``h_t`` ``(B, H)``."""
+    k, v = xp_t.chunk(2, -1)
+    return torch.lerp(h, g(v), torch.sigmoid(k))  # (1 - z) h + z h~
+
+
+def minlstm_step(xp_t: Tensor, h: Tensor) -> Tensor:
+    """The minLSTM step, as `mingru_step`: ``xp_t`` ``(B, 3H)`` -> ``h_t`` ``(B, H)``."""
+    kf, ki, v = xp_t.chunk(3, -1)
+    return torch.lerp(h, g(v), torch.sigmoid(MinLSTMCell._log_ratio(kf, ki)))  # f' h + i' h~
 
 
 class _MinCell(Cell):
@@ -124,9 +137,7 @@ class MinGRUCell(_MinCell):
     gates = 2
 
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        (h,) = state
-        k, v = xp_t.chunk(2, -1)
-        h = torch.lerp(h, g(v), torch.sigmoid(k))  # (1 - z) h + z h~
+        h = mingru_step(xp_t, state[0])
         return h, (h,)
 
     def scan_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:
@@ -161,9 +172,7 @@ class MinLSTMCell(_MinCell):
         return F.softplus(-kf) - F.softplus(-ki)
 
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        (h,) = state
-        kf, ki, v = xp_t.chunk(3, -1)
-        h = torch.lerp(h, g(v), torch.sigmoid(self._log_ratio(kf, ki)))  # f' h + i' h~
+        h = minlstm_step(xp_t, state[0])
         return h, (h,)
 
     def scan_coefficients(self, xp: Tensor) -> tuple[Tensor, Tensor]:

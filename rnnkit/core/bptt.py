@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.core import native
+from rnnkit.core.higher_order import keeps_graph, recompute_grads
 from rnnkit.core.kernels import run_loop
 
 _HOOKS = ("recurrent_matrix", "pointwise_params", "pointwise_forward", "pointwise_backward")
@@ -60,15 +61,22 @@ class BPTT(torch.autograd.Function):
             state = new
         keep = None if mask is None else mask.to(xp.dtype)  # (T, B, 1)
         ctx.cell, ctx.keep, ctx.saved_steps, ctx.xp_width = cell, keep, saved, xp.shape[-1]
-        ctx.save_for_backward(W, rest[0], h_seq, *params)
+        ctx.mask, ctx.n_state = mask, n_state
+        ctx.save_for_backward(W, xp, h_seq, *rest)
         return (h_seq, *state)
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, d_h_seq, *d_final):
         cell, keep, saved = ctx.cell, ctx.keep, ctx.saved_steps
-        W, h0, h_seq, *params = ctx.saved_tensors
-        params = tuple(params)
+        W, xp, h_seq, *rest = ctx.saved_tensors
+        if keeps_graph():  # the cell's own step, differentiably (`rnnkit.core.higher_order`)
+            def steps(W, xp, *rest):
+                return _bptt_steps(cell, ctx.mask, W, xp, ctx.n_state, rest)
+            grads = recompute_grads(steps, [W, xp, *rest],
+                                    ctx.needs_input_grad[2:4] + ctx.needs_input_grad[5:],
+                                    [d_h_seq, *d_final])
+            return (None, None, *grads[:2], None, *grads[2:])
+        h0, params = rest[0], tuple(rest[ctx.n_state:])
         T = h_seq.shape[0]
         d_state = list(d_final)  # autograd gives zeros for unused outputs
         d_xp = h_seq.new_empty(T, h_seq.shape[1], ctx.xp_width)
@@ -98,6 +106,19 @@ class BPTT(torch.autograd.Function):
         return (None, None, d_W, d_xp, None, *d_state, *d_params)
 
 
+def _bptt_steps(cell, mask, W, xp, n_state, rest):
+    """`BPTT`'s forward as plain differentiable steps: ``(h_seq, *final state)``."""
+    state, params = tuple(rest[:n_state]), tuple(rest[n_state:])
+    outs = []
+    for t, xp_t in enumerate(xp.unbind(0)):
+        new, _ = cell.pointwise_forward(xp_t, state[0] @ W.t(), state, params)
+        if mask is not None:
+            new = tuple(torch.where(mask[t], n, s) for n, s in zip(new, state))
+        outs.append(new[0])
+        state = new
+    return (torch.stack(outs), *state)
+
+
 def run_bptt(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
              masked_output: str = "zero"):
     """`rnnkit.core.kernels.run_loop`'s contract, computed by `BPTT`."""
@@ -114,28 +135,38 @@ class NativeLayerNormLSTM(torch.autograd.Function):
     ``apply(xp, h0, c0, W_hh, g_hh, b_hh, g_c, b_c, eps) -> (h_seq, h_T, c_T)``."""
 
     @staticmethod
-    def forward(ctx, xp, h0, c0, W, g_hh, b_hh, g_c, b_c, eps):
+    def forward(ctx, cell, xp, h0, c0, W, g_hh, b_hh, g_c, b_c, eps):
         e = xp.new_empty(0)
         args = [t.contiguous() for t in (xp, h0, c0, W, g_hh)]
         b1 = e if b_hh is None else b_hh.contiguous()
         g2 = g_c.contiguous()
         b2 = e if b_c is None else b_c.contiguous()
         out, c_all, hp, stats = native.ops().lnlstm_forward(*args, b1, g2, b2, float(eps))
-        ctx.has_bias = (b_hh is not None, b_c is not None)
-        ctx.save_for_backward(*args, b1, g2, b2, out, c_all, hp, stats)
+        ctx.has_bias, ctx.cell = (b_hh is not None, b_c is not None), cell
+        # the inputs themselves (a kept graph starts there), the kernel's own tensors after them
+        ctx.save_for_backward(xp, h0, c0, W, g_hh, b_hh, g_c, b_c, out, c_all, hp, stats)
         return out, out[-1].clone(), c_all[-1].clone()
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, d_out, d_hT, d_cT):
-        xp, h0, c0, W, g_hh, b1, g2, b2, out, c_all, hp, stats = ctx.saved_tensors
+        xp, h0, c0, W, g_hh, b_hh, g_c, b_c, out, c_all, hp, stats = ctx.saved_tensors
+        if keeps_graph():
+            grads = recompute_grads(lambda W, xp, *rest: _bptt_steps(ctx.cell, None, W, xp, 2, rest),
+                                    [W, xp, h0, c0, g_hh, b_hh, g_c, b_c],
+                                    (ctx.needs_input_grad[4], *ctx.needs_input_grad[1:4],
+                                     *ctx.needs_input_grad[5:9]), [d_out, d_hT, d_cT])
+            return (None, grads[1], grads[2], grads[3], grads[0], *grads[4:], None)
+        e = xp.new_empty(0)
+        xp, c0, W, g_hh, g2 = (t.contiguous() for t in (xp, c0, W, g_hh, g_c))
+        b1 = e if b_hh is None else b_hh.contiguous()
+        b2 = e if b_c is None else b_c.contiguous()
         d_xp, d_hp, d_h0, d_c0, d_g1, d_b1, d_g2, d_b2 = native.ops().lnlstm_backward(
             d_out.contiguous(), d_hT.contiguous(), d_cT.contiguous(), xp, c0, W, g_hh, b1, g2, b2,
             c_all, hp, stats)
         h_prev = torch.cat((h0.unsqueeze(0), out[:-1]))  # (T, B, H)
         N, H = d_hp.shape[-1], h_prev.shape[-1]
         d_W = d_hp.reshape(-1, N).t() @ h_prev.reshape(-1, H)  # all steps in one product
-        return (d_xp, d_h0, d_c0, d_W, d_g1, d_b1 if ctx.has_bias[0] else None, d_g2,
+        return (None, d_xp, d_h0, d_c0, d_W, d_g1, d_b1 if ctx.has_bias[0] else None, d_g2,
                 d_b2 if ctx.has_bias[1] else None, None)
 
 
@@ -144,24 +175,31 @@ class NativeLayerNormGRU(torch.autograd.Function):
     `NativeLayerNormLSTM`. ``apply(xp, h0, W_hh, g_hh, b_hh, eps) -> (h_seq, h_T)``."""
 
     @staticmethod
-    def forward(ctx, xp, h0, W, g_hh, b_hh, eps):
+    def forward(ctx, cell, xp, h0, W, g_hh, b_hh, eps):
         args = [t.contiguous() for t in (xp, h0, W, g_hh)]
         b = xp.new_empty(0) if b_hh is None else b_hh.contiguous()
         out, hp, stats = native.ops().lngru_forward(*args, b, float(eps))
-        ctx.has_bias = b_hh is not None
-        ctx.save_for_backward(*args, b, out, hp, stats)
+        ctx.has_bias, ctx.cell = b_hh is not None, cell
+        ctx.save_for_backward(xp, h0, W, g_hh, b_hh, out, hp, stats)
         return out, out[-1].clone()
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, d_out, d_hT):
-        xp, h0, W, g_hh, b, out, hp, stats = ctx.saved_tensors
+        xp, h0, W, g_hh, b_hh, out, hp, stats = ctx.saved_tensors
+        if keeps_graph():
+            grads = recompute_grads(lambda W, xp, *rest: _bptt_steps(ctx.cell, None, W, xp, 1, rest),
+                                    [W, xp, h0, g_hh, b_hh],
+                                    (ctx.needs_input_grad[3], *ctx.needs_input_grad[1:3],
+                                     *ctx.needs_input_grad[4:6]), [d_out, d_hT])
+            return (None, grads[1], grads[2], grads[0], *grads[3:], None)
+        xp, h0, W, g_hh = (t.contiguous() for t in (xp, h0, W, g_hh))
+        b = xp.new_empty(0) if b_hh is None else b_hh.contiguous()
         d_xp, d_hp, d_h0, d_g, d_b = native.ops().lngru_backward(
             d_out.contiguous(), d_hT.contiguous(), xp, h0, W, g_hh, b, out, hp, stats)
         h_prev = torch.cat((h0.unsqueeze(0), out[:-1]))
         N, H = d_hp.shape[-1], h_prev.shape[-1]
         d_W = d_hp.reshape(-1, N).t() @ h_prev.reshape(-1, H)
-        return d_xp, d_h0, d_W, d_g, d_b if ctx.has_bias else None, None
+        return None, d_xp, d_h0, d_W, d_g, d_b if ctx.has_bias else None, None
 
 
 def native_ln_unavailable(cell, xp: Tensor) -> str | None:
@@ -184,11 +222,11 @@ def run_cell_loop(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | No
     stepper = regularizers.wrap(cell, training)
     if stepper is cell and mask is None and native_ln_unavailable(cell, xp) is None:
         if cell.gates == 3:  # the GRU
-            h_seq, h_T = NativeLayerNormGRU.apply(xp, state[0], cell.weight_hh, cell.ln_hh_weight,
+            h_seq, h_T = NativeLayerNormGRU.apply(cell, xp, state[0], cell.weight_hh, cell.ln_hh_weight,
                                                   cell.bias_hh, cell.eps)
             return h_seq, (h_T,)
         h_seq, h_T, c_T = NativeLayerNormLSTM.apply(
-            xp, state[0], state[1], cell.weight_hh, cell.ln_hh_weight, cell.bias_hh,
+            cell, xp, state[0], state[1], cell.weight_hh, cell.ln_hh_weight, cell.bias_hh,
             cell.ln_c_weight, cell.ln_c_bias, cell.eps)
         return h_seq, (h_T, c_T)
     if stepper is cell and has_bptt(cell):

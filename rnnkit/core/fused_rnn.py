@@ -20,7 +20,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnnkit.cells.gru import gru_step
+from rnnkit.cells.rnn import ACTIVATIONS, elman_step
 from rnnkit.core import native
+from rnnkit.core.higher_order import keeps_graph, recompute_grads
 
 _NO_BIAS = torch.empty(0)
 
@@ -28,57 +31,95 @@ _NO_BIAS = torch.empty(0)
 class _GRU(torch.autograd.Function):
     """One GRU layer, one direction, over projected inputs ``xp`` ``(T, B, 3H)`` from ``h0``
     ``(B, H)``; returns ``out`` ``(T, B, H)`` and the final state ``h_n`` ``(B, H)`` (its own
-    output: as a slice of ``out`` its gradient would cost a full-size zero tensor and a sum)."""
+    output: as a slice of ``out`` its gradient would cost a full-size zero tensor and a sum).
+
+    ``x, w_ih, b_ih`` (``xp = project(x)``) are passed only so that a backward asked to keep the
+    graph can recompute ``xp`` (`rnnkit.core.higher_order`) without this kernel holding ``xp``:
+    they are alive anyway (the projection's backward keeps them) and get no gradient from here."""
 
     @staticmethod
-    def forward(ctx, xp, h0, w_hh, b_hh, reverse: bool, bf16: bool):
+    def forward(ctx, xp, h0, w_hh, b_hh, reverse: bool, bf16: bool, x, w_ih, b_ih):
         save = any(ctx.needs_input_grad)
         bias = _NO_BIAS.to(xp.dtype) if b_hh is None else b_hh
         out, ws = native.ops().gru_forward(xp, h0, w_hh, bias, reverse, save, bf16)
         if save:
-            ctx.save_for_backward(out, h0, ws, w_hh)
+            ctx.save_for_backward(out, h0, ws, w_hh, b_hh, x, w_ih, b_ih)
         ctx.flags = (b_hh is not None, reverse, bf16)
         return out, out[0 if reverse else -1].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hn):
-        out, h0, ws, w_hh = ctx.saved_tensors
+        out, h0, ws, w_hh, b_hh, x, w_ih, b_ih = ctx.saved_tensors
         has_bias, reverse, bf16 = ctx.flags
+        if keeps_graph():
+            grads = _recompute(ctx, "gru", reverse, bf16, x, w_ih, b_ih, h0, w_hh, b_hh, d_out, d_hn)
+            return (*grads, None, None, None, None, None)
         dxp, dh0, dw, db = native.ops().gru_backward(d_out.contiguous(), d_hn, out, h0, ws, w_hh,
                                                      has_bias, reverse, bf16)
-        return dxp, dh0, dw, (db if has_bias else None), None, None
+        return dxp, dh0, dw, (db if has_bias else None), None, None, None, None, None
 
 
 class _RNN(torch.autograd.Function):
     """One Elman layer (tanh or relu), one direction: ``xp`` ``(T, B, H)`` -> ``out`` ``(T, B, H)``
-    and ``h_n`` ``(B, H)``."""
+    and ``h_n`` ``(B, H)``; ``x, w_ih, b_ih`` as in `_GRU`."""
 
     @staticmethod
-    def forward(ctx, xp, h0, w_hh, b_hh, relu: bool, reverse: bool, bf16: bool):
+    def forward(ctx, xp, h0, w_hh, b_hh, relu: bool, reverse: bool, bf16: bool, x, w_ih, b_ih):
         bias = _NO_BIAS.to(xp.dtype) if b_hh is None else b_hh
         out = native.ops().rnn_forward(xp, h0, w_hh, bias, relu, reverse, bf16)
         if any(ctx.needs_input_grad):
-            ctx.save_for_backward(out, h0, w_hh)
+            ctx.save_for_backward(out, h0, w_hh, b_hh, x, w_ih, b_ih)
         ctx.flags = (b_hh is not None, relu, reverse, bf16)
         return out, out[0 if reverse else -1].clone()
 
     @staticmethod
     def backward(ctx, d_out, d_hn):
-        out, h0, w_hh = ctx.saved_tensors
+        out, h0, w_hh, b_hh, x, w_ih, b_ih = ctx.saved_tensors
         has_bias, relu, reverse, bf16 = ctx.flags
+        if keeps_graph():
+            grads = _recompute(ctx, "rnn_relu" if relu else "rnn_tanh", reverse, bf16, x, w_ih, b_ih,
+                               h0, w_hh, b_hh, d_out, d_hn)
+            return (*grads, None, None, None, None, None, None)
         dxp, dh0, dw, db = native.ops().rnn_backward(d_out.contiguous(), d_hn, out, h0, w_hh,
                                                      has_bias, relu, reverse, bf16)
-        return dxp, dh0, dw, (db if has_bias else None), None, None, None
+        return dxp, dh0, dw, (db if has_bias else None), None, None, None, None, None, None
+
+
+def _recompute(ctx, mode: str, reverse: bool, bf16: bool, x, w_ih, b_ih, h0, w_hh, b_hh, d_out,
+               d_hn) -> list:
+    """Differentiable ``(d xp, d h0, d w_hh, d b_hh)`` for a backward that keeps the graph: the layer
+    recomputed with the cell's own step (`rnnkit.cells`), products in bf16 if the kernel's were."""
+    with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+        xp = _linear(x, w_ih, b_ih, bf16)
+
+    def layer(xp, h0, w_hh, b_hh):
+        with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
+            h, outs = h0, []
+            for xp_t in (reversed(xp.unbind(0)) if reverse else xp.unbind(0)):
+                if mode == "gru":
+                    h = gru_step(xp_t, h, w_hh, b_hh)
+                else:
+                    h = elman_step(xp_t, h, w_hh, b_hh, ACTIVATIONS[mode[4:]])
+                outs.append(h.to(xp.dtype))
+                h = outs[-1]
+        out = torch.stack(outs[::-1] if reverse else outs)
+        return out, h
+
+    return recompute_grads(layer, [xp, h0, w_hh, b_hh], ctx.needs_input_grad[:4], [d_out, d_hn])
+
+
+def _linear(x: Tensor, w: Tensor, b: Tensor | None, bf16: bool) -> Tensor:
+    """``x w^T + b``, with bf16 inputs and an fp32 result when ``bf16`` (autocast's rule)."""
+    if not bf16:
+        return nn.functional.linear(x, w, b)
+    b = None if b is None else b.to(torch.bfloat16)
+    return nn.functional.linear(x.to(torch.bfloat16), w.to(torch.bfloat16), b).to(x.dtype)
 
 
 def project(cell, x: Tensor, bf16: bool) -> Tensor:
     """``x W_ih^T + b_ih`` for all steps: ``(T, B, I) -> (T, B, G*H)``, contiguous. With ``bf16``
     the product takes bf16 inputs (autocast's rule for ``linear``) and the result is fp32 again."""
-    if not bf16:
-        return nn.functional.linear(x, cell.weight_ih, cell.bias_ih).contiguous()
-    b = None if cell.bias_ih is None else cell.bias_ih.to(torch.bfloat16)
-    return nn.functional.linear(x.to(torch.bfloat16), cell.weight_ih.to(torch.bfloat16),
-                                b).to(x.dtype).contiguous()
+    return _linear(x, cell.weight_ih, cell.bias_ih, bf16).contiguous()
 
 
 def run_layer(cell, x: Tensor, h0: Tensor, *, reverse: bool, bf16: bool) -> tuple[Tensor, Tensor]:
@@ -86,10 +127,11 @@ def run_layer(cell, x: Tensor, h0: Tensor, *, reverse: bool, bf16: bool) -> tupl
     h_n (B, H))`` (``out`` in the input's time order also when ``reverse``)."""
     xp = project(cell, x, bf16)
     h0 = h0.contiguous()
+    ins = (x, cell.weight_ih, cell.bias_ih)  # for a backward that keeps the graph
     if cell.fused_mode == "gru":
-        return _GRU.apply(xp, h0, cell.weight_hh, cell.bias_hh, reverse, bf16)
+        return _GRU.apply(xp, h0, cell.weight_hh, cell.bias_hh, reverse, bf16, *ins)
     return _RNN.apply(xp, h0, cell.weight_hh, cell.bias_hh, cell.fused_mode == "rnn_relu",
-                      reverse, bf16)
+                      reverse, bf16, *ins)
 
 
 def run_native(cells, x: Tensor, hx: tuple[Tensor, ...], *, num_layers: int, bidirectional: bool,

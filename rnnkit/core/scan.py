@@ -32,6 +32,7 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rnnkit.core import native
+from rnnkit.core.higher_order import keeps_graph, recompute_grads
 
 ALGORITHMS = ("auto", "sequential", "parallel", "chunked")
 
@@ -60,13 +61,14 @@ class SequentialScan(torch.autograd.Function):
     def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
         out = torch.empty_like(b)
         _scan_into(out, a, b, h0)
-        ctx.save_for_backward(a, out, h0)
+        ctx.save_for_backward(a, out, h0, b)
         return out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, g_out: Tensor):
-        a, out, h0 = ctx.saved_tensors
+        a, out, h0, b = ctx.saved_tensors
+        if keeps_graph():  # the graph is kept: the scan again, differentiably (`higher_order`)
+            return tuple(recompute_grads(_scan_steps, [a, b, h0], ctx.needs_input_grad, [g_out]))
         # g_t = dL/dh_t in full = g_out_t + a_{t+1} g_{t+1}: the same scan, backward in time
         g = torch.empty_like(out)
         g[-1] = g_out[-1]
@@ -81,6 +83,24 @@ class SequentialScan(torch.autograd.Function):
         if ctx.needs_input_grad[2]:
             dh0 = a[0] * g[0]
         return da, db, dh0
+
+
+def _scan_steps(a: Tensor, b: Tensor, h: Tensor) -> tuple[Tensor]:
+    """The scan as plain differentiable steps (what a backward that keeps the graph recomputes)."""
+    outs = []
+    for a_t, b_t in zip(a.unbind(0), b.unbind(0)):
+        h = torch.addcmul(b_t, a_t, h)
+        outs.append(h)
+    return (torch.stack(outs),)
+
+
+def _cell_steps(step, xp: Tensor, h: Tensor) -> tuple[Tensor]:
+    """``step(xp_t, h) -> h_t`` over the whole sequence, differentiably: ``(T, B, H)``."""
+    outs = []
+    for xp_t in xp.unbind(0):
+        h = step(xp_t, h)
+        outs.append(h)
+    return (torch.stack(outs),)
 
 
 def sequential_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
@@ -118,9 +138,14 @@ class CellScan(torch.autograd.Function):
         return out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, g_out: Tensor):
         xp, a_all, out, h0 = ctx.saved_tensors
+        if keeps_graph():  # the cell's own steps, differentiably (`higher_order`)
+            cell = ctx.cell
+            grads = recompute_grads(lambda xp, h0: _cell_steps(lambda x_t, h: cell.step(x_t, (h,))[0],
+                                                               xp, h0),
+                                    [xp, h0], ctx.needs_input_grad[1:], [g_out])
+            return (None, *grads)
         T, C = xp.shape[0], ctx.block
         d_xp = torch.empty_like(xp)
         g = torch.empty_like(out)  # dL/dh_t in full
@@ -144,18 +169,28 @@ class NativeMinScan(torch.autograd.Function):
 
     @staticmethod
     def forward(ctx, xp: Tensor, bias: Tensor | None, h0: Tensor, gates: int) -> Tensor:
-        xp, h0 = xp.contiguous(), h0.contiguous()
         b = xp.new_empty(0) if bias is None else bias.contiguous()
-        out = native.ops().min_scan_forward(xp, b, h0, gates)
+        out = native.ops().min_scan_forward(xp.contiguous(), b, h0.contiguous(), gates)
         ctx.gates = gates
-        ctx.save_for_backward(xp, b, out, h0)
+        ctx.save_for_backward(xp, b, out, h0)  # the inputs themselves: a kept graph starts there
         return out
 
     @staticmethod
-    @torch.autograd.function.once_differentiable
     def backward(ctx, g_out: Tensor):
         xp, b, out, h0 = ctx.saved_tensors
-        d_xp, d_h0 = native.ops().min_scan_backward(g_out.contiguous(), xp, b, out, h0, ctx.gates)
+        if keeps_graph():  # the cells' own steps, differentiably (`higher_order`)
+            from rnnkit.cells.minimal import mingru_step, minlstm_step
+            step = mingru_step if ctx.gates == 2 else minlstm_step
+            bias = b if ctx.needs_input_grad[1] else None
+
+            def steps(xp, bias, h0):
+                return _cell_steps(step, xp if bias is None else xp + bias, h0)
+            if bias is None and b.numel():
+                xp = xp + b  # a bias that wants no gradient: added before, as a constant
+            grads = recompute_grads(steps, [xp, bias, h0], ctx.needs_input_grad[:3], [g_out])
+            return (*grads, None)
+        d_xp, d_h0 = native.ops().min_scan_backward(g_out.contiguous(), xp.contiguous(), b, out,
+                                                    h0.contiguous(), ctx.gates)
         d_b = d_xp.sum((0, 1)) if ctx.needs_input_grad[1] else None
         return d_xp, d_b, d_h0, None
 

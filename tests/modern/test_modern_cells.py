@@ -305,7 +305,7 @@ def test_native_lnlstm_equals_the_python_bptt(bias, dtype, tol):
         assert bptt.native_ln_unavailable(cell, xp) is None
         if fast:
             out, h, c = bptt.NativeLayerNormLSTM.apply(
-                xp, *state, cell.weight_hh, cell.ln_hh_weight, cell.bias_hh, cell.ln_c_weight,
+                cell, xp, *state, cell.weight_hh, cell.ln_hh_weight, cell.bias_hh, cell.ln_c_weight,
                 cell.ln_c_bias, cell.eps)
         else:
             out, (h, c) = bptt.run_bptt(cell, xp, state, None)
@@ -328,7 +328,7 @@ def test_native_lnlstm_gradients_match_finite_differences():
               for p in (cell.weight_hh, cell.ln_hh_weight, cell.bias_hh, cell.ln_c_weight,
                         cell.ln_c_bias)]
     assert torch.autograd.gradcheck(
-        lambda *a: bptt.NativeLayerNormLSTM.apply(*a, cell.eps), (xp, h0, c0, *params))
+        lambda *a: bptt.NativeLayerNormLSTM.apply(cell, *a, cell.eps), (xp, h0, c0, *params))
 
 
 def test_stack_uses_the_native_lnlstm_and_matches_the_loop(assert_close):
@@ -372,7 +372,7 @@ def test_native_lngru_equals_the_python_bptt(bias, dtype, tol):
         xp = cell.project_inputs(x)
         assert bptt.native_ln_unavailable(cell, xp) is None
         if fast:
-            out, h = bptt.NativeLayerNormGRU.apply(xp, h0, cell.weight_hh, cell.ln_hh_weight,
+            out, h = bptt.NativeLayerNormGRU.apply(cell, xp, h0, cell.weight_hh, cell.ln_hh_weight,
                                                    cell.bias_hh, cell.eps)
         else:
             out, (h,) = bptt.run_bptt(cell, xp, (h0,), None)
@@ -393,5 +393,5 @@ def test_native_lngru_gradients_match_finite_differences():
     h0 = torch.randn(2, 4, dtype=D, requires_grad=True)
     params = [p.detach().clone().add_(0.3 * torch.randn_like(p)).requires_grad_()
               for p in (cell.weight_hh, cell.ln_hh_weight, cell.bias_hh)]
-    assert torch.autograd.gradcheck(lambda *a: bptt.NativeLayerNormGRU.apply(*a, cell.eps),
+    assert torch.autograd.gradcheck(lambda *a: bptt.NativeLayerNormGRU.apply(cell, *a, cell.eps),
                                     (xp, h0, *params))
