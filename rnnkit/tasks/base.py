@@ -53,6 +53,8 @@ class Task:
     primary_metric: ClassVar[str] = "loss"
     higher_is_better: ClassVar[bool] = False
     count_unit: ClassVar[str] = "examples"
+    #: the budget when the user gives none (None: the trainer's, `DEFAULT_MINUTES`)
+    default_budget: ClassVar[dict | None] = None
     #: the second panel of curves.png and the progress bar's metric (None: the primary metric)
     plot_metric: ClassVar[str | None] = None
     plot_label: ClassVar[str | None] = None
@@ -212,6 +214,8 @@ def train(task_cls: type[Task], *, out=None, resume=None, progress: bool = True,
         cfg, tr_cfg = resume_configs(task_cls, run, options)
     else:
         own, tr = split_options(task_cls, options)
+        if task_cls.default_budget and not {"epochs", "steps", "minutes"} & set(tr):
+            tr.update(task_cls.default_budget)
         cfg, tr_cfg = task_cls.Config(**own), TrainConfig(**tr)
         run = RunFolder(out if out is not None else default_run_name(task_cls, cfg))
         if run.exists():
