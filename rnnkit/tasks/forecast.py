@@ -9,9 +9,12 @@ trained with the pinball loss; the median is the point forecast.
 Scaling (``normalize``), fitted on the training part only:
 
 - ``"window"`` (the default): each window is shifted by its own last target value and divided by the
-  training part's standard deviation of one-step changes; forecasts are shifted back. A trending
-  series then looks alike at every level (a plain LSTM with global scaling loses to seasonal-naive on
-  the airline series; with this it wins);
+  training part's standard deviation of one-step changes, and the model forecasts the differences
+  from a reference forecast made at the same origin (``reference``): the naive one (the last value)
+  or the seasonal-naive one (the value one season back), whichever has the lower error over the
+  horizon on the training part (``"auto"``). A trending series then looks alike at every level, and
+  a seasonal one is differenced by its season (a plain LSTM with global scaling loses to
+  seasonal-naive on the airline series);
 - ``"global"``: every value z-scored with the training part's mean and standard deviation.
 
 Splits in time order: the last ``test_fraction`` of the rows is the test part, the ``val_fraction``
@@ -41,6 +44,7 @@ from rnnkit.train import Callback
 from rnnkit.train.config import check_fields, option
 
 NORMALIZE = ("window", "global")
+REFERENCES = ("auto", "naive", "seasonal")
 
 
 def _parse_quantiles(text: str | None) -> tuple[float, ...]:
@@ -71,6 +75,9 @@ class ForecastConfig:
                                       "dates: 12 for months, 7 for days, ...)")
     normalize: str = option("window", "scaling: per window (shift by its last value) or global "
                                       "z-scores", choices=NORMALIZE)
+    reference: str = option("auto", "window scaling: forecast the differences from this forecast "
+                                    "(auto: naive or seasonal-naive, the better on the training part)",
+                            choices=REFERENCES)
     test_fraction: float = option(0.2, "the last fraction of the rows held out for the test")
     val_fraction: float = option(0.1, "the fraction before the test part used for validation")
     cell: str = option("lstm", "recurrent cell", choices=lambda: tuple(sorted(CELLS)))
@@ -177,7 +184,21 @@ class ForecastTask(Task):
         self.mean, self.std = train.mean(0), train.std(0) + 1e-8
         self.step_std = float(np.std(np.diff(train[:, 0]))) + 1e-8
         self.scale = mase_scale(train[:, 0], self.season)
+        self.reference = self.choose_reference(train[:, 0])
         self.data = s
+
+    def choose_reference(self, train: np.ndarray) -> str:
+        """``reference``, or for ``"auto"`` the baseline with the lower mean absolute error over the
+        horizon on the training part (only past values are used: no test data)."""
+        if self.config.reference != "auto":
+            return self.config.reference
+        H, m = self.config.horizon, self.season
+        origins = range(max(m * math.ceil(H / m), 1), len(train) - H + 1)
+        if m <= 1 or len(origins) < 1:
+            return "naive"
+        naive, snaive = baselines(train, origins, H, m)
+        true = np.stack([train[t:t + H] for t in origins])
+        return "seasonal" if np.abs(snaive - true).mean() < np.abs(naive - true).mean() else "naive"
 
     def check(self):
         if self.series.gaps:
@@ -194,13 +215,13 @@ class ForecastTask(Task):
         return ((note + "\n" if note else "") +
                 f"data: {s.name}: {len(s.values)} {s.step}s of {s.columns} ({self.n_train} training, "
                 f"{self.n_val} validation, {self.n_test} test); lookback {self.lookback}, horizon "
-                f"{self.config.horizon}, season {self.season}; model: {n:,} parameters on {self.device}")
+                f"{self.config.horizon}, season {self.season}, reference {self.reference}; model: {n:,} parameters on {self.device}")
 
     def config_sections(self):
         return {**super().config_sections(),
                 "scaling": {"mean": self.mean.tolist(), "std": self.std.tolist(),
                             "step_std": self.step_std, "lookback": self.lookback, "season": self.season,
-                            "mase_scale": self.scale}}
+                            "mase_scale": self.scale, "reference": self.reference}}
 
     def start(self):
         self.x, self.y, self.base = self.windows(range(self.lookback, self.n_train - self.config.horizon + 1))
@@ -220,27 +241,37 @@ class ForecastTask(Task):
         x = np.stack([v[t - L:t] for t in origins]) if origins else np.zeros((0, L, v.shape[1]))
         y = np.stack([v[t:t + H, 0] if t + H <= len(v) else np.full(H, np.nan) for t in origins]) \
             if origins else np.zeros((0, H))
-        x, y, base = self.scale_in(x, y)
+        ref = self.reference_forecast(v[:, 0], origins)
+        x, y, base = self.scale_in(x, y, ref)
         return (torch.tensor(x, dtype=torch.float32), torch.tensor(y, dtype=torch.float32),
                 torch.tensor(base, dtype=torch.float32))
 
-    def scale_in(self, x: np.ndarray, y: np.ndarray):
+    def reference_forecast(self, v: np.ndarray, origins: list[int]) -> np.ndarray:
+        """``(B, H)``: the reference forecast at ``origins`` (window scaling), else zeros."""
+        H = self.config.horizon
+        if self.config.normalize != "window" or not origins:
+            return np.zeros((len(origins), H))
+        naive, snaive = baselines(v, origins, H, self.season)
+        return snaive if self.reference == "seasonal" else naive
+
+    def scale_in(self, x: np.ndarray, y: np.ndarray, ref: np.ndarray):
+        """Scaled inputs ``(B, L, C)``, targets ``(B, H)`` and the reference ``(B, H)`` (z-units)."""
         x = (x - self.mean) / self.std                           # (B, L, C) z-scores
+        y = (y - self.mean[0]) / self.std[0]
         if self.config.normalize == "window":
-            base = x[:, -1, 0].copy()                            # each window's last target value
+            base = (ref - self.mean[0]) / self.std[0]            # the reference forecast, z-units
             k = self.std[0] / self.step_std                      # z-units -> one-step-change units
-            x[:, :, 0] = (x[:, :, 0] - base[:, None]) * k
-            y = ((y - self.mean[0]) / self.std[0] - base[:, None]) * k
+            x[:, :, 0] = (x[:, :, 0] - x[:, -1:, 0]) * k         # each window from its last value
+            y = (y - base) * k
         else:
-            base = np.zeros(len(x))
-            y = (y - self.mean[0]) / self.std[0]
+            base = np.zeros_like(y)
         return x, y, base
 
     def scale_out(self, pred: torch.Tensor, base: torch.Tensor) -> np.ndarray:
         """``(B, H, Q)`` scaled forecasts -> the series' units."""
         p = pred.double().numpy()
         if self.config.normalize == "window":
-            p = p / (self.std[0] / self.step_std) + base.double().numpy()[:, None, None]
+            p = p / (self.std[0] / self.step_std) + base.double().numpy()[:, :, None]
         return p * self.std[0] + self.mean[0]
 
     # -- the trainer's protocol -------------------------------------------------------------------
@@ -302,6 +333,7 @@ class ForecastTask(Task):
             task.mean, task.std = np.array(scaling["mean"]), np.array(scaling["std"])
             task.step_std, task.lookback = scaling["step_std"], scaling["lookback"]
             task.season, task.scale = scaling["season"], scaling["mase_scale"]
+            task.reference = scaling["reference"]
             task.model = Forecaster(**model_args)
         except (KeyError, TypeError, ValueError) as exc:
             from rnnkit.train import RunFolderError
