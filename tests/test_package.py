@@ -46,6 +46,7 @@ def test_wheel_contents(wheel):
     assert wheel.name.startswith(f"rnnkit-{version}-")
     names = set(zipfile.ZipFile(wheel).namelist())
     assert "rnnkit/py.typed" in names
+    assert "rnnkit/viz/report.html" in names
     csrc = sorted(p.name for p in (ROOT / "rnnkit" / "core" / "csrc").iterdir() if p.suffix in (".cpp", ".h"))
     assert csrc, "no C++ sources found in the checkout"
     assert sorted(n.rsplit("/", 1)[1] for n in names if n.startswith("rnnkit/core/csrc/")) == csrc
