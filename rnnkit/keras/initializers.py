@@ -5,6 +5,8 @@ of PyTorch's convention), so ``glorot_uniform`` on a recurrent layer's ``(I, G*H
 ``U(-sqrt(6 / (I + G*H)), +)``, exactly as Keras does."""
 from __future__ import annotations
 
+import inspect
+
 import math
 
 import torch
@@ -173,7 +175,13 @@ def get(identifier) -> Initializer:
                              f"{sorted(INITIALIZERS)}")
         return (INITIALIZERS.get(identifier) or _CLASSES[identifier])()
     if isinstance(identifier, dict) and identifier.get("class_name") in _CLASSES:
-        return _CLASSES[identifier["class_name"]](**identifier.get("config", {}))
+        cls = _CLASSES[identifier["class_name"]]
+        config = dict(identifier.get("config", {}))
+        known = inspect.signature(cls.__init__).parameters
+        extra = {k: v for k, v in config.items() if k not in known}
+        if any(v is not None for v in extra.values()):  # Keras 3 writes e.g. input_axes=None
+            raise ValueError(f"initializer {cls.__name__}: unsupported settings {extra}")
+        return cls(**{k: v for k, v in config.items() if k in known})
     raise TypeError(f"initializer must be a name or an Initializer, got {identifier!r}")
 
 

@@ -140,6 +140,8 @@ class MultiHeadAttention(Layer):
         for name, value in (("num_heads", num_heads), ("key_dim", key_dim)):
             if isinstance(value, bool) or not isinstance(value, int) or value <= 0:
                 raise ValueError(f"{owner}: {name} must be a positive int, got {value!r}")
+        if attention_axes in ([1], (1,), 1, [-2], (-2,), -2):
+            attention_axes = None  # the time axis of (B, T, D): what None means (Keras writes [1])
         for name, value, default in (("attention_axes", attention_axes, None),
                                      ("sliding_window", sliding_window, None),
                                      ("flash_attention", flash_attention, None),

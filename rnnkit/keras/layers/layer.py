@@ -120,6 +120,7 @@ class Layer(nn.Module):
 
     def _ensure_built(self, input_shape) -> None:
         if not self.built:
+            self._build_shape = input_shape  # Keras's build_config, for saved files
             self.build(input_shape)
             self.built = True
             if self.dtype is not None:  # Keras's dtype=: the variables are created in that type

@@ -79,11 +79,10 @@ class BatchNormalization(Layer):
 
     def __init__(self, axis=-1, momentum=0.99, epsilon=1e-3, center=True, scale=True,
                  beta_initializer="zeros", gamma_initializer="ones", moving_mean_initializer="zeros",
-                 moving_variance_initializer="ones", synchronized=False, renorm=False, **kwargs):
+                 moving_variance_initializer="ones", synchronized=False, renorm=False,
+                 renorm_clipping=None, renorm_momentum=0.99, **kwargs):
+        # renorm_clipping / renorm_momentum only act with renorm=True (refused below), as in Keras
         pop_unsupported("BatchNormalization", kwargs, _NORM_EXTRA)
-        for name in ("renorm_clipping", "renorm_momentum"):
-            if kwargs.pop(name, None) is not None:
-                raise ValueError(f"BatchNormalization: {name} needs renorm, which rnnkit does not support")
         super().__init__(**kwargs)
         _last_axis("BatchNormalization", axis)
         if renorm or synchronized:

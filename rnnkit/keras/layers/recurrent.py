@@ -276,8 +276,9 @@ class StockRNN(RNN):
             "dropout": self.dropout, "recurrent_dropout": self.recurrent_dropout,
             "return_sequences": self.return_sequences, "return_state": self.return_state,
             "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
-            "zero_output_for_mask": self.zero_output_for_mask, "use_cudnn": self.use_cudnn,
-            "seed": self.seed})
+            "zero_output_for_mask": self.zero_output_for_mask, "seed": self.seed})
+        if self.kind != "rnn" or self.use_cudnn != "auto":  # Keras's SimpleRNN has no use_cudnn
+            config["use_cudnn"] = self.use_cudnn
         if self.kind != "rnn":
             config["recurrent_activation"] = activations.serialize(self.recurrent_activation)
         if self.kind == "lstm":

@@ -179,14 +179,16 @@ class Model(Layer):
         """Print Keras's table: layer (type), output shape, parameter count, and the totals."""
         summary.print_summary(self, print_fn=print_fn)
 
-    def save(self, filepath, overwrite=True, **unused) -> None:
-        """Save to a run folder: ``config.json`` (architecture + compile settings) and
-        ``model.safetensors`` (weights). Written atomically, loaded by `load_model` without pickle."""
-        saving.save_model(self, filepath, overwrite=overwrite)
+    def save(self, filepath, overwrite=True, zipped=None) -> None:
+        """``m.keras``: Keras 3's own zip (config.json, metadata.json, model.weights.h5 with the
+        optimizer's state), which real Keras loads. A path without an extension: rnnkit's run folder
+        (``config.json`` + ``model.safetensors``). Written atomically; loaded without pickle."""
+        saving.save_model(self, filepath, overwrite=overwrite, zipped=zipped)
 
-    def save_weights(self, filepath, overwrite=True) -> None:
-        """Weights only, one safetensors file (whatever the extension, e.g. ``.weights.h5``)."""
-        saving.save_weights(self, filepath, overwrite=overwrite)
+    def save_weights(self, filepath, overwrite=True, max_shard_size=None) -> None:
+        """``x.weights.h5``: Keras's HDF5 weights file (with the optimizer's state);
+        ``x.safetensors``: rnnkit's own fast format."""
+        saving.save_weights(self, filepath, overwrite=overwrite, max_shard_size=max_shard_size)
 
     def load_weights(self, filepath, skip_mismatch=False) -> None:
         """Load weights saved by `save_weights`; ``skip_mismatch=True`` skips (with a warning) the

@@ -1,4 +1,5 @@
-"""Saving and loading models as run folders (no pickles).
+"""Saving and loading: dispatch by file name (`.keras` and `.weights.h5`: Keras 3's formats, in
+`keras_format`; `.safetensors` and run folders: rnnkit's own). No pickles.
 
 A saved model is a folder (DESIGN.md's run-folder format):
 
@@ -22,6 +23,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from rnnkit.keras.backend import to_snake_case
+from rnnkit.keras.models import keras_format
 
 FORMAT, VERSION = "rnnkit.keras", 1
 CONFIG, WEIGHTS = "config.json", "model.safetensors"
@@ -52,13 +54,24 @@ def state_tensors(model) -> dict[str, torch.Tensor]:
     return {k: p.detach().cpu().contiguous() for k, p in named_weights(model).items()}
 
 
-def save_weights(model, filepath, overwrite: bool = True) -> None:
+def save_weights(model, filepath, overwrite: bool = True, max_shard_size=None) -> None:
+    """``.weights.h5``: Keras's HDF5 layout (`keras_format`); ``.safetensors``: rnnkit's own."""
     path = Path(filepath)
+    if max_shard_size is not None:
+        raise ValueError("save_weights: max_shard_size (sharded weights) is not supported by rnnkit.keras")
+    if not (path.name.endswith(".weights.h5") or path.suffix == ".safetensors"):
+        raise ValueError(f"save_weights: the file name must end in .weights.h5 (Keras's format) or "
+                         f".safetensors (rnnkit's own), got {path.name!r}")
     if path.exists() and not overwrite:
         raise FileExistsError(f"save_weights: {path} exists and overwrite=False")
+    if not all(getattr(l, "built", True) for l in model.modules()):
+        raise ValueError(f"save_weights: {model.name} is not built yet; build it or call it on data first")
     path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + ".tmp")
-    save_file(state_tensors(model), str(tmp), metadata={"format": FORMAT})
+    tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
+    if path.suffix == ".safetensors":
+        save_file(state_tensors(model), str(tmp), metadata={"format": FORMAT})
+    else:
+        keras_format.write_weights_h5(model, tmp)
     os.replace(tmp, path)
 
 
@@ -68,6 +81,16 @@ def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
         path = path / WEIGHTS
     if not path.is_file():
         raise FileNotFoundError(f"load_weights: no weights file at {path}")
+    if path.suffix in (".h5", ".hdf5"):
+        keras_format.read_weights_h5(model, str(path), str(path), skip_mismatch=skip_mismatch)
+        return
+    if path.suffix == ".keras":
+        import io
+        import zipfile
+        with zipfile.ZipFile(path) as z:
+            data = io.BytesIO(z.read("model.weights.h5"))
+        keras_format.read_weights_h5(model, data, f"{path}!model.weights.h5", skip_mismatch=skip_mismatch)
+        return
     try:
         saved = load_file(str(path))
     except (SafetensorError, OSError, ValueError) as e:
@@ -116,13 +139,25 @@ def compile_config(model):
             return None if m is None else metrics.serialize(m)
 
         return {"optimizer": optimizers.serialize(model.optimizer), "loss": loss_ser(spec["loss"]),
-                "metrics": metric_ser(spec["metrics"]), "loss_weights": spec["loss_weights"]}
+                "metrics": metric_ser(spec["metrics"]), "loss_weights": spec["loss_weights"],
+                "weighted_metrics": metric_ser(spec.get("weighted_metrics"))}
     except ValueError:
         return None
 
 
-def save_model(model, filepath, overwrite: bool = True) -> None:
+def save_model(model, filepath, overwrite: bool = True, zipped=None) -> None:
     path = Path(filepath)
+    if path.suffix == ".keras":
+        if zipped is False:
+            raise ValueError("save: zipped=False (an unzipped .keras folder) is not supported; use the "
+                             "zipped .keras file, or a path without an extension for rnnkit's run folder")
+        if not all(getattr(l, "built", True) for l in model.modules()):
+            raise ValueError(f"save: {model.name} is not built yet; build it or call it on data first")
+        keras_format.save_keras(model, path, overwrite=overwrite)
+        return
+    if path.suffix in (".h5", ".hdf5"):
+        raise ValueError(f"save: {path.name}: the legacy Keras 2 HDF5 model format is not supported (as in "
+                         f"Keras 3); save to 'model.keras', or save_weights('model.weights.h5')")
     if path.exists() and not path.is_dir():
         raise ValueError(f"save: {path} is a file; a saved model is a folder (config.json + "
                          f"model.safetensors) — give a folder path")
@@ -142,12 +177,18 @@ def save_model(model, filepath, overwrite: bool = True) -> None:
     _atomic_write_text(path / CONFIG, json.dumps(doc, indent=2) + "\n")
 
 
-def load_model(filepath, custom_objects: dict | None = None, compile: bool = True, **unused):
-    """Rebuild a model saved by ``model.save(path)``: architecture, weights and, when ``compile``,
-    its compile settings (optimizer state starts fresh)."""
+def load_model(filepath, custom_objects: dict | None = None, compile: bool = True, safe_mode: bool = True):
+    """Rebuild a saved model: a ``.keras`` file (written by Keras 3 or by rnnkit: architecture,
+    weights and, when ``compile``, the compile settings and the optimizer's state), or an rnnkit run
+    folder (the optimizer starts fresh). ``safe_mode=False`` allows a Lambda's saved code to run."""
+    from rnnkit.keras.layers.lambda_layer import loading
     from rnnkit.keras.models.functional import Functional
     from rnnkit.keras.models.sequential import Sequential
     path = Path(filepath)
+    if path.suffix == ".keras":
+        if not path.is_file():
+            raise FileNotFoundError(f"load_model: no file at {path}")
+        return keras_format.load_keras(path, custom_objects, compile=compile, safe_mode=safe_mode)
     if not path.is_dir():
         what = "a file" if path.exists() else "missing"
         raise FileNotFoundError(f"load_model: {path} is {what}; expected a folder written by "
@@ -165,7 +206,8 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     classes = {"Sequential": Sequential, "Functional": Functional}
     if doc.get("class_name") not in classes:
         raise ValueError(f"load_model: unknown model class {doc.get('class_name')!r} in {path / CONFIG}")
-    model = classes[doc["class_name"]].from_config(doc["config"], custom_objects)
+    with loading(safe_mode, custom_objects):
+        model = classes[doc["class_name"]].from_config(doc["config"], custom_objects)
     load_weights(model, path / WEIGHTS)
     cc = doc.get("compile_config")
     if compile and cc:
@@ -177,5 +219,6 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
                 return {k: metric_de(v) for k, v in m.items()}
             return metrics.deserialize(m)
         model.compile(optimizer=optimizers.get(cc["optimizer"]), loss=cc["loss"],
-                      metrics=metric_de(cc["metrics"]), loss_weights=cc.get("loss_weights"))
+                      metrics=metric_de(cc["metrics"]), loss_weights=cc.get("loss_weights"),
+                      weighted_metrics=metric_de(cc.get("weighted_metrics")))
     return model
