@@ -6,9 +6,9 @@
 - `beam`: batched beam search with Wu et al.'s length normalisation;
 - `sampler`: `Sampler`, the fast stepper of an embedding -> recurrent stack -> linear language model.
 """
-from rnnkit.decode.beam import BeamResult, beam_search, length_penalty
+from rnnkit.decode.beam import BeamResult, beam_search, check_beam, length_penalty
 from rnnkit.decode.sampling import check_sampling, filter_logits, greedy, sample, sample_next, sample_tokens
 from rnnkit.decode.stepper import Stepper, reorder_rows
 
-__all__ = ["BeamResult", "Stepper", "beam_search", "check_sampling", "filter_logits", "greedy",
+__all__ = ["BeamResult", "Stepper", "beam_search", "check_beam", "check_sampling", "filter_logits", "greedy",
            "length_penalty", "reorder_rows", "sample", "sample_next", "sample_tokens"]

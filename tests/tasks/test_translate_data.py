@@ -1,0 +1,74 @@
+"""Translation data: the textbook normalisation, the split that keeps a source's translations
+together, vocabularies, and bad input named by file and line."""
+from __future__ import annotations
+
+import pytest
+
+from rnnkit.tasks.translate_data import (encode_sources, load_translation_data, make_batch, normalize_sentence,
+                                         read_pairs, split_pairs)
+
+
+def test_textbook_normalisation_of_french_punctuation_and_non_breaking_spaces():
+    assert normalize_sentence("Va\u202f!") == "va !"
+    assert normalize_sentence("Qui\u00a0?") == "qui ?"
+    assert normalize_sentence("He's calm, I think.") == "he's calm , i think ."
+    assert normalize_sentence("  J'ai  faim!") == "j'ai faim !"
+
+
+def test_the_real_file_reads_and_the_split_never_shares_a_source(data_dir):
+    d = load_translation_data(str(data_dir / "fra-eng.txt"), max_pairs=4000, dev=0.1, test=0.1, seed=3)
+    assert len(d.train) + len(d.dev) + len(d.test) == 4000
+    sources = [{" ".join(p.src) for p in part} for part in (d.train, d.dev, d.test)]
+    assert not (sources[0] & sources[1]) and not (sources[0] & sources[2]) and not (sources[1] & sources[2])
+    # alternative translations exist in this file, so the property is not vacuous
+    assert len(d.test) > len(sources[2])
+    assert all(len(p.src) <= 10 and len(p.tgt) <= 10 for p in d.train)
+    assert d.tgt_vocab.tokens[:4] == ["<unk>", "<pad>", "<bos>", "<eos>"]
+    again = load_translation_data(str(data_dir / "fra-eng.txt"), max_pairs=4000, dev=0.1, test=0.1, seed=3)
+    assert [p.line for p in again.test] == [p.line for p in d.test]
+
+
+def test_reverse_swaps_the_sides(tmp_path):
+    f = tmp_path / "p.txt"
+    f.write_text("Go.\tVa !\tCC-BY 2.0 (France) Attribution\nHi.\tSalut !\n", encoding="utf-8")
+    assert [(p.src, p.tgt) for p in read_pairs(f)] == [(["go", "."], ["va", "!"]), (["hi", "."], ["salut", "!"])]
+    assert read_pairs(f, reverse=True)[0].src == ["va", "!"]
+
+
+def test_bad_pairs_name_file_and_line(tmp_path):
+    f = tmp_path / "bad.txt"
+    f.write_text("Go.\tVa !\nno tab here\n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.txt, line 2: expected 'source<TAB>target.*no tab"):
+        read_pairs(f)
+    f.write_text("Go.\tVa !\nHi.\t  \n", encoding="utf-8")
+    with pytest.raises(ValueError, match=r"bad.txt, line 2: the target side is empty"):
+        read_pairs(f)
+    with pytest.raises(FileNotFoundError, match="is not a file"):
+        read_pairs(tmp_path / "missing.txt")
+
+
+def test_unknown_words_are_counted_and_long_inputs_cut_with_a_warning(data_dir):
+    d = load_translation_data(str(data_dir / "fra-eng.txt"), max_pairs=2000)
+    src, lengths, unknown = encode_sources(d.src_vocab, [["go", "zyzzyva", "."]])
+    assert unknown == 1 and src[1, 0] == d.src_vocab.unk_id and int(lengths[0]) == 4  # <eos> added
+    with pytest.warns(UserWarning, match="12 words, more than the model's limit of 10"):
+        src, lengths, _ = encode_sources(d.src_vocab, [["go"] * 12], 10, warn=True)
+    assert int(lengths[0]) == 11
+
+
+def test_batches_are_padded_and_shifted():
+    from rnnkit.data import WordVocab
+    from rnnkit.tasks.translate_data import Pair
+    v = WordVocab(["a", "b", "c"])
+    b = make_batch([Pair(["a"], ["b", "c"], 1), Pair(["a", "b", "c"], ["c"], 2)], v, v)
+    assert b.src[:, 1].tolist() == [4, 5, 6, v.eos_id] and b.src[:, 0].tolist() == [4, v.eos_id, v.pad_id, v.pad_id]
+    assert b.tgt_in[:, 0].tolist() == [v.bos_id, 5, 6] and b.tgt_out[:, 0].tolist() == [5, 6, v.eos_id]
+    assert b.tgt_out[:, 1].tolist() == [6, v.eos_id, v.pad_id]
+
+
+def test_split_fractions_count_sources():
+    from rnnkit.tasks.translate_data import Pair
+    pairs = [Pair([str(i % 50)], ["x"], i) for i in range(200)]   # 50 sources, 4 translations each
+    train, dev, test = split_pairs(pairs, 0.1, 0.2, seed=0)
+    assert len({p.src[0] for p in test}) == 10 and len(test) == 40
+    assert len({p.src[0] for p in dev}) == 5 and len(train) == 140
