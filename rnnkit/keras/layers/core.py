@@ -102,10 +102,23 @@ class Dropout(Layer):
 
 
 class Flatten(Layer):
-    """``(B, d1, d2, ...) -> (B, d1 * d2 * ...)``."""
+    """``(B, d1, d2, ...) -> (B, d1 * d2 * ...)`` (``data_format="channels_first"``: the axis after
+    the batch is moved last first, as Keras does)."""
+
+    def __init__(self, data_format=None, **kwargs):
+        super().__init__(**kwargs)
+        if data_format not in (None, "channels_last", "channels_first"):
+            raise ValueError(f"Flatten: data_format must be 'channels_last' or 'channels_first', got "
+                             f"{data_format!r}")
+        self.data_format = data_format or "channels_last"
 
     def forward(self, inputs):
+        if self.data_format == "channels_first" and inputs.dim() > 2:
+            inputs = inputs.movedim(1, -1)
         return inputs.reshape(inputs.shape[0], -1)
+
+    def get_config(self):
+        return {**super().get_config(), "data_format": self.data_format}
 
     def compute_output_shape(self, input_shape):
         rest = input_shape[1:]
