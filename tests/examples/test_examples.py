@@ -122,3 +122,17 @@ def test_next_letter_trained_model_predicts_interactively():
     model, history = example.main(epochs=300)
     assert history.history["sparse_categorical_accuracy"][-1] == 1.0
     assert example.interactive(model, io.StringIO("a\nb\nc\nd\ne\n\nz\n")) == ["b", "c", "d", "e", "a"]
+
+
+def test_language_model_recipe_tiny(data_dir, tmp_path, monkeypatch):
+    if not (data_dir / "timemachine.txt").is_file():
+        pytest.skip("timemachine.txt is not in $RNNKIT_DATA")
+    monkeypatch.setenv("RNNKIT_EXAMPLES_TINY", "1")
+    monkeypatch.setenv("RNNKIT_DATA", str(data_dir))
+    out = load("language_model_recipe").main(str(tmp_path))
+    s = out["scores"]
+    assert abs(s["ppl"] - np.exp(s["loss"])) < 1e-3 * s["ppl"]
+    assert abs(s["bpc"] - s["loss"] / np.log(2)) < 1e-3
+    assert out["sample"].startswith("The Time Traveller") and len(out["sample"]) > len("The Time Traveller")
+    acts = out["activations"]
+    assert acts.layers[0].hidden.shape[0] == len(acts.text) and (tmp_path / "run" / "config.json").is_file()
