@@ -10,6 +10,7 @@ import importlib
 #: every task rnnkit trains, by the name `rnnkit train --task` and config.json's "task" use
 TASKS = {
     "lm": "rnnkit.tasks.lm.task:LanguageModelTask",
+    "tag": "rnnkit.tasks.tag:TagTask",
     "translate": "rnnkit.tasks.translate:TranslationTask",
     "forecast": "rnnkit.tasks.forecast:ForecastTask",
 }

@@ -1,0 +1,209 @@
+"""Sequence tagging (N -> N: a tag for every word) as a `rnnkit.tasks.base.Task`:
+``rnnkit train --task tag --data PATH``.
+
+Data: CoNLL-U (Universal Dependencies; UPOS by default, ``--tag-col xpos`` for XPOS) or CoNLL-2003
+columns (`rnnkit.tasks.tag_data`), a folder with *train*/*dev*/*test* files or explicit files. Model:
+`rnnkit.tasks.tag_model.Tagger` (words + characters -> BiLSTM stack -> dense, ``--crf`` for a CRF
+layer). Metrics: token accuracy (the primary one), and span precision/recall/F1 for BIO/BIOES tags
+(`rnnkit.tasks.tag_metrics`). After training: `rnnkit.tasks.tag_api` (evaluate, predict, files).
+"""
+from __future__ import annotations
+
+import hashlib
+import warnings
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from rnnkit.cells import CELLS
+from rnnkit.tasks.base import Task
+from rnnkit.tasks.tag_data import FORMATS
+from rnnkit.tasks.tag_encode import BucketBatcher, TagVocabs, encode, make_batch, split_long
+from rnnkit.tasks.tag_model import CHAR_ENCODERS, UNK, Tagger
+from rnnkit.train.checkpoint import VOCAB
+from rnnkit.train.config import check_fields, option
+
+
+@dataclass
+class TagConfig:
+    """What a tagger is trained on and what it is."""
+
+    # data
+    data: str | None = option(None, "a folder with *train*, *dev* and *test* files (UD: "
+                                    "xx_yyy-ud-train.conllu) or a training file (CoNLL-U or columns)")
+    dev: str | None = option(None, "validation file (none: the folder's *dev* file, else the last "
+                                   "--dev-fraction of the training sentences)")
+    test: str | None = option(None, "test file for `rnnkit evaluate` (none: the folder's *test* file)")
+    format: str = option("auto", "file format (auto: .conllu files and 10-column tab-separated lines "
+                                 "with IDs are CoNLL-U, others are columns)", choices=FORMATS)
+    word_col: str | None = option(None, "the word column: a CoNLL-U name (form, lemma) or a 1-based "
+                                        "number (none: FORM, or the first column)")
+    tag_col: str | None = option(None, "the tag column: a CoNLL-U name (upos, xpos, deprel, ...), a "
+                                       "1-based number or 'last' (none: UPOS, or the last column)")
+    dev_fraction: float = option(0.1, "without a validation file: the share of training sentences "
+                                      "held out (from the end)")
+    encoding: str = option("utf-8", "text encoding of the data files")
+    errors: str = option("strict", "undecodable bytes: strict (an error naming the offset), replace "
+                                   "or ignore")
+    max_len: int | None = option(None, "training sentences longer than this many words are cut into "
+                                       "pieces (a warning counts them; none: no limit)")
+    # words and characters
+    lower: bool = option(True, "look words up lower-cased in the word embedding (the character "
+                               "encoder sees them as written)")
+    min_freq: int = option(1, "training words seen fewer times have no embedding of their own")
+    word_dropout: float = option(0.25, "alpha of word dropout: in training a word becomes <unk> with "
+                                       "probability alpha / (alpha + its count) (0: off)")
+    max_word_chars: int = option(20, "characters spelled per word (a longer word keeps its first and "
+                                     "last halves)")
+    # model
+    embedding: int = option(100, "word embedding width")
+    char_encoder: str = option("lstm", "character-level word encoder: a bidirectional LSTM or a "
+                                       "trigram convolution", choices=CHAR_ENCODERS)
+    char_embedding: int = option(32, "character embedding width")
+    char_hidden: int = option(64, "character encoder units (per direction for lstm)")
+    cell: str = option("lstm", "recurrent cell of the sentence layers",
+                       choices=lambda: tuple(sorted(CELLS)))
+    hidden: int = option(200, "hidden units per direction and layer")
+    layers: int = option(2, "stacked bidirectional layers")
+    dropout: float = option(0.33, "dropout on the word representations, between layers and before "
+                                  "the output")
+    crf: bool = option(False, "a linear-chain CRF over the tags (Viterbi decoding)")
+    batch_size: int = option(32, "sentences per batch")
+
+    def __post_init__(self):
+        check_fields(self)
+        owner = "TagConfig"
+        for name in ("min_freq", "max_word_chars", "embedding", "char_embedding", "char_hidden",
+                     "hidden", "layers", "batch_size"):
+            if getattr(self, name) < 1:
+                raise ValueError(f"{owner}: {name} must be >= 1, got {getattr(self, name)}")
+        if self.max_len is not None and self.max_len < 1:
+            raise ValueError(f"{owner}: max_len must be >= 1 (or none), got {self.max_len}")
+        if not 0 <= self.dropout < 1:
+            raise ValueError(f"{owner}: dropout must be in [0, 1), got {self.dropout}")
+        if self.word_dropout < 0:
+            raise ValueError(f"{owner}: word_dropout must be >= 0, got {self.word_dropout}")
+        if not 0 < self.dev_fraction < 1:
+            raise ValueError(f"{owner}: dev_fraction must be in (0, 1), got {self.dev_fraction}")
+
+    def model_kwargs(self) -> dict:
+        return dict(embedding=self.embedding, char_embedding=self.char_embedding,
+                    char_hidden=self.char_hidden, char_encoder=self.char_encoder, cell=self.cell,
+                    hidden=self.hidden, layers=self.layers, dropout=self.dropout, crf=self.crf)
+
+
+class TagTask(Task):
+    """Tag every word of a sentence (part of speech, named-entity BIO tags, ...)."""
+
+    name = "tag"
+    Config = TagConfig
+    primary_metric = "accuracy"      # token accuracy on the validation data
+    higher_is_better = True
+    count_unit = "words"
+
+    # -- building ---------------------------------------------------------------------------------
+    def load_data(self, run, progress):
+        from rnnkit.tasks.tag_api import load_tag_data
+        cfg = self.config
+        self.data = load_tag_data(cfg)
+        train = self.data.train
+        self.vocabs = (TagVocabs.from_json(run.require(VOCAB)) if run is not None else
+                       TagVocabs.build(train, min_freq=cfg.min_freq, lower=cfg.lower))
+        pieces, cut = split_long(train, cfg.max_len)
+        if cut:
+            warnings.warn(f"{cut:,} training sentences are longer than --max-len {cfg.max_len} words "
+                          f"and were cut into pieces", stacklevel=2)
+        self.train = encode(pieces, self.vocabs, max_word_chars=cfg.max_word_chars)
+        self.dev = encode(self.data.dev, self.vocabs, max_word_chars=cfg.max_word_chars)
+
+    def check(self):
+        tags = self.vocabs.tags
+        if len(tags) < 2:
+            raise ValueError(f"{self.data.train_name}: column {self.data.tag_column} holds a single "
+                             f"tag ({tags[0]!r}) on every word; expected at least two to learn from "
+                             f"(choose the tag column with --tag-col)")
+
+    def build_model(self):
+        v = self.vocabs
+        return Tagger(len(v.words), len(v.chars), len(v.tags), **self.config.model_kwargs())
+
+    def describe_data(self):
+        d, v = self.data, self.vocabs
+        n = sum(p.numel() for p in self.model.parameters())
+        words = sum(len(s) for s in d.train)
+        return (f"data: {d.name}: {len(d.train):,} training sentences ({words:,} words), "
+                f"{len(d.dev):,} validation ({d.dev_name}); {len(v.tags)} tags in column "
+                f"{d.tag_column}, {len(v.words):,} words, {len(v.chars):,} characters; model: "
+                f"{n:,} parameters on {self.device}")
+
+    def save_artifacts(self, run):
+        self.vocabs.to_json(run / VOCAB)
+
+    def config_sections(self):
+        return {**super().config_sections(), "data_name": self.data.name,
+                "data_format": self.data.format}
+
+    def start(self):
+        self.batcher = BucketBatcher(self.train.lengths, self.config.batch_size, self.train_config.seed)
+        self.steps_per_epoch = len(self.batcher)
+        self.unk_probability = self.vocabs.unk_probability(self.config.word_dropout).to(self.device)
+        ids = np.concatenate(self.train.words + self.train.tags)
+        self._fingerprint = hashlib.sha256(ids.tobytes()).hexdigest()
+
+    # -- the trainer's protocol -------------------------------------------------------------------
+    def next_batch(self):
+        return make_batch(self.train, self.batcher.next()).to(self.device)
+
+    def loss(self, batch):
+        if self.model.training and self.config.word_dropout > 0:
+            drop = torch.rand(batch.words.shape, device=self.device) < self.unk_probability[batch.words]
+            batch.words = batch.words.masked_fill(drop, UNK)
+        return self.model.loss(batch)
+
+    def evaluate(self):
+        from rnnkit.tasks.tag_api import score_split
+        r = score_split(self.model, self.dev, self.data.dev, self.vocabs, device=self.device)
+        keep = ("loss", "accuracy", "oov_accuracy", "f1", "precision", "recall")
+        return {k: r[k] for k in keep if k in r}
+
+    def state_dict(self):
+        return {"batcher": self.batcher.state_dict(), "train_fingerprint": self._fingerprint}
+
+    def load_state_dict(self, d):
+        if d["train_fingerprint"] != self._fingerprint:
+            raise ValueError("the training data differs from the data the run was trained on (its "
+                             "ids have another SHA-256); exact resumption needs the same data")
+        self.batcher.load_state_dict(d["batcher"])
+
+    def summary(self, best):
+        f1 = f", span F1 {best['f1']:.4f}" if "f1" in best else ""
+        return f"best validation: accuracy {best['accuracy']:.4f}{f1} at step {best['step']}"
+
+    # -- after training: rnnkit evaluate / predict -----------------------------------------------
+    @classmethod
+    def evaluate_run(cls, run, data=None, **options):
+        from rnnkit.tasks.tag_api import evaluate
+        return evaluate(run, data, **options)
+
+    @classmethod
+    def format_evaluation(cls, result):
+        from rnnkit.tasks.tag_api import format_evaluation
+        return format_evaluation(result)
+
+    @classmethod
+    def predict(cls, run, inputs, *, device="cpu", **options):
+        """For each text (words split at spaces, punctuation split off), its ``(word, tag)`` pairs."""
+        from rnnkit.tasks.tag_api import predict_texts
+        return predict_texts(run, inputs, device=device)
+
+    @classmethod
+    def format_prediction(cls, inputs, predictions):
+        return "".join(" ".join(f"{w}/{t}" for w, t in pairs) + "\n" for pairs in predictions)
+
+    @classmethod
+    def predict_file(cls, run, input_path, output_path=None, *, device="cpu"):
+        """Tag a CoNLL-U or column file; write it (to ``output_path``, else standard output) with the
+        tag column filled in. Returns the predicted tags per sentence."""
+        from rnnkit.tasks.tag_api import predict_file
+        return predict_file(run, input_path, output_path, device=device)

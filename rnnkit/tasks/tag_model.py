@@ -1,0 +1,130 @@
+"""The tagger: word embedding + character-level word encoder -> bidirectional recurrent stack ->
+per-token dense layer (the ``TimeDistributed`` pattern), optionally under a linear-chain CRF.
+
+Input of ``forward`` (a `TagBatch`): B sentences padded to T words, with their ``lengths``; the
+batch's U distinct word forms spelled as character ids ``chars (U, C)`` with ``char_lengths (U,)``,
+and ``forms (B, T)`` giving each word's row in them. Each form is encoded once per batch however often
+it occurs. The recurrent layers run with ``lengths`` (`rnnkit.core.stack.RecurrentStack`): a
+sentence's states stop at its end and its backward direction starts at its last real word, so
+padding never changes a real word's output.
+
+Shapes: B batch (sentences), T words, U distinct forms, C characters, E word embedding, F character
+features, H hidden, K tags.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.core.stack import RecurrentStack
+from rnnkit.tasks.crf import CRF
+
+CHAR_ENCODERS = ("lstm", "cnn")
+PAD, UNK = 0, 1          # ids of <pad> and <unk> in the word and character vocabularies
+BOW, EOW = 2, 3          # the characters that open and close each word
+
+
+@dataclass
+class TagBatch:
+    words: Tensor          # (B, T) word ids (<pad> past each end)
+    lengths: Tensor        # (B,) words per sentence
+    chars: Tensor          # (U, C) character ids of the distinct forms
+    char_lengths: Tensor   # (U,)
+    forms: Tensor          # (B, T) row of each word in ``chars``
+    tags: Tensor | None    # (B, T) tag ids (-100 past each end), None when predicting
+
+    def to(self, device) -> TagBatch:
+        move = {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v)
+                for k, v in self.__dict__.items()}
+        # the recurrent layers pack by lengths, which PyTorch wants on the CPU
+        move["lengths"], move["char_lengths"] = self.lengths, self.char_lengths
+        return TagBatch(**move)
+
+    @property
+    def mask(self) -> Tensor:
+        T = self.words.shape[1]
+        return torch.arange(T, device=self.words.device) < self.lengths.to(self.words.device).unsqueeze(1)
+
+
+class CharEncoder(nn.Module):
+    """Each form's characters -> one vector ``(U, F)``: a bidirectional LSTM's two final states
+    (F = 2 * hidden), or a convolution over character trigrams max-pooled over the word (F = hidden)."""
+
+    def __init__(self, num_chars: int, embedding: int, hidden: int, kind: str = "lstm"):
+        super().__init__()
+        if kind not in CHAR_ENCODERS:
+            raise ValueError(f"char_encoder must be one of {CHAR_ENCODERS}, got {kind!r}")
+        self.kind = kind
+        self.embed = nn.Embedding(num_chars, embedding, padding_idx=PAD)
+        if kind == "lstm":
+            self.rnn = RecurrentStack("lstm", embedding, hidden, 1, batch_first=True, bidirectional=True)
+            self.output_size = 2 * hidden
+        else:
+            self.conv = nn.Conv1d(embedding, hidden, kernel_size=3, padding=1)
+            self.output_size = hidden
+
+    def forward(self, chars: Tensor, lengths: Tensor) -> Tensor:
+        x = self.embed(chars)                                                 # (U, C, E_c)
+        if self.kind == "lstm":
+            _, (h, _) = self.rnn(x, lengths=lengths)                          # h (2, U, H_c)
+            return torch.cat([h[0], h[1]], dim=1)                             # (U, 2 H_c)
+        y = self.conv(x.transpose(1, 2))                                      # (U, F, C)
+        valid = torch.arange(chars.shape[1], device=chars.device) < lengths.to(chars.device).unsqueeze(1)
+        return y.masked_fill(~valid.unsqueeze(1), float("-inf")).amax(dim=2)  # (U, F)
+
+
+class Tagger(nn.Module):
+    """Word embedding (E) + character encoder (F) -> ``layers`` bidirectional ``cell`` layers of
+    ``hidden`` units -> dense to ``num_tags`` logits; with ``crf``, a `CRF` over those logits."""
+
+    def __init__(self, num_words: int, num_chars: int, num_tags: int, *, embedding: int = 100,
+                 char_embedding: int = 32, char_hidden: int = 64, char_encoder: str = "lstm",
+                 cell: str = "lstm", hidden: int = 200, layers: int = 2, dropout: float = 0.33,
+                 crf: bool = False):
+        super().__init__()
+        self._config = dict(num_words=num_words, num_chars=num_chars, num_tags=num_tags,
+                            embedding=embedding, char_embedding=char_embedding, char_hidden=char_hidden,
+                            char_encoder=char_encoder, cell=cell, hidden=hidden, layers=layers,
+                            dropout=dropout, crf=crf)
+        self.embed = nn.Embedding(num_words, embedding, padding_idx=PAD)
+        self.chars = CharEncoder(num_chars, char_embedding, char_hidden, char_encoder)
+        self.drop = nn.Dropout(dropout)
+        self.rnn = RecurrentStack(cell, embedding + self.chars.output_size, hidden, layers,
+                                  batch_first=True, bidirectional=True,
+                                  dropout=dropout if layers > 1 else 0.0)
+        self.out = nn.Linear(2 * hidden, num_tags)
+        self.crf = CRF(num_tags) if crf else None
+
+    def config(self) -> dict:
+        """The constructor's arguments (config.json's ``model`` section)."""
+        return dict(self._config)
+
+    def forward(self, batch: TagBatch) -> Tensor:
+        """Per-word tag logits ``(B, T, K)`` (the CRF's emission scores with ``crf``)."""
+        spelled = self.chars(batch.chars, batch.char_lengths)                 # (U, F)
+        x = torch.cat([self.embed(batch.words), spelled[batch.forms]], dim=2)  # (B, T, E + F)
+        h, _ = self.rnn(self.drop(x), lengths=batch.lengths)                  # (B, T, 2H)
+        return self.out(self.drop(h))                                         # (B, T, K)
+
+    def loss(self, batch: TagBatch) -> tuple[Tensor, Tensor]:
+        """(summed negative log-likelihood, number of words): per word with a softmax, per sentence
+        with the CRF (its sum still divided by words, so both read per word)."""
+        logits = self(batch)
+        mask = batch.mask
+        if self.crf is not None:
+            return -self.crf.log_likelihood(logits, batch.tags.clamp(min=0), mask).sum(), mask.sum()
+        nll = nn.functional.cross_entropy(logits.flatten(0, 1), batch.tags.flatten(), reduction="sum",
+                                          ignore_index=-100)
+        return nll, mask.sum()
+
+    @torch.no_grad()
+    def decode(self, batch: TagBatch, logits: Tensor | None = None) -> list[list[int]]:
+        """Each sentence's best tag ids: the argmax per word, or the CRF's Viterbi path."""
+        logits = self(batch) if logits is None else logits
+        mask = batch.mask
+        if self.crf is not None:
+            return self.crf.decode(logits, mask)
+        best = logits.argmax(2).tolist()
+        return [row[:n] for row, n in zip(best, batch.lengths.tolist())]
