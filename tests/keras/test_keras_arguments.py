@@ -190,3 +190,26 @@ def test_layer_dtype_is_honoured_as_keras():
     np.testing.assert_allclose(r(torch.from_numpy(X)).detach().numpy(), k(X).detach().cpu().numpy(),
                                atol=1e-6)
     assert xr.dtype == torch.float64
+
+
+def test_summary_arguments_are_honoured_or_refused():
+    m = R.Sequential([R.Input((5, 3)), R.layers.LSTM(4), R.layers.Dense(2)])
+    m.layers[0].trainable = False
+    lines = []
+    m.summary(line_length=70, show_trainable=True, print_fn=lines.append)
+    table = [line for line in lines if line.startswith(("┏", "│", "└"))]
+    default = []
+    m.summary(print_fn=default.append)
+    assert max(len(line) for line in table) <= 75 < max(len(line) for line in default)
+    rows = {line.split("│")[1].split()[1]: line.split("│")[4].strip()
+            for line in lines if "(L" in line or "(D" in line}
+    assert rows == {"(LSTM)": "N", "(Dense)": "Y"}
+    with pytest.raises(ValueError, match="expand_nested"):
+        m.summary(expand_nested=True)
+
+
+def test_embedding_weights_argument_as_keras():
+    table = rng.standard_normal((6, 3)).astype("float32")
+    ids = np.array([[1, 5, 0], [2, 2, 4]])
+    k, r = K.layers.Embedding(6, 3, weights=[table]), R.layers.Embedding(6, 3, weights=[table])
+    np.testing.assert_array_equal(r(torch.from_numpy(ids)).detach().numpy(), k(ids).detach().cpu().numpy())

@@ -215,7 +215,7 @@ class Embedding(Layer):
     With ``mask_zero=True`` id 0 is padding: the mask ``ids != 0`` flows to the next layers."""
 
     def __init__(self, input_dim, output_dim, embeddings_initializer="uniform", mask_zero=False,
-                 input_length=None, **kwargs):
+                 weights=None, input_length=None, **kwargs):
         pop_unsupported("Embedding", kwargs, REGULARIZER_ARGS)
         if input_length is not None:
             warnings.warn("Embedding: input_length is deprecated in Keras 3 and ignored; the "
@@ -225,11 +225,15 @@ class Embedding(Layer):
         _check_positive("Embedding", "output_dim", output_dim)
         self.input_dim, self.output_dim, self.mask_zero = input_dim, output_dim, bool(mask_zero)
         self.embeddings_initializer = initializers.get(embeddings_initializer)
+        self._initial_weights = weights  # Keras's weights=[matrix]: pretrained vectors
 
     def build(self, input_shape):
         self.embeddings = nn.Parameter(self.embeddings_initializer(
             torch.empty(self.input_dim, self.output_dim)))
         self.built = True
+        if self._initial_weights is not None:
+            w = self._initial_weights
+            self.set_weights(list(w) if isinstance(w, (list, tuple)) else [w])
 
     def forward(self, inputs: Tensor) -> Tensor:
         ids = inputs if not inputs.is_floating_point() else inputs.round()

@@ -176,8 +176,14 @@ class Model(Layer):
     # -- summary and saving --------------------------------------------------------------------------
     def summary(self, line_length=None, positions=None, print_fn=None, expand_nested=False,
                 show_trainable=False, layer_range=None):
-        """Print Keras's table: layer (type), output shape, parameter count, and the totals."""
-        summary.print_summary(self, print_fn=print_fn)
+        """Print Keras's table: layer (type), output shape, parameter count, and the totals;
+        ``line_length``/``positions`` size the columns, ``show_trainable`` adds Keras's Trainable
+        column. ``expand_nested`` and ``layer_range`` are refused (not implemented)."""
+        if expand_nested or layer_range is not None:
+            raise ValueError(f"{self.name}.summary: expand_nested=True and layer_range are not supported "
+                             f"by rnnkit.keras")
+        summary.print_summary(self, print_fn=print_fn, line_length=line_length, positions=positions,
+                              show_trainable=show_trainable)
 
     def save(self, filepath, overwrite=True, zipped=None) -> None:
         """``m.keras``: Keras 3's own zip (config.json, metadata.json, model.weights.h5 with the

@@ -68,13 +68,47 @@ def _node_index(model, t) -> int:
     return same.index(t.node)
 
 
-def print_summary(model, print_fn=None) -> None:
+def _fit_widths(widths: list[int], line_length: int, positions) -> list[int]:
+    """Column widths for a table ``line_length`` characters wide, split at ``positions`` (fractions
+    or absolute character positions, as Keras takes them); long cells are cut to fit."""
+    n = len(widths)
+    if positions is None:  # Keras's splits for 3 and 4 columns; otherwise the natural proportions
+        natural = [sum(w + 3 for w in widths[:i + 1]) / sum(w + 3 for w in widths) for i in range(n)]
+        positions = {3: [0.45, 0.85, 1.0], 4: [0.3, 0.6, 0.70, 1.0]}.get(n, natural)
+    if len(positions) != n:
+        raise ValueError(f"summary: positions must have {n} entries (one per column), got {positions!r}")
+    if all(p <= 1 for p in positions):
+        positions = [int(line_length * p) for p in positions]
+    edges = [0] + list(positions)
+    # each column draws 3 characters of border and padding around its text
+    return [max(edges[i + 1] - edges[i] - 3, 4) for i in range(n)]
+
+
+def _trainable_flags(model) -> list[str]:
+    def flag(layer):
+        params = list(layer.parameters()) if hasattr(layer, "parameters") else []
+        return "-" if not params else ("Y" if any(p.requires_grad for p in params) else "N")
+    if hasattr(model, "_nodes"):  # functional: one row per input, then one per call
+        return ["-"] * len(model._flat_inputs) + [flag(n.layer) for n in model._nodes]
+    return [flag(layer) for layer in model.layers]
+
+
+def print_summary(model, print_fn=None, line_length=None, positions=None, show_trainable=False) -> None:
     emit = print_fn or print
     table, connected = rows(model)
     headers = ["Layer (type)", "Output Shape", "Param #"] + (["Connected to"] if connected else [])
-    minimum = [31, 22, 13, 17]
+    minimum = [31, 22, 13] + ([17] if connected else [])
+    if show_trainable:  # Keras's extra column: Y (trainable), N (frozen), - (no weights)
+        headers.append("Trainable")
+        minimum.append(9)
+        trainable = _trainable_flags(model)
+        table = [r + [trainable[i]] for i, r in enumerate(table)]
     widths = [max([minimum[i], len(headers[i])] + [len(r[i]) for r in table]) for i in range(len(headers))]
-    right = [False, False, True, False]
+    if line_length is not None or positions is not None:
+        widths = _fit_widths(widths, line_length or sum(w + 3 for w in widths) + 1, positions)
+        widths = [max(w, len(h)) for w, h in zip(widths, headers)]  # headers are never cut
+        table = [[v[:w] for v, w in zip(r, widths)] for r in table]
+    right = [False, False, True] + [False] * (len(headers) - 3)
 
     def line(left, mid, end, fill):
         return left + mid.join(fill * (w + 2) for w in widths) + end
