@@ -34,7 +34,7 @@ def main(argv=None) -> None:
     p.add_argument("--threads", type=int, default=1)
     p.add_argument("--data", default=os.environ.get("RNNKIT_DATA", "../shared/data"))
     args = p.parse_args(argv)
-    print(f"| series | h | model | MAE | RMSE | MASE | MASE mean over 1..H | train s |")
+    print("| series | h | model | MAE | RMSE | MASE | MASE mean over 1..H | train s |")
     print("|---|---|---|---|---|---|---|---|")
     for name, horizon in SERIES:
         path = Path(args.data) / "timeseries" / name

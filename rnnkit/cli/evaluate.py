@@ -16,7 +16,8 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p = subparsers.add_parser(
         "evaluate", help="a run's metrics on new data (any task), or the n-gram baseline",
         description="Score a trained model on data: the task's metrics (a language model: "
-                    "perplexity and bits per character, or per word). With --baseline ngram, fit a Kneser-Ney "
+                    "perplexity and bits per character, or per word). With --baseline ngram, fit a "
+                    "Kneser-Ney "
                     "character n-gram model on the training part of --data and score its "
                     "validation part: the split and normalisation of RUN when given.",
         formatter_class=argparse.ArgumentDefaultsHelpFormatter)

@@ -36,7 +36,8 @@ CONFIGS = {  # name: (input I, hidden H, layers L, batch B, steps T)
 }
 CELLS = ("RNN", "GRU", "LSTM")
 GATES = {"RNN": 1, "GRU": 3, "LSTM": 4}
-CONTENDERS = ("rnnkit", "rnnkit bf16", "torch.nn", "torch.nn autocast-bf16", "textbook loop", "keras3 (torch)")
+CONTENDERS = ("rnnkit", "rnnkit bf16", "torch.nn", "torch.nn autocast-bf16", "textbook loop",
+              "keras3 (torch)")
 
 
 def cpu_model() -> str:
@@ -253,7 +254,8 @@ def bench_memory(configs=("b", "c"), contenders_=("rnnkit", "torch.nn"), out=pri
 def header(peak32: float, peak16: float) -> str:
     which = "wall" if clock is CLOCKS["wall"] else "CPU"
     return (f"CPU: {cpu_model()}, {os.cpu_count()} logical CPUs, torch {torch.__version__} with "
-            f"{torch.get_num_threads()} threads; {which} time.\nMeasured matrix-product peak (2048×2048): fp32 "
+            f"{torch.get_num_threads()} threads; {which} time.\n"
+            f"Measured matrix-product peak (2048×2048): fp32 "
             f"{peak32:.0f} GFLOP/s, bf16 {peak16:.0f} GFLOP/s.\nConfigs: " +
             "; ".join(f"({k}) I={v[0]} H={v[1]} L={v[2]} B={v[3]} T={v[4]}" for k, v in CONFIGS.items()))
 

@@ -215,7 +215,8 @@ class ForecastTask(Task):
         return ((note + "\n" if note else "") +
                 f"data: {s.name}: {len(s.values)} {s.step}s of {s.columns} ({self.n_train} training, "
                 f"{self.n_val} validation, {self.n_test} test); lookback {self.lookback}, horizon "
-                f"{self.config.horizon}, season {self.season}, reference {self.reference}; model: {n:,} parameters on {self.device}")
+                f"{self.config.horizon}, season {self.season}, reference {self.reference}; "
+                f"model: {n:,} parameters on {self.device}")
 
     def config_sections(self):
         return {**super().config_sections(),

@@ -42,7 +42,8 @@ def test_loader_reads_quoted_crlf_files_and_reports_gaps(tmp_path):
 @pytest.mark.parametrize("text, kwargs, message", [
     ("Month,Value\n1950-01,1\n1950-02,x\n", {}, r"row 3: column 'Value' holds 'x', expected a number"),
     ("Month,Value\n1950-01,1\n1950-02,\n1950-03,3\n", {}, r"row 3: column 'Value' is missing.*--fill"),
-    ("Month,Value\n1950-01,1\n", {"columns": ["Sales"]}, r"no column 'Sales'; the columns are \['Month', 'Value'\]"),
+    ("Month,Value\n1950-01,1\n", {"columns": ["Sales"]},
+     r"no column 'Sales'; the columns are \['Month', 'Value'\]"),
     ("Month,Value\nJan,1\n", {}, r"row 2: column 'Month' holds 'Jan', expected an ISO date"),
     ("Month,Value\n1950-02,1\n1950-01,2\n", {}, r"row 3: date 1950-01 does not come after 1950-02"),
     ("Month,Value\n1950-01,1,7\n", {}, r"row 2: 3 fields, expected 2"),
