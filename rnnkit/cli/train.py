@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from rnnkit.tasks import base, get_task, task_names
 from rnnkit.train import TrainConfig
@@ -26,14 +27,16 @@ def task_from_argv(argv: list[str] | None) -> str:
         if arg.startswith("--task="):
             return arg.split("=", 1)[1]
     for i, arg in enumerate(argv):
-        run = argv[i + 1] if arg == "--resume" and i + 1 < len(argv) else (
-            arg.split("=", 1)[1] if arg.startswith("--resume=") else None)
-        if run:
-            try:
-                from rnnkit.train import RunFolder
-                return RunFolder(run).task_name()
-            except (OSError, ValueError):
-                return DEFAULT_TASK  # the run's own errors are reported when it is loaded
+        for flag in ("--resume", "--config"):
+            run = argv[i + 1] if arg == flag and i + 1 < len(argv) else (
+                arg.split("=", 1)[1] if arg.startswith(flag + "=") else None)
+            if run:
+                try:
+                    from rnnkit.train import RunFolder
+                    folder = RunFolder(run if flag == "--resume" else Path(run).parent)
+                    return folder.read_config(verify=False)["task"]
+                except (OSError, ValueError):
+                    return DEFAULT_TASK  # the run's own errors are reported when it is loaded
     return DEFAULT_TASK
 
 
@@ -52,7 +55,13 @@ def add_parser(subparsers, argv: list[str] | None = None) -> argparse.ArgumentPa
     p.add_argument("--out", metavar="RUN", default=None,
                    help="run folder to create (default: runs/<data>-<cell>-<date-time>)")
     p.add_argument("--resume", metavar="RUN", default=None,
-                   help="continue this run exactly (a new --steps/--epochs/--minutes extends it)")
+                   help="continue this run exactly; a new budget extends it by a new schedule phase "
+                        "(--steps/--epochs: the total; --minutes: more time)")
+    p.add_argument("--config", metavar="RUN/config.json", default=None,
+                   help="replay the run this config.json records (its options, measured steps and "
+                        "plan) into --out")
+    p.add_argument("--force", action="store_true",
+                   help="replace the run already in --out (never done without it)")
     p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=True,
                    help="show a progress bar (default: on)")
     task_group = p.add_argument_group(f"data, model and batches (--task {task_cls.name})")
@@ -72,7 +81,8 @@ def run(args: argparse.Namespace):
         raise ValueError(f"--task {args.task}: the flags were read for --task {args.task_class.name}; "
                          f"build the parser with this command line (build_parser(argv))")
     options = {**given_options(task_cls.Config, args), **given_options(TrainConfig, args)}
-    return base.train(task_cls, out=args.out, resume=args.resume, progress=args.progress, **options)
+    return base.train(task_cls, out=args.out, resume=args.resume, config=args.config, force=args.force,
+                      progress=args.progress, **options)
 
 
 def exit_code(result) -> int:

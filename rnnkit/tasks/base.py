@@ -27,7 +27,9 @@ each with a ``format_*`` that turns its result into what the command line prints
 """
 from __future__ import annotations
 
+import json
 import re
+import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
@@ -36,8 +38,11 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
+from rnnkit.errors import CheckpointError, ConfigError, DataError, RnnkitError
 from rnnkit.train import ProgressBar, RunFolder, RunFolderError, TrainConfig, Trainer, resolve_device
-from rnnkit.train.checkpoint import CONFIG
+from rnnkit.train.checkpoint import CONFIG, LOCK, OWN_FILES, VOCAB
+from rnnkit.train.runtime import RunLock
+from rnnkit.train.trainer import check_plan
 from rnnkit.train.config import describe, from_dict, to_dict
 
 #: options of the trainer a resumed run may change; every other change would make it another run
@@ -148,9 +153,10 @@ class Task:
         return "".join(f"{p}\n" for p in predictions)
 
     @classmethod
-    def read_configs(cls, run: RunFolder) -> tuple[Any, TrainConfig, dict]:
-        """The run's task options, trainer options and model arguments from config.json."""
-        d = run.read_config(cls.name)
+    def read_configs(cls, run: RunFolder, *, verify: bool = True) -> tuple[Any, TrainConfig, dict]:
+        """The run's task options, trainer options and model arguments from config.json (the files
+        it binds checked unless ``verify=False``)."""
+        d = run.read_config(cls.name, verify=verify)
         section = cls.config_section()
         try:
             return (from_dict(cls.Config, d[section], where=f"{run / CONFIG} [{section}]"),
@@ -194,7 +200,7 @@ def resume_configs(task_cls: type[Task], run: RunFolder, options: dict) -> tuple
     changed = {k: v for k, v in options.items() if getattr(cfg if k in own else tr_cfg, k, v) != v}
     refused = sorted(set(changed) - set(RESUMABLE_OPTIONS))
     if refused:
-        raise ValueError(f"resume: {refused} cannot change when resuming {run.path} (it would be "
+        raise ConfigError(f"resume: {refused} cannot change when resuming {run.path} (it would be "
                          f"another run); only {list(RESUMABLE_OPTIONS)} can")
     tr = to_dict(tr_cfg)
     if any(k in options for k in ("epochs", "steps", "minutes")):
@@ -203,47 +209,155 @@ def resume_configs(task_cls: type[Task], run: RunFolder, options: dict) -> tuple
     return cfg, TrainConfig(**tr)
 
 
-def train(task_cls: type[Task], *, out=None, resume=None, progress: bool = True, callbacks=(),
-          echo: Callable[[str], None] | None = print, **options):
+def read_replay(task_cls: type[Task] | None, path) -> tuple[type[Task], Any, TrainConfig, list[dict]]:
+    """The task, configurations and plan of a config.json to replay (`train` with ``config=``)."""
+    from rnnkit.tasks import get_task
+    path = Path(path)
+    folder = RunFolder(path.parent)
+    if path.name != CONFIG:
+        raise ConfigError(f"--config: expected a run's {CONFIG}, got {str(path)!r}")
+    d = folder.read_config(verify=False)
+    cls = task_cls or get_task(d["task"])
+    if cls.name != d["task"]:
+        raise ConfigError(f"--config {path} is a {d['task']!r} run; --task {cls.name} was given")
+    cfg, tr_cfg, _ = cls.read_configs(folder, verify=False)
+    plan = (d.get("plan") or {}).get("phases")
+    if plan is None:
+        raise ConfigError(f"--config {path} has no \"plan\" (written by an older rnnkit?): "
+                          f"nothing to replay")
+    return cls, cfg, tr_cfg, check_plan(plan, f"{path} [plan]")
+
+
+def prepare_out(run: RunFolder, force: bool) -> None:
+    """Refuse to write over an existing run unless ``force``; with it, remove the old run."""
+    if not run.path.exists():
+        return
+    if not run.path.is_dir():
+        raise ConfigError(f"out: {str(run.path)!r} is a file, not a folder")
+    entries = [p.name for p in run.path.iterdir() if p.name != LOCK]
+    if not entries:
+        return
+    if run.exists() and not run.has_checkpoint() and not force:
+        raise ConfigError(f"out: {str(run.path)!r} holds a run stopped before its first checkpoint; "
+                          f"start it again with --resume {run.path} (its saved configuration, from "
+                          f"step 0), or replace it with --force")
+    if not force:
+        what = "a run" if run.exists() else "files (not a complete run)"
+        hint = f"continue it with --resume {run.path}, " if run.exists() else ""
+        raise ConfigError(f"out: {str(run.path)!r} already holds {what}; {hint}choose another --out, "
+                          f"or --force to replace it")
+    known = OWN_FILES | {VOCAB}
+    if not run.exists() and not all(n in known or n.startswith(".") for n in entries):
+        raise ConfigError(f"out: {str(run.path)!r} holds files that are not an rnnkit run "
+                          f"({sorted(entries)[:5]}); --force only replaces run folders")
+    for p in run.path.iterdir():
+        if p.name == LOCK:
+            continue
+        shutil.rmtree(p) if p.is_dir() else p.unlink()
+
+
+def train(task_cls: type[Task], *, out=None, resume=None, config=None, force: bool = False,
+          progress: bool = True, callbacks=(), echo: Callable[[str], None] | None = print, **options):
     """Train ``task_cls`` with ``options`` (its `Config`'s fields and `TrainConfig`'s); returns the
-    `rnnkit.train.FitResult` (``.run`` is the run folder). ``resume=RUN`` continues that run exactly
-    (only `RESUMABLE_OPTIONS` may change). ``echo=None`` prints nothing."""
+    `rnnkit.train.FitResult` (``.run`` is the run folder).
+
+    ``resume=RUN`` continues that run exactly (only `RESUMABLE_OPTIONS` may change; a new budget
+    adds a phase, see `rnnkit.train.trainer`); a run stopped before its first checkpoint starts again
+    from step 0 with its saved configuration. ``config=RUN/config.json`` replays that run (its
+    options, recorded measurements and plan) into ``out``. ``out`` must not hold a run unless
+    ``force``. ``echo=None`` prints nothing."""
     echo = echo or (lambda text: None)
+    plan = None
     if resume is not None:
+        if config is not None:
+            raise ConfigError("give --resume RUN or --config FILE, not both")
         run = RunFolder(resume)
-        cfg, tr_cfg = resume_configs(task_cls, run, options)
+        run.require(CONFIG)
     else:
-        own, tr = split_options(task_cls, options)
-        if task_cls.default_budget and not {"epochs", "steps", "minutes"} & set(tr):
-            tr.update(task_cls.default_budget)
-        cfg, tr_cfg = task_cls.Config(**own), TrainConfig(**tr)
+        if config is not None:
+            task_cls, cfg, tr_cfg, plan = read_replay(task_cls, config)
+            extra = sorted(set(options) - {"threads", "device", "log_every"})
+            if extra:
+                raise ConfigError(f"--config replays a run as recorded; {extra} cannot be given with it "
+                                  f"(only threads, device and log_every)")
+            tr_cfg = TrainConfig(**{**to_dict(tr_cfg), **options})
+        else:
+            own, tr = split_options(task_cls, options)
+            if task_cls.default_budget and not {"epochs", "steps", "minutes"} & set(tr):
+                tr.update(task_cls.default_budget)
+            cfg, tr_cfg = task_cls.Config(**own), TrainConfig(**tr)
         run = RunFolder(out if out is not None else default_run_name(task_cls, cfg))
-        if run.exists():
-            raise ValueError(f"out: {str(run.path)!r} already holds a run; continue it with "
-                             f"--resume {run.path} (resume=...) or choose another --out")
-    echo(f"run folder: {run.path}" + (" (resuming)" if resume is not None else ""))
+    created = not run.path.exists()
+    lock = RunLock(run.path)
+    lock.acquire()
+    try:
+        if lock.stale:
+            echo(f"note: {run.path} was locked by {lock.stale}, which is gone (killed?); taking it over")
+        if resume is not None:
+            cfg, tr_cfg = resume_configs(task_cls, run, options)
+            plan = (run.read_config(task_cls.name).get("plan") or {}).get("phases")
+        else:
+            prepare_out(run, force)
+        return _train(task_cls, run, cfg, tr_cfg, plan, resume is not None, config is not None,
+                      progress, callbacks, echo)
+    finally:
+        lock.release()
+        if created and [p.name for p in run.path.iterdir()] == [LOCK]:  # nothing written: no trace
+            (run / LOCK).unlink()
+            run.path.rmdir()
+
+
+def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: bool, replay: bool,
+           progress: bool, callbacks, echo):
+    restart = resuming and not run.has_checkpoint()
+    echo(f"run folder: {run.path}" + (" (resuming)" if resuming and not restart else "") +
+         (" (stopped before its first checkpoint: starting again from step 0 with its saved "
+          "configuration)" if restart else ""))
     if tr_cfg.threads:
         torch.set_num_threads(tr_cfg.threads)
     task = task_cls(cfg, tr_cfg, resolve_device(tr_cfg.device))
-    task.load_data(run if resume is not None else None, None if progress else False)
-    if resume is None:
-        task.choose(echo)
-    task.check()
-    echo("configuration:\n" + describe(task.config) + "\n" + describe(task.train_config))
-    tr_cfg = task.train_config
-    torch.manual_seed(tr_cfg.seed)
-    task.model = task.build_model().to(task.device)
+    try:
+        task.load_data(run if resuming else None, None if progress else False)
+    except RnnkitError:
+        raise
+    except (ValueError, UnicodeError) as exc:   # OSError (a missing file) keeps its own type
+        raise DataError(str(exc)) from exc
+    try:
+        if not resuming and not replay:
+            task.choose(echo)    # may build and time a model (the language model's recipe)
+        task.check()
+        echo("configuration:\n" + describe(task.config) + "\n" + describe(task.train_config))
+        tr_cfg = task.train_config
+        torch.manual_seed(tr_cfg.seed)
+        task.model = task.build_model().to(task.device)
+    except (RuntimeError, MemoryError) as exc:
+        first = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+        if not (isinstance(exc, MemoryError) or "alloc" in first.lower() or "out of memory" in first):
+            raise
+        raise ConfigError(f"the model of these options cannot be built here ({first}); choose a smaller "
+                          f"--hidden / --layers / --embedding") from None
     echo(task.describe_data())
-    if resume is None:
-        run.path.mkdir(parents=True, exist_ok=True)
+    sections = task.config_sections()
+    if resuming:
+        saved = run.read_config(task_cls.name)
+        if saved.get("model") != json.loads(json.dumps(sections.get("model"))):
+            raise CheckpointError(f"{run / CONFIG}: its \"model\" section {saved.get('model')!r:.300} "
+                                  f"differs from the model its options build; the file was damaged or "
+                                  f"edited")
+    else:
         task.save_artifacts(run)
-        run.write_config(task_cls.name, task.config_sections())
     task.start()
     cbs = list(task.callbacks())
     if progress:
         cbs.append(ProgressBar())
-    trainer = Trainer(task, tr_cfg, run, callbacks=[*cbs, *callbacks], resume=resume is not None,
-                      echo=echo)
+    trainer = Trainer(task, tr_cfg, run, callbacks=[*cbs, *callbacks], resume=resuming and not restart,
+                      echo=echo, plan=plan)
+    new_plan = trainer.prepare()
+    if new_plan != plan or not resuming:
+        measured = getattr(task, "measured", None)
+        if resuming:
+            measured = (saved.get("plan") or {}).get("recipe")
+        run.write_config(task_cls.name, {**sections, "plan": {"phases": new_plan, "recipe": measured}})
     result = trainer.fit()
     result.run = run.path
     if result.status in ("interrupted", "stopped"):

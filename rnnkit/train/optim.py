@@ -61,9 +61,10 @@ def clip_grad_norm(params: list[torch.Tensor], max_norm: float) -> torch.Tensor:
 class Schedule:
     """Sets each parameter group's learning rate from the step: ``lr * warmup(step) * shape(step)``.
 
-    The cosine's progress is ``step / total_steps``, or, for a budget in minutes, the share of the
-    time spent (``progress`` of :meth:`set`). Call :meth:`set` after each optimizer step and
-    :meth:`observe` after each validation.
+    The cosine's progress is ``step / total_steps``; with ``phases`` (the trainer's plan: a list of
+    ``(start, end)`` steps), the shape runs once per phase: warm-up and the cosine over the first,
+    a warm restart of the cosine from ``lr`` at the start of each later one (an extended run).
+    Call :meth:`set` after each optimizer step and :meth:`observe` after each validation.
     """
 
     def __init__(self, optimizer: torch.optim.Optimizer, cfg: TrainConfig,
@@ -72,6 +73,7 @@ class Schedule:
         self.kind, self.base_lr, self.warmup = cfg.schedule, cfg.learning_rate, cfg.warmup
         self.final, self.factor, self.patience = cfg.final_lr, cfg.plateau_factor, cfg.plateau_patience
         self.total_steps = total_steps
+        self.phases: list[tuple[int, int]] | None = None
         self.scale = 1.0            # plateau's accumulated cuts
         self.best = math.inf        # plateau: best validation loss so far
         self.bad = 0                # plateau: validations since the best
@@ -81,11 +83,17 @@ class Schedule:
         """The multiplier of the base learning rate for optimizer step ``step + 1`` (0-based);
         ``progress`` in [0, 1] replaces ``step / total_steps`` for the cosine."""
         f = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
-        if self.kind == "cosine" and (progress is not None or self.total_steps):
+        later = self.phases and len(self.phases) > 1 and step >= self.phases[1][0]
+        if self.kind == "cosine" and later:
+            start, end = next(((a, b) for a, b in reversed(self.phases) if a <= step), self.phases[-1])
+            t = min(1.0, (step - start) / max(1, end - start))
+            f = self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))
+        elif self.kind == "cosine" and (progress is not None or self.total_steps or self.phases):
             if progress is not None:
                 t = progress
             else:
-                span = max(1, self.total_steps - self.warmup)
+                total = self.phases[0][1] if self.phases else self.total_steps
+                span = max(1, total - self.warmup)
                 t = min(1.0, max(0, step - self.warmup) / span)
             f *= self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))
         return f * self.scale

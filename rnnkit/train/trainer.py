@@ -20,11 +20,20 @@ and optionally (defaults in brackets)::
     task.train_metrics(loss)    extra training-log metrics from the mean loss, e.g. {"ppl": ...} [{}]
     task.plot_metric            the second panel of curves.png [the primary metric]
 
-The trainer owns the rest: optimizer and schedule, gradient clipping, the budget (steps, epochs or
-wall-clock minutes), validation every ``eval_every`` steps with best-by-validation checkpoints, the
-history, SIGINT/SIGTERM (finish the step, write the last checkpoint, return), a non-finite loss (stop,
-name the step, keep the last good checkpoint) and exact resumption (optimizer, schedule, RNG, data
-position, pending log window: a resumed run's losses equal an uninterrupted run's, bit for bit).
+The trainer owns the rest: optimizer and schedule, gradient clipping, the budget, validation every
+``eval_every`` steps with best-by-validation checkpoints, the history, SIGINT/SIGTERM (finish the
+step, write the last checkpoint, return), a non-finite loss (stop, name the step, keep the last good
+checkpoint) and exact resumption (optimizer, schedule, RNG, data position, pending log window: a
+resumed run's losses equal an uninterrupted run's, bit for bit).
+
+**A run is a function of its plan and seed.** The budget becomes a *plan* once, before the first
+step: a list of phases ``{"start", "end", "eval_every", "budget"}`` in steps. Steps and epochs
+convert by arithmetic; a budget in minutes by `calibrate` (a few timed steps and one timed
+validation on a throwaway copy of the state, so the run itself is untouched), whose measurements
+the phase records. The plan is saved (config.json's ``"plan"``, and the trainer state), so
+resuming, or replaying config.json, never measures again. A new budget given on resume starts a new
+phase at the current step (`extend_plan`): the schedule restarts its shape there (a warm restart)
+and the phase is recorded, so the extended run can be replayed exactly too.
 
 The per-step path has no host-device synchronisation: losses are kept as tensors and read once per
 ``log_every`` steps.
@@ -32,28 +41,34 @@ The per-step path has no host-device synchronisation: losses are kept as tensors
 from __future__ import annotations
 
 import contextlib
+import copy
 import math
 import time
 from dataclasses import dataclass
 
 import torch
 
+from rnnkit.errors import CheckpointError, ConfigError, RnnkitError
 from rnnkit.train import history as hist
-from rnnkit.train.checkpoint import BEST, CURVES, LAST, RunFolder, RunFolderError
+from rnnkit.train.checkpoint import CURVES, LAST, RunFolder, load_weights_file, weights_of
 from rnnkit.train.config import TrainConfig
 from rnnkit.train.optim import Schedule, build_optimizer, clip_grad_norm
 from rnnkit.train.runtime import StopOnSignals, rng_state, set_rng_state
 
-STATE_VERSION = 1
+STATE_VERSION = 2
 #: aim for about this many validations in a run when ``eval_every`` is not given
 VALIDATIONS_PER_RUN = 20
 #: with a budget in minutes, validations take at most about this share of it (and at least 3 happen)
 VALIDATION_SHARE = 0.05
+#: calibration of a budget in minutes: time steps for at least this long (and this share of the
+#: budget), at least `CALIBRATION_MIN_STEPS` steps, at most `CALIBRATION_MAX_STEPS`
+CALIBRATION_SECONDS, CALIBRATION_SHARE = 2.0, 0.01
+CALIBRATION_MIN_STEPS, CALIBRATION_MAX_STEPS = 5, 200
 #: redraw curves.png at most this often (seconds) during a run; always at its end
 PLOT_EVERY_S = 60.0
 
 
-class TrainingDiverged(RuntimeError):
+class TrainingDiverged(RnnkitError, RuntimeError):
     """The loss (or gradient norm) became NaN or infinite; ``.step`` is the first bad step."""
 
     def __init__(self, message: str, step: int):
@@ -72,15 +87,37 @@ class FitResult:
     run: object = None         # the run folder's path (set by the task that ran it)
 
 
+def budget_dict(cfg: TrainConfig) -> dict:
+    kind, value = cfg.budget
+    return {kind: value}
+
+
+def check_plan(plan, where: str = "plan") -> list[dict]:
+    """``plan`` (from config.json or a trainer state) checked: contiguous phases of whole steps."""
+    ok = isinstance(plan, list) and plan
+    for i, ph in enumerate(plan if ok else []):
+        ok = ok and isinstance(ph, dict) and all(
+            type(ph.get(k)) is int for k in ("start", "end", "eval_every")) and ph["eval_every"] >= 1 \
+            and ph["start"] <= ph["end"] and ph["start"] == (plan[i - 1]["end"] if i else 0) \
+            and isinstance(ph.get("budget"), dict)
+    if not ok:
+        raise CheckpointError(f"{where} is corrupt: expected a list of phases {{\"start\", \"end\", "
+                              f"\"eval_every\", \"budget\"}} in whole steps, each starting where the "
+                              f"last ended, got {plan!r:.200}")
+    return plan
+
+
 class Trainer:
     """Runs ``task`` under ``config`` writing into ``run`` (a `RunFolder`, a path, or None for none).
 
     ``resume=True`` continues from the run's last checkpoint (the task must already hold the same
-    configuration). ``echo`` prints messages (replaced by the progress bar's writer while it runs).
+    configuration). ``plan``: the run's phases (config.json's, when a run folder has one); None: made
+    from the budget (or, on resume, read from the checkpoint) -- see the module docstring.
+    ``echo`` prints messages (replaced by the progress bar's writer while it runs).
     """
 
     def __init__(self, task, config: TrainConfig, run=None, *, callbacks=(), resume: bool = False,
-                 echo=print):
+                 echo=print, plan: list[dict] | None = None):
         self.task, self.cfg = task, config
         self.model = task.model
         self.run = run if isinstance(run, RunFolder) or run is None else RunFolder(run)
@@ -88,6 +125,7 @@ class Trainer:
             raise ValueError("Trainer: resume=True needs a run folder to resume from")
         self.callbacks = list(callbacks)
         self.resume, self.echo = resume, echo
+        self.plan = None if plan is None else [dict(p) for p in check_plan(plan)]
         self.step = 0
         self.history: list[dict] = []
         self.best: dict | None = None
@@ -98,8 +136,6 @@ class Trainer:
         self.higher_is_better = bool(getattr(task, "higher_is_better", False))
         self.count_unit = getattr(task, "count_unit", "examples")
         self._since_best = 0        # validations since the primary metric last improved
-        self.total_steps: int | None = None
-        self.eval_every: int | None = config.eval_every
         self.stop_reason: str | None = None
         self._window: list[torch.Tensor] = []       # per-step losses since the last log (tensors)
         self._norms: list[torch.Tensor] = []
@@ -107,11 +143,16 @@ class Trainer:
         self._carried: list[float] = []             # window losses read back (resume, interrupt)
         self._norms_carried: list[float] = []
         self._validated_at = -1
-        self._calibrating = None
+        self._best_weights: dict | None = None      # the best weights not yet in a checkpoint
         self._last_plot = 0.0
+        self._prepared = False
 
     # -- setup ----------------------------------------------------------------------------------
-    def _setup(self) -> None:
+    def prepare(self) -> list[dict]:
+        """Build the optimizer, restore the checkpoint (on resume) and settle the plan (measuring a
+        budget in minutes); returns the plan. `fit` calls it when it was not called before."""
+        if self._prepared:
+            return self.plan
         cfg = self.cfg
         if cfg.threads:
             torch.set_num_threads(cfg.threads)
@@ -119,64 +160,75 @@ class Trainer:
         self.optimizer = build_optimizer(self.model, cfg)
         self._params = [p for g in self.optimizer.param_groups for p in g["params"]]
         self._ema = [p.detach().clone() for p in self._params] if cfg.ema else None
-        kind, value = cfg.budget
-        if kind == "steps":
-            self.total_steps = int(value)
-        elif kind == "epochs":
-            self.total_steps = max(1, math.ceil(value * self.task.steps_per_epoch))
-        self.deadline_s = value * 60 if kind == "minutes" else None
-        self.schedule = Schedule(self.optimizer, cfg, self.total_steps)
+        self.schedule = Schedule(self.optimizer, cfg)
         if self.resume:
-            same_budget = self._load() == [kind, value]
-            self.schedule.total_steps = self.total_steps
-            if not same_budget and cfg.eval_every is None:
-                self.eval_every = None
-            self.schedule.set(self.step, self._time_fraction())
-        if self.total_steps is not None and self.eval_every is None:
-            self.eval_every = max(1, math.ceil(self.total_steps / VALIDATIONS_PER_RUN))
+            saved_plan = self._load()
+            if self.plan is None:
+                self.plan = saved_plan
+        if self.plan is None:
+            self.plan = []
+        self.plan = extend_plan(self, self.plan, cfg)
+        self.schedule.phases = [(p["start"], p["end"]) for p in self.plan]
+        self.schedule.total_steps = self.plan[-1]["end"]
+        self.schedule.set(self.step)
         self._autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                           if cfg.precision == "bf16" else contextlib.nullcontext())
+        self._prepared = True
+        return self.plan
 
-    def _load(self) -> list:
-        """Restore the last checkpoint; returns the budget the run was saved with."""
+    @property
+    def total_steps(self) -> int | None:
+        return self.plan[-1]["end"] if self.plan else None
+
+    @property
+    def phase(self) -> dict:
+        """The phase the next step belongs to (the last one once the plan is done)."""
+        return next((p for p in self.plan if p["start"] <= self.step < p["end"]), self.plan[-1])
+
+    @property
+    def eval_every(self) -> int | None:
+        return self.phase["eval_every"] if self.plan else self.cfg.eval_every
+
+    def _load(self) -> list[dict]:
+        """Restore the last checkpoint; returns the plan it was saved with."""
         run = self.run
         state = run.load_trainer_state()
-        weights_step = run.load_weights(LAST, self.model)
+        weights_step = load_weights_file(run.checkpoint_file(LAST), self.model)
         if weights_step != state["step"]:
-            raise RunFolderError(f"{run.path}: {LAST} is from step {weights_step} but "
-                                 f"trainer_state.pt from step {state['step']}; the checkpoint was "
-                                 f"cut short while being written and cannot be resumed exactly")
+            raise CheckpointError(f"{run.path}: {LAST} is from step {weights_step} but "
+                                  f"trainer_state.pt from step {state['step']}; the checkpoint is "
+                                  f"inconsistent and cannot be resumed exactly")
         if state.get("version") != STATE_VERSION:
-            raise RunFolderError(f"{run.path}: trainer_state.pt has version {state.get('version')!r}, "
-                                 f"expected {STATE_VERSION}")
+            raise CheckpointError(f"{run.path}: trainer_state.pt has version {state.get('version')!r}, "
+                                  f"expected {STATE_VERSION}")
         try:
             self.optimizer.load_state_dict(state["optimizer"])
             self.schedule.load_state_dict(state["schedule"])
             self.task.load_state_dict(state["task"])
             set_rng_state(state["rng"])
-        except (KeyError, ValueError, RuntimeError, TypeError) as exc:
-            raise RunFolderError(f"{run.path}: trainer_state.pt does not fit this run's "
-                                 f"configuration ({type(exc).__name__}: {exc})") from None
-        self.step, self.elapsed, self.seen = state["step"], state["elapsed"], state["tokens"]
-        self._since_best = state.get("since_best", 0)
-        self.eval_every = self.eval_every or state["eval_every"]
-        self.best, self.last_val = state["best"], state["last_val"]
-        self._carried, self._window_count = list(state["window"]), state["window_tokens"]
-        self._norms_carried = list(state["window_norms"])
+            self.step, self.elapsed, self.seen = state["step"], state["elapsed"], state["tokens"]
+            self._since_best = state.get("since_best", 0)
+            self.best, self.last_val = state["best"], state["last_val"]
+            self._carried, self._window_count = list(state["window"]), state["window_tokens"]
+            self._norms_carried = list(state["window_norms"])
+            plan = check_plan(state["plan"], f"{run.path}: trainer_state.pt's plan")
+        except (KeyError, ValueError, RuntimeError, TypeError, AttributeError) as exc:
+            raise CheckpointError(f"{run.path}: trainer_state.pt does not fit this run's "
+                                  f"configuration ({type(exc).__name__}: {exc})") from None
         if self._ema is not None:
             if state.get("ema") is None or len(state["ema"]) != len(self._ema):
-                raise RunFolderError(f"{run.path}: trainer_state.pt holds no averaged weights for "
-                                     f"ema={self.cfg.ema}")
+                raise CheckpointError(f"{run.path}: trainer_state.pt holds no averaged weights for "
+                                      f"ema={self.cfg.ema}")
             self._ema = [t.to(p.device) for t, p in zip(state["ema"], self._params)]
-        self.history = [r for r in run.read_history() if r["step"] <= self.step]
-        return list(state["budget"])
+        self.history = run.read_history()
+        return plan
 
     def state_dict(self) -> dict:
         pending = self._carried + [float(x) for x in self._window]
         norms = self._norms_carried + [float(x) for x in self._norms]
         return {"version": STATE_VERSION, "step": self.step, "elapsed": self.elapsed,
-                "tokens": self.seen, "budget": list(self.cfg.budget), "since_best": self._since_best,
-                "eval_every": self.eval_every, "best": self.best,
+                "tokens": self.seen, "plan": self.plan, "since_best": self._since_best,
+                "best": self.best,
                 "last_val": self.last_val, "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(), "rng": rng_state(),
                 "task": self.task.state_dict(), "window": pending, "window_norms": norms,
@@ -185,29 +237,22 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> FitResult:
-        self._setup()
+        self.prepare()
         cfg, task, model, opt, params = self.cfg, self.task, self.model, self.optimizer, self._params
         if self.run is not None and not self.resume:
-            self.checkpoint(best=True)  # the folder is complete from the start
+            self._best_weights = weights_of(model)
+            self.checkpoint()  # the folder is complete from the start
         for cb in self.callbacks:
             cb.on_train_start(self)
         model.train()
         t_start = time.perf_counter() - self.elapsed
         self._last_plot = time.perf_counter()
         self._t_log, self._paused = time.perf_counter(), 0.0
-        if self.deadline_s is not None:
-            if self.elapsed >= self.deadline_s:
-                self.stop_reason = (f"the run already used its {self.deadline_s / 60:g} minutes "
-                                    f"({self.step} steps)")
-            elif self.eval_every is None:
-                self._calibrating = (self.step + 3, None)  # time steps from here to space validations
-        elif self.step >= self.total_steps:
+        if self.step >= self.total_steps:
             self.stop_reason = f"the run already did {self.step} of its {self.total_steps} steps"
         status = "finished"
         with StopOnSignals(self):
-            while self.total_steps is None or self.step < self.total_steps:
-                if self.deadline_s is not None and self.elapsed >= self.deadline_s:
-                    break
+            while self.step < self.total_steps:
                 batch = task.next_batch()
                 with self._autocast:
                     loss_sum, count = task.loss(batch)
@@ -221,29 +266,25 @@ class Trainer:
                     self._update_average()
                 self.step += 1
                 self.elapsed = time.perf_counter() - t_start
-                self.schedule.set(self.step, self._time_fraction())
+                self.schedule.set(self.step)
                 self._window.append(loss.detach())
                 self._window_count += count
                 for cb in self.callbacks:
                     cb.on_step_end(self)
-                if self._calibrating is not None:
-                    self._calibrate()
-                out_of_time = self.deadline_s is not None and self.elapsed >= self.deadline_s
-                validate = out_of_time or (self.eval_every is not None and (
-                    self.step % self.eval_every == 0 or self.step == self.total_steps))
+                phase = next(p for p in self.plan if p["start"] < self.step <= p["end"])
+                validate = (self.step - phase["start"]) % phase["eval_every"] == 0 \
+                    or self.step == phase["end"]
                 if self.step % cfg.log_every == 0 or validate:
                     self._log()
                 if validate and self._validated_at != self.step:
                     self.validate()
-                if out_of_time:
-                    break
                 if self.stop_reason:
                     status = "interrupted" if self.stop_reason.startswith("SIG") else "stopped"
                     self._carried, self._norms_carried = self._read_window()
                     self._window, self._norms = [], []
                     break
         if self.run is not None:
-            self.checkpoint(best=False)
+            self.checkpoint()
             self._write_plot(force=True)
         result = FitResult(status, self.step, self.best, self.last_val, self._message(status),
                            self.stop_reason)
@@ -264,35 +305,6 @@ class Trainer:
             return True
         best = self.best[self.primary]
         return value > best if self.higher_is_better else value < best
-
-    def _time_fraction(self) -> float | None:
-        """With a budget in minutes, the schedule follows the share of the time spent (so it ends
-        where the budget does, however fast the machine turns out to be); else None (steps)."""
-        return None if self.deadline_s is None else min(1.0, self.elapsed / self.deadline_s)
-
-    def _calibrate(self) -> None:
-        """Budget in minutes: after a few timed steps and one timed validation, space the
-        validations about evenly over the time left (within `VALIDATION_SHARE` of it)."""
-        start_step, t0 = self._calibrating
-        if self.step == start_step:
-            self._calibrating = (start_step, time.perf_counter())
-            return
-        if t0 is None:
-            return
-        spent = time.perf_counter() - t0
-        n = self.step - start_step
-        if not ((n >= 5 and spent >= min(2.0, 0.01 * self.deadline_s)) or n >= 200):
-            return
-        self._calibrating = None
-        step_s = spent / n
-        self._log()
-        t = time.perf_counter()
-        self.validate()
-        eval_s = time.perf_counter() - t
-        left = max(0.0, self.deadline_s - self.elapsed - eval_s)
-        evals = max(3, min(VALIDATIONS_PER_RUN, int(VALIDATION_SHARE * left / max(eval_s, 1e-6))))
-        more = max(1, int((left - evals * eval_s) / step_s))
-        self.eval_every = max(1, math.ceil((self.step + more) / evals))
 
     def _read_window(self) -> tuple[list[float], list[float]]:
         """The losses and gradient norms since the last log, read from the device at once (the one
@@ -376,11 +388,10 @@ class Trainer:
             for cb in self.callbacks:  # inside: a callback sees the weights that were validated
                 cb.on_validation(self, record)
             if is_best and self.run is not None:
-                self.run.path.mkdir(parents=True, exist_ok=True)
-                self.run.save_weights(BEST, self.model, self.step)
+                self._best_weights = weights_of(self.model)  # written by the next checkpoint
         value = metrics[self.primary]
         self.schedule.observe(-value if self.higher_is_better else value)
-        self.schedule.set(self.step, self._time_fraction())
+        self.schedule.set(self.step)
         self.history.append(record)
         self.last_val = {k: v for k, v in record.items() if not isinstance(v, str)}
         if is_best:
@@ -396,21 +407,22 @@ class Trainer:
                                     f"early stopping: no finite validation {self.primary} in "
                                     f"{patience} validations")
         if self.run is not None:
-            self.checkpoint(best=False)
+            self.checkpoint()
             self._write_plot()
         self._paused += time.perf_counter() - t
         return record
 
     # -- checkpoints ----------------------------------------------------------------------------
-    def checkpoint(self, best: bool) -> None:
-        """Write the last checkpoint (and the best weights when ``best``) and the history."""
-        run = self.run
-        run.path.mkdir(parents=True, exist_ok=True)
-        if best:
-            run.save_weights(BEST, self.model, self.step)
-        run.save_weights(LAST, self.model, self.step)
-        run.save_trainer_state(self.state_dict())
-        run.write_history(self.history)
+    def checkpoint(self) -> None:
+        """Write a checkpoint (the latest weights, the best ones when a validation improved since
+        the last checkpoint, the trainer state and the history) and switch the run to it at once."""
+        best, self._best_weights = self._best_weights, None
+        try:
+            self.run.save_checkpoint(self.step, weights_of(self.model), best, self.state_dict(),
+                                     self.history)
+        except BaseException:
+            self._best_weights = best  # not written: the next checkpoint writes them
+            raise
 
     def _write_plot(self, force: bool = False) -> None:
         now = time.perf_counter()
@@ -436,8 +448,8 @@ class Trainer:
             cause = (f"the learning rate ({lr:g} with {cfg.optimizer}) is too high for this model "
                      f"and data; retry with a lower --lr (say {lr / 4:g}) or with --warmup")
         kept = (f"the last good checkpoint is kept in {self.run.path} (step "
-                f"{self.run.load_trainer_state()['step']})" if self.run is not None
-                and (self.run / "trainer_state.pt").is_file() else "no checkpoint was written")
+                f"{self.run.read_manifest()['step']})" if self.run is not None
+                and self.run.has_checkpoint() else "no checkpoint was written")
         message = f"training stopped: {what} at step {step}. Likely cause: {cause}. {kept}."
         result = FitResult("diverged", step, self.best, self.last_val, message, "diverged")
         for cb in self.callbacks:
@@ -465,3 +477,104 @@ def _val_line(r: dict) -> str:
     if train:
         line += f" | training: {train}"
     return line + (" | best" if r["best"] else "")
+
+
+# -- the plan: a budget turned into steps once -----------------------------------------------------
+def extend_plan(trainer: Trainer, plan: list[dict], cfg: TrainConfig) -> list[dict]:
+    """``plan`` with the budget of ``cfg`` applied at ``trainer.step``: unchanged when the last
+    phase already has that budget; else a new phase from the current step (the current phase is cut
+    there). Steps and epochs are totals (the run goes on to that many); minutes are more training
+    time, measured into steps by `calibrate`."""
+    budget = budget_dict(cfg)
+    if plan and plan[-1]["budget"] == budget:
+        return plan
+    kind, value = cfg.budget
+    step = trainer.step
+    measured = None
+    if kind == "steps":
+        end = int(value)
+    elif kind == "epochs":
+        end = max(1, math.ceil(value * trainer.task.steps_per_epoch))
+    else:
+        measured = calibrate(trainer, value)
+        end = step + measured["steps"]
+    if end <= step:
+        raise ConfigError(f"{kind}: the run is at step {step} already; a budget of {value:g} {kind} "
+                          f"({end} steps in all) would not train it further (steps and epochs count "
+                          f"from the start of the run)")
+    n = end - step
+    eval_every = cfg.eval_every or (measured["eval_every"] if measured else
+                                    max(1, math.ceil(n / VALIDATIONS_PER_RUN)))
+    plan = [dict(p) for p in plan]
+    if plan:
+        plan[-1]["end"] = min(plan[-1]["end"], step)
+        if plan[-1]["start"] == plan[-1]["end"]:  # a phase that never ran leaves no trace
+            plan.pop()
+    phase = {"start": step, "end": end, "eval_every": eval_every, "budget": budget}
+    if measured:
+        phase["measured"] = {k: v for k, v in measured.items() if k not in ("steps", "eval_every")}
+    return plan + [phase]
+
+
+def calibrate(trainer: Trainer, minutes: float) -> dict:
+    """How many steps (and validations) fit in ``minutes`` here: time a few training steps after two
+    warm-up ones, and one validation, on a throwaway copy of the state (the model's weights, the
+    task's data position and carried state, the RNG are restored after: the run itself does not
+    change). Returns ``{"steps", "eval_every", "step_seconds", "validation_seconds",
+    "calibration_seconds", "minutes"}``."""
+    task, model, cfg = trainer.task, trainer.model, trainer.cfg
+    t_begin = time.perf_counter()
+    saved_weights = {k: v.detach().clone() for k, v in model.state_dict().items()}
+    saved_task = copy.deepcopy(task.state_dict())
+    device = next(model.parameters()).device
+    devices = [device.index or 0] if device.type == "cuda" else []
+    budget_s = minutes * 60
+    autocast = (torch.autocast(device.type, dtype=torch.bfloat16) if cfg.precision == "bf16"
+                else contextlib.nullcontext())
+    with torch.random.fork_rng(devices=devices):
+        opt = build_optimizer(model, cfg)
+        params = [p for g in opt.param_groups for p in g["params"]]
+        model.train()
+        steps, t0, spent = 0, 0.0, 0.0
+        while True:
+            with autocast:
+                loss_sum, count = task.loss(task.next_batch())
+                loss = loss_sum / count
+            opt.zero_grad(set_to_none=True)
+            loss.backward()
+            if cfg.clip > 0:
+                clip_grad_norm(params, cfg.clip)
+            opt.step()
+            float(loss.detach())   # wait for the device
+            steps += 1
+            if steps == 2:
+                t0 = time.perf_counter()
+            elif steps > 2:
+                n, spent = steps - 2, time.perf_counter() - t0
+                long_enough = spent >= min(CALIBRATION_SECONDS, CALIBRATION_SHARE * budget_s)
+                if (n >= CALIBRATION_MIN_STEPS and long_enough) or n >= CALIBRATION_MAX_STEPS:
+                    break
+        step_s = spent / (steps - 2)
+        model.eval()
+        t = time.perf_counter()
+        with torch.no_grad(), autocast:
+            task.evaluate()
+        eval_s = time.perf_counter() - t
+        model.train()
+    opt.zero_grad(set_to_none=True)
+    del opt
+    for p in model.parameters():
+        p.grad = None
+    with torch.no_grad():
+        model.load_state_dict(saved_weights)
+    task.load_state_dict(saved_task)
+    spent_s = time.perf_counter() - t_begin
+    left = max(0.0, budget_s - spent_s - eval_s)
+    evals = max(3, min(VALIDATIONS_PER_RUN, int(VALIDATION_SHARE * left / max(eval_s, 1e-6))))
+    n = max(1, int((left - evals * eval_s) / step_s))
+    eval_every = cfg.eval_every or max(1, math.ceil(n / evals))
+    trainer.echo(f"budget: {minutes:g} minutes -> {n:,} steps (measured {step_s * 1e3:.1f} ms a step, "
+                 f"{eval_s:.2f} s a validation), validating every {eval_every}; recorded in the plan, "
+                 f"so resuming and replaying do not measure again")
+    return {"steps": n, "eval_every": eval_every, "minutes": minutes, "step_seconds": step_s,
+            "validation_seconds": eval_s, "calibration_seconds": spent_s}

@@ -40,8 +40,8 @@ def test_train_resume_generate_evaluate(tmp_path, text, capsys):
     out = capsys.readouterr().out
     assert f"run folder: {run}" in out and "hidden = 16" in out          # the resolved config
     assert "step 6 (epoch" in out and "validation: loss" in out and "training: loss" in out
-    for name in ("config.json", "vocab.json", "model.safetensors", "last.safetensors",
-                 "trainer_state.pt", "history.jsonl", "curves.png", "samples.txt"):
+    for name in ("config.json", "vocab.json", "model.safetensors", "checkpoint.json",
+                 "history.jsonl", "curves.png", "samples.txt"):
         assert (run / name).is_file(), name
     assert main(["train", "--resume", str(run), "--steps", "18", "--no-progress"]) == 0
     assert "(resuming)" in capsys.readouterr().out
@@ -89,8 +89,9 @@ def test_sigterm_writes_the_last_checkpoint_and_says_how_to_resume(tmp_path, tex
     assert main(["train", "--resume", str(run), "--steps", str(state_step + 2), "--no-progress"]) == 0
 
 
-def run_error(capsys, argv) -> str:
-    assert main(argv) == 1
+def run_error(capsys, argv, status: int) -> str:
+    """The one-line error of ``argv``; its exit status says the kind: 2 usage, 3 data, 4 run folder."""
+    assert main(argv) == status
     err = capsys.readouterr().err
     assert "Traceback" not in err and err.startswith(f"rnnkit {argv[0]}: error: ")
     return err
@@ -99,35 +100,37 @@ def run_error(capsys, argv) -> str:
 def test_bad_input_is_one_clear_line(tmp_path, text, capsys):
     empty = tmp_path / "empty.txt"
     empty.write_text("")
-    assert "is empty" in run_error(capsys, ["train", "--data", str(empty), *TINY])
+    assert "is empty" in run_error(capsys, ["train", "--data", str(empty), *TINY], 3)
     short = tmp_path / "short.txt"
     short.write_text("too short " * 5)
-    assert "fewer than one batch needs" in run_error(capsys, ["train", "--data", str(short), *TINY])
-    err = run_error(capsys, ["train", "--data", "timemashine", *TINY])
+    assert "fewer than one batch needs" in run_error(capsys, ["train", "--data", str(short), *TINY], 2)
+    err = run_error(capsys, ["train", "--data", "timemashine", *TINY], 3)
     assert "known names: shakespeare, stdlib, timemachine" in err
-    assert "does not exist" in run_error(capsys, ["train", "--data", str(tmp_path / "no.txt"), *TINY])
+    assert "does not exist" in run_error(capsys, ["train", "--data", str(tmp_path / "no.txt"), *TINY],
+                                         3)
     binary = tmp_path / "latin1.txt"
     binary.write_bytes(b"caf\xe9 " * 400)
-    assert "at byte offset 3" in run_error(capsys, ["train", "--data", str(binary), *TINY])
+    assert "at byte offset 3" in run_error(capsys, ["train", "--data", str(binary), *TINY], 3)
     (tmp_path / "folder").mkdir()
     assert "holds no .txt files" in run_error(capsys, ["train", "--data", str(tmp_path / "folder"),
-                                                       *TINY])
+                                                       *TINY], 3)
     assert "refused for language models" in run_error(capsys, ["train", "--data", str(text),
-                                                               "--bidirectional", *TINY])
+                                                               "--bidirectional", *TINY], 2)
     run = tmp_path / "run"
     assert main(["train", "--data", str(text), "--out", str(run), "--steps", "2", *TINY]) == 0
     capsys.readouterr()
-    assert "length must be an int >= 1" in run_error(capsys, ["generate", str(run), "--length", "0"])
+    assert "length must be an int >= 1" in run_error(capsys, ["generate", str(run), "--length", "0"], 2)
     assert "temperature must be >= 0" in run_error(capsys, ["generate", str(run),
-                                                            "--temperature", "-0.5"])
+                                                            "--temperature", "-0.5"], 2)
     assert "['Ω'] are not in the run's vocabulary" in run_error(capsys, ["generate", str(run),
-                                                                        "--prompt", "Ω"])
-    assert "does not exist" in run_error(capsys, ["generate", str(tmp_path / "norun")])
-    (run / "trainer_state.pt").write_bytes(b"junk")
-    assert "trainer_state.pt is corrupt" in run_error(capsys, ["train", "--resume", str(run)])
-    (run / "model.safetensors").unlink()
-    assert "has no model.safetensors" in run_error(capsys, ["evaluate", str(run), "--data",
-                                                            str(text)])
+                                                                        "--prompt", "Ω"], 2)
+    assert "does not exist" in run_error(capsys, ["generate", str(tmp_path / "norun")], 4)
+    checkpoint = run / json.loads((run / "checkpoint.json").read_text())["folder"]
+    (checkpoint / "trainer_state.pt").write_bytes(b"junk")
+    assert "trainer_state.pt is damaged" in run_error(capsys, ["train", "--resume", str(run)], 4)
+    (checkpoint / "model.safetensors").unlink()
+    assert "model.safetensors is missing" in run_error(capsys, ["evaluate", str(run), "--data",
+                                                                str(text)], 4)
 
 
 def test_python_dash_m_runs_the_same_program():

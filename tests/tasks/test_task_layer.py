@@ -41,7 +41,7 @@ def test_cli_refuses_an_unknown_task_listing_the_known_ones(capsys):
     ({"format": "rnnkit.run", "version": 99, "task": "lm"}, "format version 99"),
     ({"format": "rnnkit.run", "version": "1", "task": "lm"}, "format version '1'"),
     ({"format": "other", "version": 1, "task": "lm"}, "not the configuration of an rnnkit run"),
-    ({"format": "rnnkit.run", "version": 1}, "names no task"),
+    ({"format": "rnnkit.run", "version": 2}, "names no task"),
 ])
 def test_run_folder_refuses_an_unknown_envelope(tmp_path, envelope, message):
     (tmp_path / "config.json").write_text(json.dumps(envelope))
@@ -177,5 +177,5 @@ def test_predict_and_evaluate_dispatch_on_the_runs_task(lm_run, capsys):
 
 
 def test_predict_needs_inputs(lm_run, capsys):
-    assert main(["predict", str(lm_run)]) == 1
+    assert main(["predict", str(lm_run)]) == 2   # a usage error
     assert "give one or more texts, or --input FILE" in capsys.readouterr().err

@@ -15,7 +15,7 @@ import torch
 from torch import nn
 
 from rnnkit.train import Callback, RunFolderError, TrainConfig, Trainer, TrainingDiverged
-from rnnkit.train.checkpoint import BEST, LAST, TRAINER_STATE, RunFolder
+from rnnkit.train.checkpoint import BEST, CHECKPOINTS, LAST, MANIFEST, TRAINER_STATE, RunFolder, weights_of
 
 
 class ToyTask:
@@ -152,60 +152,69 @@ def test_no_clipping_names_exploding_gradients_as_the_cause():
 def test_run_folder_contents(tmp_path):
     Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
     run = RunFolder(tmp_path / "r")
-    for name in (BEST, LAST, TRAINER_STATE, "history.jsonl", "curves.png"):
+    for name in (BEST, MANIFEST, "history.jsonl", "curves.png"):
         assert (run / name).is_file(), name
+    manifest = run.read_manifest()
+    assert manifest["step"] == 24 and len(list((run / CHECKPOINTS).iterdir())) == 1  # older ones gone
+    for name in (BEST, LAST, TRAINER_STATE, "history.jsonl"):
+        assert run.checkpoint_file(name).parent == run.path / manifest["folder"]
     assert not (run / "samples.txt").exists()  # samples are the language model's (its callback)
     assert (run / "curves.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     records = [json.loads(line) for line in (run / "history.jsonl").read_text().splitlines()]
+    assert records == run.read_history()   # the top-level copy is the checkpoint's history
     val = [r for r in records if r["split"] == "val"]
     assert [r["step"] for r in val] == [6, 12, 18, 24]
     best = min(val, key=lambda r: r["loss"])
     model = ToyTask().model
     assert run.load_weights(BEST, model) == best["step"]
-    assert not [p for p in (run.path).iterdir() if p.name.endswith(".tmp")]
+    assert not [p for p in (run.path).rglob("*") if p.name.endswith(".tmp")]
 
 
 def test_corrupt_or_mismatched_checkpoint_is_a_clear_error(tmp_path):
     Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
     run = RunFolder(tmp_path / "r")
-    (run / TRAINER_STATE).write_bytes(b"not a checkpoint")
-    with pytest.raises(RunFolderError, match="trainer_state.pt is corrupt"):
+    state_path = run.checkpoint_file(TRAINER_STATE)
+    state_path.write_bytes(b"not a checkpoint")
+    with pytest.raises(RunFolderError, match="trainer_state.pt is damaged"):
         Trainer(ToyTask(), TrainConfig(**CFG), run, resume=True, echo=lambda s: None).fit()
-    (run / LAST).write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
-    with pytest.raises(RunFolderError, match="last.safetensors is corrupt"):
+    last = run.path / run.read_manifest()["folder"] / LAST
+    last.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
+    with pytest.raises(RunFolderError, match="last.safetensors is damaged"):
         run.load_weights(LAST, ToyTask().model)
-    (run / LAST).unlink()
-    with pytest.raises(RunFolderError, match="has no last.safetensors"):
+    last.unlink()
+    with pytest.raises(RunFolderError, match="last.safetensors is missing"):
         run.load_weights(LAST, ToyTask().model)
 
 
-def test_half_written_checkpoint_pair_is_refused(tmp_path):
+def test_inconsistent_checkpoint_is_refused(tmp_path):
+    """A trainer state and weights from different steps (checksums made to match, so only the
+    step stamps disagree) are refused, not resumed."""
     t = Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", callbacks=[StopAt(6)],
                 echo=lambda s: None)
     t.fit()
     state = t.run.load_trainer_state()
     state["step"] = 5
-    t.run.save_trainer_state(state)
+    t.run.save_checkpoint(6, weights_of(t.model), None, state, t.history)
     with pytest.raises(RunFolderError, match="from step 6 but trainer_state.pt from step 5"):
         Trainer(ToyTask(), TrainConfig(**CFG), t.run, resume=True, echo=lambda s: None).fit()
 
 
-def test_minutes_budget_follows_the_clock_and_ends_with_a_validation():
+def test_minutes_budget_becomes_a_step_budget_once():
+    """A budget in minutes is measured into steps before the first step (on a throwaway copy of the
+    state), and then the run is exactly the run of that many steps: same losses, same weights."""
     cfg = TrainConfig(**{**CFG, "steps": None, "minutes": 0.02, "eval_every": None, "warmup": 0})
-    lrs = []
-
-    class Watch(Callback):
-        def on_step_end(self, trainer):
-            lrs.append((trainer.elapsed, trainer.optimizer.param_groups[0]["lr"]))
-
-    t = Trainer(ToyTask(), cfg, None, callbacks=[Watch()], echo=lambda s: None)
+    t = Trainer(ToyTask(), cfg, None, echo=lambda s: None)
     res = t.fit()
-    assert res.status == "finished" and t.elapsed >= 1.2
-    assert t.eval_every >= 1 and t.history[-1]["split"] == "val"
-    assert t.history[-1]["step"] == res.step
-    for elapsed, lr in lrs[1:]:   # cosine over the share of the 1.2 s spent
-        frac = min(1.0, elapsed / 1.2)
-        assert lr == pytest.approx(0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * frac))))
+    (phase,) = t.plan
+    assert res.status == "finished" and res.step == phase["end"] > 0
+    assert phase["budget"] == {"minutes": 0.02} and phase["measured"]["step_seconds"] > 0
+    assert t.history[-1]["split"] == "val" and t.history[-1]["step"] == res.step
+    same = TrainConfig(**{**CFG, "steps": phase["end"], "eval_every": phase["eval_every"], "warmup": 0})
+    u = Trainer(ToyTask(), same, None, echo=lambda s: None)
+    u.fit()
+    assert train_losses(u.history) == train_losses(t.history)
+    for a, b in zip(t.model.parameters(), u.model.parameters()):
+        assert torch.equal(a, b)
 
 
 def test_resuming_a_finished_run_does_nothing_until_the_budget_grows(tmp_path):
@@ -215,7 +224,22 @@ def test_resuming_a_finished_run_does_nothing_until_the_budget_grows(tmp_path):
     assert res.step == 24 and "already did 24 of its 24 steps" in res.reason
     more = Trainer(ToyTask(), TrainConfig(**{**CFG, "steps": 30}), tmp_path / "r", resume=True,
                    echo=lambda s: None)
+    lrs = []
+
+    class Watch(Callback):
+        def on_step_end(self, trainer):
+            lrs.append(trainer.optimizer.param_groups[0]["lr"])
+
+    more.callbacks.append(Watch())
     assert more.fit().step == 30
+    # the extension is a recorded phase with its own cosine (a warm restart), not a jump back
+    # into the old schedule: steps 25..30 follow lr * cos-shape((step - 24) / 6)
+    assert [(p["start"], p["end"]) for p in more.plan] == [(0, 24), (24, 30)]
+    want = [0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 6))) for k in range(1, 7)]
+    assert lrs == pytest.approx(want)
+    with pytest.raises(ValueError, match="at step 30 already"):
+        Trainer(ToyTask(), TrainConfig(**{**CFG, "steps": 28}), tmp_path / "r", resume=True,
+                echo=lambda s: None).fit()
 
 
 def test_averaged_weights_are_the_warmed_up_moving_average(tmp_path):

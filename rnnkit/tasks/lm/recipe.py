@@ -68,10 +68,13 @@ def budget_passes(tr: TrainConfig, train_tokens: int, batch_tokens: int, tokens_
     return value * 60 * tokens_per_s() / train_tokens
 
 
-def choose(cfg, tr: TrainConfig, train_tokens: int, tokens_per_s) -> tuple[object, TrainConfig, str]:
+def choose(cfg, tr: TrainConfig, train_tokens: int, tokens_per_s,
+           record: dict | None = None) -> tuple[object, TrainConfig, str]:
     """``cfg`` (`LMConfig`) and ``tr`` with their unset fields chosen; and one line saying why.
 
-    ``tokens_per_s()`` is called (once) only when the budget is in minutes."""
+    ``tokens_per_s()`` is called (once) only when the budget is in minutes. ``record`` (a dict)
+    receives what was measured and chosen (``tokens_per_s``, ``passes``, ``chosen``): config.json
+    keeps it, and the chosen values themselves, so a resumed or replayed run never measures again."""
     auto = [f for f in ("layers", "batch_size", "dropout") if getattr(cfg, f) is None]
     auto_lr = tr.lr is None and tr.optimizer in ("adam", "adamw")
     if not auto and not auto_lr:
@@ -95,6 +98,9 @@ def choose(cfg, tr: TrainConfig, train_tokens: int, tokens_per_s) -> tuple[objec
     if auto_lr:
         tr = dataclasses.replace(tr, lr=base["lr"])
     measured = f" at a measured {speed['v']:,.0f} tokens/s" if speed else ""
+    if record is not None:
+        record.update(tokens_per_s=speed.get("v"), passes=passes, recipe=kind,
+                      chosen={k: getattr(cfg, k) for k in auto} | ({"lr": tr.lr} if auto_lr else {}))
     why = (f"recipe: the budget reads the training text ~{passes:.1f} times with one layer{measured}: "
            f"{kind}-text recipe: " + ", ".join(f"{k} {getattr(cfg, k)}" for k in auto) +
            (f", lr {tr.lr:g}" if auto_lr else "") + " (set any of them to override)")

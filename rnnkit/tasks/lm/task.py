@@ -10,6 +10,8 @@ from __future__ import annotations
 import dataclasses
 import math
 
+import torch
+
 from rnnkit.data import RandomBatcher, SequentialBatcher, Vocab, load_vocab
 from rnnkit.data.atomic import atomic_write
 from rnnkit.tasks.base import Task
@@ -38,9 +40,11 @@ class LanguageModelTask(Task):
         self.vocab = self.data.vocab
 
     def choose(self, echo):
+        self.measured = {}   # config.json's record of what the recipe measured and chose
         cfg, tr_cfg, why = recipe.choose(
             self.config, self.train_config, len(self.data.train_ids),
-            lambda: recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device))
+            lambda: recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device),
+            record=self.measured)
         self.config = cfg
         self.train_config = dataclasses.replace(tr_cfg, lr=tr_cfg.learning_rate)
         if why:
@@ -119,6 +123,21 @@ class LanguageModelTask(Task):
             self.state = None
         else:
             self.state = tuple(s.to(self.device) for s in d["state"])
+
+    def merge_shard_states(self, states: list[dict]) -> dict:
+        """Distributed: the ranks' states (the same data position, each its own streams' carried
+        state) as one, the streams in rank order: what a single process would hold."""
+        merged = dict(states[0])
+        if all(s["state"] is not None for s in states):
+            merged["state"] = [torch.cat(parts, dim=1) for parts in zip(*(s["state"] for s in states))]
+        else:
+            merged["state"] = None
+        return merged
+
+    def take_shard(self, rank: int, world: int) -> None:
+        """Keep this rank's streams of a (merged) carried state ``(L, B, H)``."""
+        if self.state is not None and world > 1:
+            self.state = tuple(torch.tensor_split(s, world, dim=1)[rank] for s in self.state)
 
     def callbacks(self):
         cfg = self.config
