@@ -28,6 +28,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
+from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell
+from rnnkit.cells.gru import gru_pointwise
+from rnnkit.cells.lstm import lstm_pointwise
+from rnnkit.cells.rnn import ACTIVATIONS
 from rnnkit.generate import sample_next
 
 _MODE_CODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}  # sampler.cpp
@@ -57,8 +61,8 @@ class Sampler:
         self.num_layers, self.hidden_size = stack.num_layers, stack.hidden_size
         self.vocab_size = head.out_features
         self.mode = _mode(stack)
-        self.fast_unavailable = self._fast_unavailable()
-        if self.fast_unavailable is None:
+        self._fast_path_reason = self._why_no_fast_path()
+        if self._fast_path_reason is None:
             with torch.no_grad():
                 self._prepare()
 
@@ -84,7 +88,7 @@ class Sampler:
     def step(self, ids: Tensor, state: tuple[Tensor, ...]):
         """One step: tokens ``ids`` ``(B,)`` and ``state`` -> ``(logits (B, V), new state)``."""
         with torch.inference_mode():
-            if self.fast_unavailable is not None:
+            if self._fast_path_reason is not None:
                 return self.prime(ids.unsqueeze(1), state)
             state = tuple(s.clone(memory_format=torch.contiguous_format) for s in state)
             return self._fast_step(ids, state), state
@@ -109,14 +113,24 @@ class Sampler:
                 token = sample_next(logits, temperature, top_k, top_p, generator)
                 tokens.append(token)
                 if i + 1 < length:
-                    if self.fast_unavailable is None:
+                    if self._fast_path_reason is None:
                         logits = self._fast_step(token, state)
                     else:
                         logits, state = self.prime(token.unsqueeze(1), state)
         return torch.stack(tokens, 1)
 
     # -- preparation ----------------------------------------------------------------------------
-    def _fast_unavailable(self) -> str | None:
+    def fast_path_unavailable(self) -> str | None:
+        """Why this sampler steps through the stack's own forward instead of its fast step, or None
+        (`rnnkit.core.fast_paths` names the same idea for the engine's kernels)."""
+        return self._fast_path_reason
+
+    @property
+    def fast_unavailable(self) -> str | None:
+        """The former name of `fast_path_unavailable` (still used by callers outside the engine)."""
+        return self._fast_path_reason
+
+    def _why_no_fast_path(self) -> str | None:
         if self.mode is None:
             return f"{type(self.stack).__name__} is not a stack of stock cells (RNN, LSTM, GRU)"
         if getattr(self.stack, "proj_size", 0):
@@ -203,22 +217,17 @@ class Sampler:
         return torch.addmm(self._head_b, x, self._head_w)               # (B, V)
 
     def _cell(self, pre: Tensor, h: Tensor, c: Tensor | None) -> None:
-        """The element-wise part of one step from the pre-activations ``pre`` (overwritten):
-        writes the new ``h`` (and ``c``) into the state's own storage."""
+        """The element-wise part of one step from the pre-activations ``pre``, by the cells' own
+        definitions (`rnnkit.cells`): writes the new ``h`` (and ``c``) into the state's storage."""
         H = self.hidden_size
         if self.mode == "lstm":                                         # i, f, g, o
-            g = torch.tanh(pre[:, 2 * H:3 * H])
-            s = pre.sigmoid_()
-            c.mul_(s[:, H:2 * H]).addcmul_(s[:, :H], g)
-            torch.mul(s[:, 3 * H:], torch.tanh(c), out=h)
+            h_new, c_new = lstm_pointwise(pre, c)
+            c.copy_(c_new)
         elif self.mode == "gru":                                        # r+z summed, x_n, h_n
-            rz = pre[:, :2 * H].sigmoid_()
-            n = torch.addcmul(pre[:, 2 * H:3 * H], rz[:, :H], pre[:, 3 * H:]).tanh_()
-            h.sub_(n).mul_(rz[:, H:]).add_(n)                           # n + z (h - n)
-        elif self.mode == "rnn_relu":
-            h.copy_(pre.relu_())
+            h_new = gru_pointwise(pre[:, :2 * H], pre[:, 2 * H:3 * H], pre[:, 3 * H:], h)
         else:
-            torch.tanh(pre, out=h)
+            h_new = ACTIVATIONS["relu" if self.mode == "rnn_relu" else "tanh"](pre)
+        h.copy_(h_new)
 
 
 def _mode(stack: nn.Module) -> str | None:
@@ -232,7 +241,6 @@ def _mode(stack: nn.Module) -> str | None:
     cells = getattr(stack, "cells", None)
     if not cells:
         return None
-    from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell
     if not all(type(c) in (GRUCell, LSTMCell, SimpleRNNCell) for c in cells):
         return None
     modes = {c.fused_mode for c in cells}

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor
 
 from rnnkit.core import native
+from rnnkit.core.fast_paths import fast_path_unavailable
 from rnnkit.core.higher_order import keeps_graph, recompute_grads
 from rnnkit.core.kernels import run_loop
 
@@ -202,28 +203,17 @@ class NativeLayerNormGRU(torch.autograd.Function):
         return None, d_xp, d_h0, d_W, d_g, d_b if ctx.has_bias else None, None
 
 
-def native_ln_unavailable(cell, xp: Tensor) -> str | None:
-    """Why `NativeLayerNormLSTM` / `NativeLayerNormGRU` cannot run ``cell`` on ``xp``, or None."""
-    from rnnkit.cells.layernorm import LayerNormGRUCell, LayerNormLSTMCell
-    if type(cell) not in (LayerNormLSTMCell, LayerNormGRUCell):
-        return f"{type(cell).__name__} is not a stock LayerNormLSTMCell or LayerNormGRUCell"
-    if xp.device.type != "cpu" or xp.dtype not in (torch.float32, torch.float64):
-        return f"the C++ kernel runs float32/float64 on the CPU, got {xp.dtype} on {xp.device.type}"
-    if torch.is_autocast_enabled():
-        return "inside an autocast region (bf16 products) the PyTorch loop runs"
-    return native.unavailable()
-
-
 def run_cell_loop(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
                   masked_output: str, regularizers, training: bool):
     """The loop kernel for one layer and direction: the hand-written backward when the cell offers
     it and no per-step regulariser is active (in C++ for the layer-normalised LSTM and GRU without a
     mask), else the autograd loop (with the regularisers)."""
     stepper = regularizers.wrap(cell, training)
-    if stepper is cell and mask is None and native_ln_unavailable(cell, xp) is None:
+    if stepper is cell and mask is None and fast_path_unavailable(
+            [cell], "native_layernorm", dtype=xp.dtype, device=xp.device) is None:
         if cell.gates == 3:  # the GRU
-            h_seq, h_T = NativeLayerNormGRU.apply(cell, xp, state[0], cell.weight_hh, cell.ln_hh_weight,
-                                                  cell.bias_hh, cell.eps)
+            h_seq, h_T = NativeLayerNormGRU.apply(cell, xp, state[0], cell.weight_hh,
+                                                  cell.ln_hh_weight, cell.bias_hh, cell.eps)
             return h_seq, (h_T,)
         h_seq, h_T, c_T = NativeLayerNormLSTM.apply(
             cell, xp, state[0], state[1], cell.weight_hh, cell.ln_hh_weight, cell.bias_hh,

@@ -1,4 +1,4 @@
-"""The kernels that run cells over time, and the one pure function that chooses between them.
+"""The kernels that run cells over time (which one can serve: `rnnkit.core.fast_paths`).
 
 - ``fused``: a whole-sequence kernel for the stock cells, the fastest that can serve the call:
   - rnnkit's own C++ kernel for the GRU and the Elman RNN on the CPU (`rnnkit.core.fused_rnn`:
@@ -20,46 +20,11 @@ import torch
 from torch import Tensor, _VF
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
 
-from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell
-from rnnkit.core import native
+from rnnkit.core.fast_paths import fast_path_unavailable
 from rnnkit.core.fused_rnn import run_native
 from rnnkit.core.precision import effective as effective_precision
 
-KERNELS = ("auto", "fused", "loop")
-_STOCK = (SimpleRNNCell, LSTMCell, GRUCell)
-
-
-def fused_unavailable(cells, *, step_mask: bool = False, dtype: torch.dtype | None = None,
-                      native_kernel: bool = False, lengths: bool = False,
-                      device: torch.device | str | None = None) -> str | None:
-    """Why the fused kernel cannot serve this configuration, or None when it can.
-
-    With ``native_kernel=True``: why rnnkit's own C++ kernel (GRU and Elman RNN, CPU, unpadded
-    input) cannot serve it — then PyTorch's fused function does, if this returns None without
-    ``native_kernel``. The last condition builds the C++ kernels on first use (`native.unavailable`);
-    every other one is decided from the arguments alone."""
-    cell = cells[0]
-    if type(cell) not in _STOCK:
-        return f"{type(cell).__name__} is not one of PyTorch's stock cells"
-    if cell.fused_mode is None:
-        return f"{type(cell).__name__} with {cell.extra_repr()} has no fused PyTorch kernel"
-    if any(type(c) is not type(cell) or c.fused_mode != cell.fused_mode for c in cells):
-        return "the layers mix cell types"
-    if step_mask:
-        return "an arbitrary per-step mask (not lengths) needs the loop kernel"
-    if dtype is not None and dtype not in (torch.float32, torch.float64, torch.float16, torch.bfloat16):
-        return f"dtype {dtype} is not supported by the fused kernel"
-    if not native_kernel:
-        return None
-    if cell.fused_mode == "lstm":
-        return "the LSTM runs PyTorch's oneDNN kernel, already near the matrix-product peak"
-    if lengths:
-        return "lengths / packed sequences run PyTorch's fused kernel"
-    if dtype is not None and dtype not in (torch.float32, torch.float64):
-        return f"rnnkit's C++ kernel serves float32 and float64, not {dtype}"
-    if device is not None and torch.device(device).type != "cpu":
-        return f"rnnkit's C++ kernel runs on the CPU, not on {device}"
-    return native.unavailable()
+KERNELS = ("auto", "fused", "loop", "scan")
 
 
 def flat_weights(cells) -> list[Tensor]:
@@ -107,7 +72,7 @@ def run_fused_padded(cells, x, hx: tuple[Tensor, ...], lengths: Tensor | None, *
     data = x.data if packed else x
     precision = effective_precision(precision, data.dtype)
     if not packed and lengths is None:
-        if fused_unavailable(cells, dtype=x.dtype, native_kernel=True, device=x.device) is None:
+        if fast_path_unavailable(cells, "native", dtype=x.dtype, device=x.device) is None:
             return run_native(cells, x, hx, bf16=precision == "bf16", **args)
         return run_fused(cells, x, hx, precision=precision, **args)
     # not packed here means lengths were given (the unpadded case returned above)

@@ -32,17 +32,10 @@ from torch import Tensor
 from torch.nn import functional as F
 
 from rnnkit.core import native
+from rnnkit.core.fast_paths import fast_path_unavailable
 from rnnkit.core.higher_order import keeps_graph, recompute_grads
 
 ALGORITHMS = ("auto", "sequential", "parallel", "chunked")
-
-
-def scan_unavailable(cells) -> str | None:
-    """Why the scan kernel cannot serve these cells, or None when it can."""
-    for c in cells:
-        if not getattr(c, "linear_recurrence", False):
-            return f"{type(c).__name__} has a recurrence that is not linear in the state"
-    return None
 
 
 # -- the sequential scan ---------------------------------------------------------------------------
@@ -200,22 +193,11 @@ def scan_layer(cell, x: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
     """`run_scan` of ``cell`` on raw inputs ``x`` ``(T, B, I)``: the engine's entry point. Where
     `NativeMinScan` applies, the input projection is one product without the bias (adding the bias
     to a product's output costs a pass over ``(T, B, G*H)``; the kernel adds it on the fly)."""
-    if algorithm in ("auto", "sequential") and mask is None and native_scan_unavailable(cell, x) is None:
+    if (algorithm in ("auto", "sequential") and mask is None
+            and fast_path_unavailable([cell], "native_scan", dtype=x.dtype, device=x.device) is None):
         h = NativeMinScan.apply(F.linear(x, cell.weight_ih), cell.bias_ih, state[0], cell.gates)
         return h, (h[-1],)
     return run_scan(cell, cell.project_inputs(x), state, mask, masked_output, algorithm)
-
-
-def native_scan_unavailable(cell, xp: Tensor) -> str | None:
-    """Why `NativeMinScan` cannot run ``cell`` on ``xp``, or None."""
-    from rnnkit.cells.minimal import MinGRUCell, MinLSTMCell
-    if type(cell) not in (MinGRUCell, MinLSTMCell):
-        return f"{type(cell).__name__} is not a stock minGRU/minLSTM cell"
-    if xp.device.type != "cpu" or xp.dtype not in (torch.float32, torch.float64):
-        return f"the C++ scan runs float32/float64 on the CPU, got {xp.dtype} on {xp.device.type}"
-    if torch.is_autocast_enabled():
-        return "inside an autocast region (bf16 products) the PyTorch scan runs"
-    return native.unavailable()
 
 
 # -- the log-space parallel scan -------------------------------------------------------------------
@@ -310,7 +292,8 @@ def run_scan(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
     (h0,) = state
     T, B = xp.shape[0], xp.shape[1]
     if (algorithm in ("auto", "sequential") and mask is None
-            and native_scan_unavailable(cell, xp) is None):
+            and fast_path_unavailable([cell], "native_scan", dtype=xp.dtype,
+                                                             device=xp.device) is None):
         # the C++ scan has no per-step overhead: sequential is then the fastest at every size
         h = NativeMinScan.apply(xp, None, h0, cell.gates)
         return h, (h[-1],)

@@ -17,11 +17,10 @@ from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
 from rnnkit.cells import CELLS, Cell
 from rnnkit.core import checks
-from rnnkit.core.kernels import KERNELS, fused_unavailable, reverse_padded, run_fused_padded
+from rnnkit.core.kernels import KERNELS, run_fused_padded
 from rnnkit.core.precision import check_precision
-from rnnkit.core.bptt import run_cell_loop
+from rnnkit.core.recurrent import Recurrent, check_kernel, choose_kernel, layers_fast_path_unavailable
 from rnnkit.core.regularizers import Regularizers
-from rnnkit.core.scan import scan_layer, scan_unavailable
 
 
 class RecurrentStack(nn.Module):
@@ -33,9 +32,14 @@ class RecurrentStack(nn.Module):
     ``(out, states)`` with ``out`` ``(T, B, D*H_out)`` and ``states`` a tuple of ``(L*D, B, ·)``
     tensors (``(h_n,)``, or ``(h_n, c_n)`` for an LSTM), PyTorch's layout.
 
-    ``kernel``: ``"auto"`` (fused PyTorch kernel when it can serve, else the scan for cells whose
+    Each layer and direction is a `rnnkit.core.Recurrent` (``.layers``), which chooses and runs the
+    kernel; when the whole-sequence fused kernel can serve, the stack hands all layers and
+    directions to it in one call instead (the same numbers, one call).
+
+    ``kernel``: ``"auto"`` (fused kernel when it can serve, else the scan for cells whose
     recurrence is linear in the state, else the loop), ``"fused"``, ``"scan"`` or ``"loop"``. The
-    choice is visible as ``.kernel``; ``.fused_unavailable`` says why not fused.
+    choice is visible as ``.kernel``; ``.fast_path_unavailable(path)`` says why a fast path
+    (`rnnkit.core.fast_paths`) cannot serve.
 
     ``recurrent_dropout``, ``zoneout``, ``weight_drop``: regularisers of the recurrence, off by
     default (`rnnkit.core.regularizers`). ``precision``: "fp32" or "bf16" (the fused kernels' matrix
@@ -61,13 +65,13 @@ class RecurrentStack(nn.Module):
         if dropout > 0 and num_layers == 1:
             warnings.warn(f"{owner}: dropout={dropout} adds dropout after all but the last recurrent "
                           "layer, so it does nothing with num_layers=1", stacklevel=2)
-        if kernel not in (*KERNELS, "scan"):
-            raise ValueError(f"{owner}: kernel must be one of {(*KERNELS, 'scan')}, got {kernel!r}")
+        if kernel not in KERNELS:
+            raise ValueError(f"{owner}: kernel must be one of {KERNELS}, got {kernel!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.check_finite = bidirectional, check_finite
         self.num_directions = 2 if bidirectional else 1
-        cells: list[Cell] = []
+        cells = []
         for k in range(num_layers):
             for d in range(self.num_directions):
                 layer_in = input_size if k == 0 else cells[-1].output_size * self.num_directions
@@ -75,21 +79,18 @@ class RecurrentStack(nn.Module):
                 for pname, p in c.named_parameters():
                     self.register_parameter(_torch_name(pname, k, d), p)
                 cells.append(c)
-        # The cells are kept out of the module tree so that parameters carry PyTorch's flat names;
-        # `_cells_in_sync` re-points them at this module's parameters before every use.
-        object.__setattr__(self, "_cells", tuple(cells))
         self.proj_size = getattr(cells[0], "proj_size", 0)
         self._requested_kernel = kernel
         self.precision = check_precision(owner, precision)
         self.regularizers = Regularizers.checked(owner, cells, recurrent_dropout, zoneout, weight_drop)
-        reason = fused_unavailable(cells) or self.regularizers.kernel_restriction()
-        if kernel == "fused" and reason:
-            raise ValueError(f"{owner}: kernel='fused' cannot serve this configuration: {reason}")
-        self.fused_unavailable = reason
-        self._scan_unavailable = scan_unavailable(cells) or self.regularizers.kernel_restriction()
-        if kernel == "scan" and self._scan_unavailable:
-            raise ValueError(f"{owner}: kernel='scan' cannot serve this configuration: "
-                             f"{self._scan_unavailable}")
+        check_kernel(owner, kernel, cells, self.regularizers)
+        layers = tuple(Recurrent(c, reverse=i % self.num_directions == 1, kernel=kernel,
+                                 recurrent_dropout=recurrent_dropout, zoneout=zoneout,
+                                 weight_drop=weight_drop, owner=owner) for i, c in enumerate(cells))
+        # The cells (and their layers) are kept out of the module tree so that parameters carry
+        # PyTorch's flat names; `_cells_in_sync` re-points them at this module's parameters.
+        object.__setattr__(self, "_cells", tuple(cells))
+        object.__setattr__(self, "_layers", layers)
         if device is not None or dtype is not None:
             self.to(device=device, dtype=dtype)
 
@@ -97,25 +98,39 @@ class RecurrentStack(nn.Module):
     @property
     def kernel(self) -> str:
         """The kernel ``forward`` uses for inputs without a per-step mask: "fused", "scan" or "loop"."""
-        if self._requested_kernel == "auto":
-            if not self.fused_unavailable:
-                return "fused"
-            return "loop" if self._scan_unavailable else "scan"
-        return self._requested_kernel
+        return choose_kernel(self._requested_kernel, self._cells, self.regularizers)
+
+    def fast_path_unavailable(self, path: str = "fused", **call) -> str | None:
+        """Why ``path`` (`rnnkit.core.fast_paths.PATHS`: "fused", "native", "scan", ...) cannot run
+        this stack, or None; ``call``: a call's ``step_mask``, ``dtype``, ``lengths``, ``device``
+        (by default those of the parameters, for "native"). Asking about "native" builds the C++
+        kernels on first use."""
+        if path == "native" and not call:
+            w = self._cells[0].weight_ih
+            call = {"dtype": w.dtype, "device": w.device}
+        return layers_fast_path_unavailable(self._cells, self.regularizers, path, **call)
+
+    @property
+    def fused_unavailable(self) -> str | None:
+        """The former name of ``fast_path_unavailable("fused")`` (documented in earlier releases)."""
+        return self.fast_path_unavailable("fused")
 
     @property
     def native_unavailable(self) -> str | None:
-        """Why the fused kernel runs PyTorch's function rather than rnnkit's C++ kernel on unpadded
-        input (`rnnkit.core.kernels`), or None; builds the C++ kernels on first use."""
-        w = self._cells[0].weight_ih
-        return self.fused_unavailable or fused_unavailable(self._cells, native_kernel=True,
-                                                           dtype=w.dtype, device=w.device)
+        """The former name of ``fast_path_unavailable("native")`` (documented in earlier releases)."""
+        return self.fast_path_unavailable("native")
 
     @property
     def cells(self) -> tuple[Cell, ...]:
         """The cells, layer-major then direction (index ``k * D + d``), bound to this module's
         parameters."""
         return self._cells_in_sync()
+
+    @property
+    def layers(self) -> tuple[Recurrent, ...]:
+        """The single-layer engines, layer-major then direction, bound to this module's parameters."""
+        self._cells_in_sync()
+        return self._layers
 
     @property
     def output_size(self) -> int:
@@ -167,17 +182,15 @@ class RecurrentStack(nn.Module):
                             f"{self._cells[0].weight_ih.dtype}; convert one of them (.to(dtype))")
         states = self._initial_states(owner, hx, x, B, unbatched)
 
-        reason = (fused_unavailable(cells, step_mask=mask is not None, dtype=x.dtype)
-                  or self.regularizers.kernel_restriction())
-        use_fused = self._requested_kernel in ("auto", "fused") and reason is None
-        if self._requested_kernel == "fused" and reason:
-            raise ValueError(f"{owner}: kernel='fused' cannot serve this call: {reason}")
+        kernel = self._layers[0].kernel_for_call(owner, step_mask=mask is not None, dtype=x.dtype)
         with self.regularizers.dropped_weights(cells, self.training):
-            if use_fused:
-                out, states = self._forward_fused(cells, input if packed else x, states, lengths,
-                                                  packed)
+            if kernel == "fused":  # all layers and directions in one call
+                out, states = run_fused_padded(
+                    cells, input if packed else x, states, lengths, num_layers=self.num_layers,
+                    bidirectional=self.bidirectional, dropout=self.dropout, training=self.training,
+                    precision=self.precision)
             else:
-                out, states = self._forward_loop(cells, x, states, lengths, mask, masked_output)
+                out, states = self._forward_layers(kernel, x, states, lengths, mask, masked_output)
                 if packed:
                     out = _repack(out, input)
         if packed:
@@ -204,34 +217,19 @@ class RecurrentStack(nn.Module):
             out.append(h)
         return tuple(out)
 
-    def _forward_fused(self, cells, x, states, lengths, packed):
-        return run_fused_padded(cells, x, states, lengths, num_layers=self.num_layers,
-                                bidirectional=self.bidirectional, dropout=self.dropout,
-                                training=self.training, precision=self.precision)
-
-    def _forward_loop(self, cells, x, states, lengths, mask, masked_output):
+    def _forward_layers(self, kernel, x, states, lengths, mask, masked_output):
+        """Layer by layer, each direction a `Recurrent` (``mask`` ``(B, T)`` or None)."""
         D = self.num_directions
-        if lengths is not None:
-            m = torch.arange(x.shape[0]).unsqueeze(1) < lengths.unsqueeze(0)  # (T, B)
-            m = m.to(x.device).unsqueeze(2)
-        else:
-            m = None if mask is None else mask.transpose(0, 1).unsqueeze(2)  # (T, B, 1)
+        m = None if mask is None else mask.transpose(0, 1).unsqueeze(2)  # (T, B, 1)
         finals = [[] for _ in states]
         layer_in = x
         for k in range(self.num_layers):
             outs = []
             for d in range(D):
                 i = k * D + d
-                cell = cells[i]
-                s0 = tuple(s[i] for s in states)
-                seq = layer_in if d == 0 else _reverse(layer_in, lengths)
-                seq_m = m if (d == 0 or m is None) else _reverse(m, lengths)
-                if self._requested_kernel != "loop" and self._scan_unavailable is None:
-                    out, s_n = scan_layer(cell, seq, s0, seq_m, masked_output)
-                else:
-                    out, s_n = run_cell_loop(cell, cell.project_inputs(seq), s0, seq_m,
-                                             masked_output, self.regularizers, self.training)
-                outs.append(out if d == 0 else _reverse(out, lengths))
+                out, s_n = self._layers[i].run(kernel, layer_in, tuple(s[i] for s in states),
+                                               lengths, m, masked_output, self.training)
+                outs.append(out)
                 for f, s in zip(finals, s_n):
                     f.append(s)
             layer_in = outs[0] if D == 1 else torch.cat(outs, 2)
@@ -254,12 +252,6 @@ class RecurrentStack(nn.Module):
         if self.bidirectional:
             s += ", bidirectional=True"
         return s + self.regularizers.extra_repr() + f", kernel={self.kernel!r}"
-
-
-def _reverse(x: Tensor, lengths: Tensor | None) -> Tensor:
-    """Time reversal: per sequence within its length (PyTorch packed semantics) when lengths are
-    given, else of the whole time axis (Keras ``go_backwards`` with a mask reverses the mask too)."""
-    return reverse_padded(x, lengths)
 
 
 def _torch_name(pname: str, layer: int, direction: int) -> str:

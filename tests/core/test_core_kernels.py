@@ -12,7 +12,7 @@ from torch.utils._pytree import tree_flatten
 from torch.utils._python_dispatch import TorchDispatchMode
 
 from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell
-from rnnkit.core import Recurrent, RecurrentStack, fused_unavailable
+from rnnkit.core import Recurrent, RecurrentStack, fast_path_unavailable, fused_unavailable
 import rnnkit.nn
 
 # torch.nn itself warns that oneDNN has no LSTM projection (it falls back); not our concern here
@@ -91,12 +91,12 @@ def test_recurrent_loop_equals_fused(cell_cls, kw, reverse, assert_close):
 
 def test_kernel_reports_the_choice():
     assert RecurrentStack("lstm", 2, 3).kernel == "fused"
-    assert RecurrentStack("lstm", 2, 3).fused_unavailable is None
+    assert RecurrentStack("lstm", 2, 3).fast_path_unavailable() is None
     assert RecurrentStack("lstm", 2, 3, kernel="loop").kernel == "loop"
     slow = rnnkit.nn.GRU(2, 3, reset_after=False)
     assert slow.kernel == "loop"
-    assert "no fused PyTorch kernel" in slow.fused_unavailable
-    assert "reset_after=False" in slow.fused_unavailable
+    assert "no fused PyTorch kernel" in slow.fast_path_unavailable()
+    assert "reset_after=False" in slow.fast_path_unavailable("fused")
     assert Recurrent(GRUCell(2, 3, reset_after=False)).kernel == "loop"
     assert Recurrent(GRUCell(2, 3)).kernel == "fused"
 
@@ -121,20 +121,44 @@ def test_forcing_the_fused_kernel_quotes_the_reason():
     assert torch.allclose(auto(x, mask=mask)[0], loop(x)[0], atol=1e-6)
 
 
-def test_fused_unavailable_is_a_pure_rule():
+def test_fast_path_unavailable_is_a_pure_rule():
     class Custom(SimpleRNNCell):
         pass
 
-    assert fused_unavailable([LSTMCell(2, 3), LSTMCell(6, 3)]) is None
-    assert "not one of PyTorch's stock cells" in fused_unavailable([Custom(2, 3)])
-    assert "mix cell types" in fused_unavailable([LSTMCell(2, 3), GRUCell(3, 3)])
-    assert "mix cell types" in fused_unavailable(
+    assert fast_path_unavailable([LSTMCell(2, 3), LSTMCell(6, 3)]) is None
+    assert "not one of PyTorch's stock cells" in fast_path_unavailable([Custom(2, 3)])
+    assert "mix cell types" in fast_path_unavailable([LSTMCell(2, 3), GRUCell(3, 3)])
+    assert "mix cell types" in fast_path_unavailable(
         [SimpleRNNCell(2, 3), SimpleRNNCell(3, 3, nonlinearity="relu")])
-    assert "mask" in fused_unavailable([LSTMCell(2, 3)], step_mask=True)
-    assert "dtype" in fused_unavailable([LSTMCell(2, 3)], dtype=torch.complex64)
-    assert fused_unavailable([LSTMCell(2, 3)], dtype=torch.float64) is None
+    assert "mask" in fast_path_unavailable([LSTMCell(2, 3)], step_mask=True)
+    assert "dtype" in fast_path_unavailable([LSTMCell(2, 3)], dtype=torch.complex64)
+    assert fast_path_unavailable([LSTMCell(2, 3)], dtype=torch.float64) is None
+    assert "not linear in the state" in fast_path_unavailable([LSTMCell(2, 3)], "scan")
+    with pytest.raises(ValueError, match=r"path must be one of .*got 'cudnn'"):
+        fast_path_unavailable([LSTMCell(2, 3)], "cudnn")
     stack = RecurrentStack(Custom, 2, 3)
-    assert stack.kernel == "loop" and "Custom" in stack.fused_unavailable
+    assert stack.kernel == "loop" and "Custom" in stack.fast_path_unavailable()
+    assert Recurrent(Custom(2, 3)).fast_path_unavailable() == stack.fast_path_unavailable()
+
+
+def test_former_names_of_fast_path_unavailable_still_answer():
+    """``fused_unavailable`` / ``.native_unavailable`` were documented; they stay as aliases."""
+    gru = rnnkit.nn.GRU(2, 3, reset_after=False)
+    assert gru.fused_unavailable == gru.fast_path_unavailable("fused") is not None
+    assert gru.native_unavailable == gru.fast_path_unavailable("native")
+    assert fused_unavailable(gru.cells) == fast_path_unavailable(gru.cells, "fused")
+    assert (fused_unavailable(gru.cells, native_kernel=True, lengths=True)
+            == fast_path_unavailable(gru.cells, "native", lengths=True))
+
+
+def test_the_stack_composes_single_layer_engines(assert_close):
+    """Each layer and direction of a stack is a `Recurrent` sharing the stack's parameters."""
+    stack = RecurrentStack("gru", 3, 4, num_layers=2, bidirectional=True, reset_after=False)
+    assert [type(layer) for layer in stack.layers] == [Recurrent] * 4
+    assert [layer.reverse for layer in stack.layers] == [False, True, False, True]
+    assert all(layer.cell is cell for layer, cell in zip(stack.layers, stack.cells))
+    assert stack.layers[3].cell.weight_hh is stack.weight_hh_l1_reverse
+    assert stack.kernel == stack.layers[0].kernel == "loop"
 
 
 def _median_seconds(layer, inputs, repeats: int = 5) -> dict:

@@ -10,7 +10,7 @@ from torch import nn
 
 from rnnkit.cells import (CELLS, IndRNNCell, LayerNormGRUCell, LayerNormLSTMCell, MinGRUCell,
                           MinLSTMCell)
-from rnnkit.core import RecurrentStack
+from rnnkit.core import RecurrentStack, fast_path_unavailable
 
 D = torch.float64
 T, B, I, H = 6, 3, 5, 4
@@ -302,7 +302,7 @@ def test_native_lnlstm_equals_the_python_bptt(bias, dtype, tol):
         x = x0.clone().requires_grad_()
         state = tuple(s.clone().requires_grad_() for s in s0)
         xp = cell.project_inputs(x)
-        assert bptt.native_ln_unavailable(cell, xp) is None
+        assert fast_path_unavailable([cell], "native_layernorm", dtype=xp.dtype) is None
         if fast:
             out, h, c = bptt.NativeLayerNormLSTM.apply(
                 cell, xp, *state, cell.weight_hh, cell.ln_hh_weight, cell.bias_hh, cell.ln_c_weight,
@@ -370,7 +370,7 @@ def test_native_lngru_equals_the_python_bptt(bias, dtype, tol):
         cell.zero_grad()
         x, h0 = x0.clone().requires_grad_(), h00.clone().requires_grad_()
         xp = cell.project_inputs(x)
-        assert bptt.native_ln_unavailable(cell, xp) is None
+        assert fast_path_unavailable([cell], "native_layernorm", dtype=xp.dtype) is None
         if fast:
             out, h = bptt.NativeLayerNormGRU.apply(cell, xp, h0, cell.weight_hh, cell.ln_hh_weight,
                                                    cell.bias_hh, cell.eps)

@@ -119,7 +119,7 @@ def test_zoneout_applies_to_scan_cells_through_the_loop(assert_close):
 def test_weight_drop_keeps_the_fused_kernel_and_trains_the_raw_weights(assert_close):
     torch.manual_seed(0)
     m = rnn.LSTM(I, H, weight_drop=0.5, dtype=D)
-    assert m.kernel == "fused" and m.fused_unavailable is None
+    assert m.kernel == "fused" and m.fast_path_unavailable() is None
     ref = nn.LSTM(I, H, dtype=D)
     ref.load_state_dict(m.state_dict())
     x = torch.randn(T, B, I, dtype=D)
@@ -160,7 +160,7 @@ def test_eval_mode_equals_the_unregularised_model(assert_close, name):
 
 
 def test_kernel_choice_and_errors():
-    assert "recurrent_dropout" in RecurrentStack("lstm", I, H, recurrent_dropout=0.1).fused_unavailable
+    assert "recurrent_dropout" in RecurrentStack("lstm", I, H, recurrent_dropout=0.1).fast_path_unavailable()
     assert RecurrentStack("gru", I, H, zoneout=0.1).kernel == "loop"
     with pytest.raises(ValueError, match="kernel='fused' cannot serve .*zoneout=0.1"):
         rnn.GRU(I, H, zoneout=0.1, kernel="fused")

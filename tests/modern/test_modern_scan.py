@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from rnnkit.core import Recurrent, RecurrentStack
+from rnnkit.core import Recurrent, RecurrentStack, fast_path_unavailable
 from rnnkit.core import scan
 from rnnkit.cells import MinGRUCell, MinLSTMCell
 
@@ -135,7 +135,7 @@ def test_native_min_scan_gradients_match_finite_differences(cls):
     xp = (3 * torch.randn(6, 3, cell.gates * 4, dtype=D)).requires_grad_()  # both sides of g's knee
     h0 = torch.randn(3, 4, dtype=D, requires_grad=True)
     bias = torch.randn(cell.gates * 4, dtype=D, requires_grad=True)   # added inside the kernel
-    assert scan.native_scan_unavailable(cell, xp) is None
+    assert fast_path_unavailable([cell], "native_scan", dtype=xp.dtype) is None
     assert torch.autograd.gradcheck(lambda xp, h0: scan.NativeMinScan.apply(xp, None, h0, cell.gates),
                                     (xp, h0))
     assert torch.autograd.gradcheck(lambda xp, b, h0: scan.NativeMinScan.apply(xp, b, h0, cell.gates),
@@ -166,9 +166,9 @@ def test_native_min_scan_equals_the_python_cell_scan(cls, scale, dtype, tol):
 def test_run_scan_takes_the_native_scan_only_where_it_applies():
     _native_or_skip()
     cell = MinGRUCell(3, 4)
-    assert scan.native_scan_unavailable(cell, torch.zeros(2, 1, 8)) is None
-    assert "bfloat16" in scan.native_scan_unavailable(cell, torch.zeros(2, 1, 8, dtype=torch.bfloat16))
-    assert "not a stock" in scan.native_scan_unavailable(object(), torch.zeros(2, 1, 8))
+    assert fast_path_unavailable([cell], "native_scan", dtype=torch.float32) is None
+    assert "bfloat16" in fast_path_unavailable([cell], "native_scan", dtype=torch.bfloat16)
+    assert "not a stock" in fast_path_unavailable([object()], "native_scan")
 
 
 @pytest.mark.parametrize("cls", [MinGRUCell, MinLSTMCell])

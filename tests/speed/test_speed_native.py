@@ -10,7 +10,7 @@ import pytest
 import torch
 
 import rnnkit.nn
-from rnnkit.core import fused_unavailable, native
+from rnnkit.core import fast_path_unavailable, native
 from rnnkit.reference import rnn_backward, rnn_forward
 
 
@@ -43,7 +43,7 @@ def _pair(cls, kw, L, bi, I, H, dtype, precision="fp32"):
 def test_matches_torch_nn_with_gradients(case, dtype, assert_close, assert_grads_close):
     cls, kw, L, bi, T, B, I, H = case
     ours, theirs = _pair(cls, kw, L, bi, I, H, dtype)
-    assert ours.kernel == "fused" and ours.native_unavailable is None  # the C++ kernel serves
+    assert ours.kernel == "fused" and ours.fast_path_unavailable("native") is None  # the C++ kernel serves
     g = torch.Generator().manual_seed(1)
     shape = (B, T, I) if kw.get("batch_first") else (T, B, I)
     x = torch.randn(shape, generator=g, dtype=dtype)
@@ -119,11 +119,11 @@ def test_autocast_context_runs_the_stack_in_bf16():
 
 def test_reasons_the_cpp_kernel_does_not_serve():
     lstm = rnnkit.nn.LSTM(3, 4)
-    assert "oneDNN" in lstm.native_unavailable
+    assert "oneDNN" in lstm.fast_path_unavailable("native")
     gru = rnnkit.nn.GRU(3, 4)
-    assert "lengths" in fused_unavailable(gru.cells, native_kernel=True, lengths=True)
-    assert "float16" in fused_unavailable(gru.cells, native_kernel=True, dtype=torch.float16)
-    assert fused_unavailable(gru.cells, native_kernel=True, dtype=torch.float32) is None
+    assert "lengths" in fast_path_unavailable(gru.cells, "native", lengths=True)
+    assert "float16" in fast_path_unavailable(gru.cells, "native", dtype=torch.float16)
+    assert fast_path_unavailable(gru.cells, "native", dtype=torch.float32) is None
 
 
 def test_lengths_fall_back_to_torch_fused_and_still_match(assert_close):
@@ -140,7 +140,7 @@ def test_lengths_fall_back_to_torch_fused_and_still_match(assert_close):
 def test_turned_off_by_environment(monkeypatch, assert_close):
     monkeypatch.setenv("RNNKIT_NATIVE", "0")
     ours, theirs = _pair("RNN", {}, 1, False, 3, 4, torch.float64)
-    assert "RNNKIT_NATIVE=0" in ours.native_unavailable
+    assert "RNNKIT_NATIVE=0" in ours.fast_path_unavailable("native")
     x = torch.randn(4, 2, 3, dtype=torch.float64)
     assert_close(ours(x)[0], theirs(x)[0], "output on PyTorch's fused kernel")
 

@@ -50,7 +50,7 @@ SAMPLINGS = [dict(temperature=1.0), dict(temperature=0.7, top_k=4), dict(tempera
 def test_same_tokens_as_the_plain_loop_in_float64(kind, kw, sampling):
     emb, stack, head = model(kind, torch.float64, **kw)
     sampler = Sampler(stack, emb, head)
-    assert sampler.fast_unavailable is None
+    assert sampler.fast_path_unavailable() is None
     prompt = torch.randint(0, V, (3, 4), generator=torch.Generator().manual_seed(1))
     ours = sampler.generate(40, prompt=prompt, generator=torch.Generator().manual_seed(5), **sampling)
     theirs, _ = plain_loop(emb, stack, head, prompt, 40, torch.Generator().manual_seed(5), **sampling)
@@ -88,7 +88,7 @@ def test_cells_without_a_fast_step_use_the_stack_forward():
     stack = rnnkit.nn.GRU(E, H, 2, reset_after=False, dtype=torch.float64)
     emb, head = nn.Embedding(V, E).double(), nn.Linear(H, V).double()
     sampler = Sampler(stack, emb, head)
-    assert "not a stack of stock cells" in sampler.fast_unavailable
+    assert "not a stack of stock cells" in sampler.fast_path_unavailable()
     prompt = torch.tensor([[4, 2]])
     got = sampler.generate(15, prompt=prompt, generator=torch.Generator().manual_seed(2))
     want, _ = plain_loop(emb, stack, head, prompt, 15, torch.Generator().manual_seed(2))
