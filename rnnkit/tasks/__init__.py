@@ -12,6 +12,7 @@ TASKS = {
     "lm": "rnnkit.tasks.lm.task:LanguageModelTask",
     "tag": "rnnkit.tasks.tag:TagTask",
     "translate": "rnnkit.tasks.translate:TranslationTask",
+    "classify": "rnnkit.tasks.classify.task:ClassifyTask",
     "forecast": "rnnkit.tasks.forecast:ForecastTask",
 }
 

@@ -1,0 +1,300 @@
+"""Text classification (N→1) as a `rnnkit.tasks.base.Task`: data, defaults, model, batches, loss,
+metrics; and, on a finished run, ``evaluate_run`` (accuracy, macro-F1, per-class scores, confusion
+matrix) and ``predict`` (labels with probabilities).
+
+Batches are bucketed by length (`rnnkit.data.padded.BucketBatcher`) and padded with the texts'
+lengths; validation is the held-out part (or the dev file), its accuracy picks the best weights and
+drives early stopping. The run folder holds ``vocab.json`` (the tokens) and ``labels.json`` (the
+classes, in the order of the model's outputs).
+"""
+from __future__ import annotations
+
+import dataclasses
+from pathlib import Path
+
+import numpy as np
+import torch
+from torch.nn import functional as F
+
+from rnnkit.data import load_vocab, read_text
+from rnnkit.data.padded import BucketBatcher, pad_batch
+from rnnkit.tasks.base import Task
+from rnnkit.tasks.classify.config import ClassifyConfig
+from rnnkit.tasks.classify.data import (
+    Examples, build_vocab, check_known_labels, encode, read_labelled, read_splits, sort_labels)
+from rnnkit.tasks.classify.metrics import classification_metrics, format_report
+from rnnkit.tasks.classify.model import TextClassifier
+from rnnkit.train import RunFolder, RunFolderError
+from rnnkit.train.checkpoint import BEST, VOCAB
+from rnnkit.train.config import DEFAULT_MINUTES
+
+LABELS = "labels.json"
+#: the defaults a run gets for what it leaves unset (measured: benchmarks/bench_classify.py)
+DEFAULT_EPOCHS = 20        # replaces the trainer's default budget of DEFAULT_MINUTES minutes
+DEFAULT_PATIENCE = 5       # validations (one per epoch) without a better accuracy
+DEFAULT_LR = 2e-3
+EVAL_BATCH = 256
+
+
+class ClassifyTask(Task):
+    """Text classification: a label for each text."""
+
+    name = "classify"
+    Config = ClassifyConfig
+    primary_metric = "accuracy"
+    higher_is_better = True
+    count_unit = "texts"
+
+    # -- building ---------------------------------------------------------------------------------
+    def load_data(self, run, progress):
+        cfg = self.config
+        self.splits = read_splits(cfg)
+        if run is not None:
+            self.vocab = load_vocab(run.require(VOCAB))
+            self.labels = read_labels(run)
+        else:
+            self.vocab = build_vocab(cfg, self.splits.train.texts)
+            self.labels = sort_labels(self.splits.train.labels)
+        self.train_x, self.train_y = self._encode(self.splits.train, "training texts")
+        self.val_x, self.val_y = self._encode(self.splits.val, "validation texts")
+
+    def _encode(self, ex: Examples, what: str) -> tuple[list[np.ndarray], np.ndarray]:
+        check_known_labels(ex, self.labels)
+        index = {lab: i for i, lab in enumerate(self.labels)}
+        return (encode(self.vocab, ex, self.config.max_len, what=what),
+                np.array([index[y] for y in ex.labels], dtype=np.int64))
+
+    def choose(self, echo):
+        """The classifier's defaults for what the trainer leaves to the task: an epoch budget instead
+        of the trainer's minutes (so a run is the same on any machine), early stopping, one validation
+        per epoch and the learning rate."""
+        tr, notes = self.train_config, []
+        steps_per_epoch = len(BucketBatcher([len(s) for s in self.train_x], self.config.batch_size))
+        changes: dict = {}
+        if tr.budget == ("minutes", DEFAULT_MINUTES):
+            changes.update(minutes=None, epochs=float(DEFAULT_EPOCHS))
+            notes.append(f"{DEFAULT_EPOCHS} epochs")
+        if tr.patience is None:
+            changes["patience"] = DEFAULT_PATIENCE
+            notes.append(f"early stopping after {DEFAULT_PATIENCE} validations without progress")
+        if tr.eval_every is None:
+            changes["eval_every"] = steps_per_epoch
+        if tr.threads is None:
+            # the classifier's products are small ((B, 4H) x (H, 4H)): a second thread gains little
+            # alone and, on cores other jobs share, its spin-waits made steps 20x slower (measured)
+            changes["threads"] = 1
+            notes.append("1 CPU thread")
+        if tr.lr is None:
+            changes["lr"] = DEFAULT_LR
+            notes.append(f"lr {DEFAULT_LR:g}")
+        self.train_config = dataclasses.replace(tr, **changes)
+        if notes:
+            echo("classifier defaults: " + ", ".join(notes) + " (give --epochs/--minutes/--steps, "
+                 "--patience, --lr, --threads to choose)")
+
+    def build_model(self):
+        return TextClassifier(len(self.vocab), len(self.labels), **self.config.model_kwargs())
+
+    def describe_data(self):
+        s, n = self.splits, sum(p.numel() for p in self.model.parameters())
+        test = f", {len(s.test):,} test" if s.test is not None else ""
+        return (f"data: {s.source}: {len(s.train):,} training, {len(s.val):,} validation{test} texts; "
+                f"{len(self.labels)} classes {self.labels[:10]}; vocabulary {len(self.vocab):,} "
+                f"{self.config.level}s; model: {n:,} parameters on {self.device}")
+
+    def save_artifacts(self, run):
+        self.vocab.to_json(run / VOCAB)
+        run.write_json(LABELS, {"labels": self.labels})
+
+    def start(self):
+        self.batcher = BucketBatcher([len(s) for s in self.train_x], self.config.batch_size,
+                                     seed=self.train_config.seed)
+        self.steps_per_epoch = len(self.batcher)
+        self._it = iter(self.batcher)
+
+    # -- the trainer's protocol -------------------------------------------------------------------
+    def next_batch(self):
+        try:
+            idx = next(self._it)
+        except StopIteration:
+            self._it = iter(self.batcher)
+            idx = next(self._it)
+        ids, lengths = pad_batch([self.train_x[i] for i in idx], self.vocab_pad_id)
+        y = torch.from_numpy(self.train_y[idx])
+        if self.config.word_dropout:
+            drop = torch.rand(ids.shape) < self.config.word_dropout        # (B, T); padding is masked
+            ids = ids.masked_fill(drop, self.vocab.unk_id)
+        return ids.to(self.device, non_blocking=True), lengths, y.to(self.device, non_blocking=True)
+
+    @property
+    def vocab_pad_id(self) -> int:
+        return getattr(self.vocab, "pad_id", 0)   # a CharVocab has no <pad>: padding is masked anyway
+
+    def loss(self, batch):
+        ids, lengths, y = batch
+        logits = self.model(ids, lengths)                                # (B, C)
+        return F.cross_entropy(logits, y, reduction="sum"), len(y)
+
+    def evaluate(self):
+        probs = predict_proba(self.model, self.val_x, self.vocab_pad_id, self.device)
+        loss = float(F.nll_loss(torch.log(probs.clamp_min(1e-12)), torch.from_numpy(self.val_y)))
+        m = classification_metrics(self.val_y, probs.argmax(1).numpy(), self.labels)
+        return {"loss": loss, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+
+    def state_dict(self):
+        return {"batcher": self.batcher.state_dict()}
+
+    def load_state_dict(self, d):
+        self.batcher.load_state_dict(d["batcher"])
+        self._it = iter(self.batcher)
+
+    def summary(self, best):
+        return (f"best validation: accuracy {best['accuracy']:.4f}, macro-F1 {best['macro_f1']:.4f} "
+                f"at step {best['step']}")
+
+    # -- after training: rnnkit evaluate / predict ------------------------------------------------
+    @classmethod
+    def evaluate_run(cls, run, data=None, *, split=None, encoding="utf-8", errors="strict",
+                     device="cpu", **options):
+        """Metrics of the run's best weights on ``data`` (a labelled file: all of it; a folder: its
+        ``split``), or, without ``data``, on the run's own data's ``split`` (default: the test part,
+        else the validation part)."""
+        loaded = load(run, device)
+        cfg = loaded.config
+        if data is not None and Path(data).is_file():
+            if split not in (None, "all"):
+                raise ValueError(f"evaluate: --split {split} needs a folder or the run's own data; "
+                                 f"{data} is one file (all of it is evaluated)")
+            ex = read_labelled(data, text_col=cfg.text_col, label_col=cfg.label_col,
+                               delimiter=cfg.delimiter, encoding=encoding, errors=errors)
+            split, source = "all", str(data)
+        else:
+            cfg = dataclasses.replace(cfg, data=data or cfg.data, encoding=encoding, errors=errors)
+            splits = read_splits(cfg)
+            split = split or ("test" if splits.test is not None else "val")
+            if split == "all":
+                ex = Examples()
+                for part in (splits.train, splits.val, splits.test):
+                    if part is not None:
+                        ex.extend(part)
+            else:
+                ex = getattr(splits, split)
+                if ex is None:
+                    raise ValueError(f"evaluate: {cfg.data} has no test part (--test-fraction 0 and no "
+                                     f"test file); choose --split val, train or all")
+            source = cfg.data
+        check_known_labels(ex, loaded.labels)
+        x = encode(loaded.vocab, ex, cfg.max_len, what="texts")
+        index = {lab: i for i, lab in enumerate(loaded.labels)}
+        gold = np.array([index[y] for y in ex.labels], dtype=np.int64)
+        probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device)
+        m = classification_metrics(gold, probs.argmax(1).numpy(), loaded.labels)
+        return {"data": source, "split": split, **m}
+
+    @classmethod
+    def format_evaluation(cls, r):
+        return f"{r['data']} ({r['split']}):\n" + format_report(r)
+
+    @classmethod
+    def predict(cls, run, inputs, *, top=None, device="cpu", **options):
+        """For each text, its labels by falling probability: ``[(label, p), ...]`` (``top`` of them)."""
+        loaded = load(run, device)
+        ex = Examples(list(inputs), [loaded.labels[0]] * len(inputs),
+                      [("<input>", i + 1) for i in range(len(inputs))])
+        if not inputs:
+            raise ValueError("predict: no texts given; expected one or more texts")
+        for text, (_, n) in zip(ex.texts, ex.where):
+            if not text.strip():
+                raise ValueError(f"predict: input {n} is empty; expected a text to classify")
+        x = encode(loaded.vocab, ex, loaded.config.max_len, what="texts")
+        probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device)
+        k = len(loaded.labels) if top is None else max(1, min(top, len(loaded.labels)))
+        out = []
+        for row in probs.tolist():
+            order = sorted(range(len(row)), key=lambda c: -row[c])[:k]
+            out.append([(loaded.labels[c], row[c]) for c in order])
+        return out
+
+    @classmethod
+    def format_prediction(cls, inputs, predictions):
+        lines = []
+        for text, pred in zip(inputs, predictions):
+            label, p = pred[0]
+            rest = "".join(f"  {lab} {q:.4f}" for lab, q in pred[1:])
+            lines.append(f"{label}\t{p:.4f}{rest}\t{text}\n")
+        return "".join(lines)
+
+    @classmethod
+    def predict_file(cls, run, input_path, output_path=None, *, device="cpu"):
+        """``rnnkit predict RUN --input FILE``: one text per line (blank lines skipped); prints or writes
+        ``label<TAB>probability  other labels<TAB>text`` per line."""
+        import sys
+
+        from rnnkit.data.atomic import atomic_write
+        text = sys.stdin.read() if str(input_path) == "-" else read_text(input_path, allow_empty=True)
+        inputs = [line.strip() for line in text.split("\n") if line.strip()]
+        if not inputs:
+            raise ValueError(f"predict: input file {str(input_path)!r} is empty; expected one text per "
+                             f"line")
+        preds = cls.predict(run, inputs, device=device)
+        shown = cls.format_prediction(inputs, preds)
+        if output_path is not None:
+            atomic_write(output_path, shown)
+        else:
+            sys.stdout.write(shown)
+        return preds
+
+
+@torch.no_grad()
+def predict_proba(model: TextClassifier, seqs: list[np.ndarray], pad_id: int,
+                  device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH) -> torch.Tensor:
+    """Class probabilities ``(N, C)`` (CPU, float32) of ``seqs`` in their order, in length-sorted
+    batches; the model is left in the mode it was in."""
+    was_training = model.training
+    model.eval()
+    try:
+        out = torch.empty(len(seqs), model.num_classes)
+        for idx in BucketBatcher([len(s) for s in seqs], batch_size, shuffle=False):
+            ids, lengths = pad_batch([seqs[i] for i in idx], pad_id)
+            logits = model(ids.to(device), lengths)
+            out[torch.from_numpy(idx)] = torch.softmax(logits.float(), 1).cpu()
+        return out
+    finally:
+        model.train(was_training)
+
+
+@dataclasses.dataclass
+class LoadedClassifier:
+    model: TextClassifier
+    vocab: object
+    labels: list[str]
+    config: ClassifyConfig
+    device: torch.device
+
+    @property
+    def pad_id(self) -> int:
+        return getattr(self.vocab, "pad_id", 0)
+
+
+def read_labels(run: RunFolder) -> list[str]:
+    d = run.read_json(LABELS)
+    labels = d.get("labels") if isinstance(d, dict) else None
+    if not isinstance(labels, list) or len(labels) < 2 or not all(isinstance(x, str) for x in labels):
+        raise RunFolderError(f"{run / LABELS} is corrupt: expected {{\"labels\": [at least 2 strings]}}")
+    return labels
+
+
+def load(run, device="cpu") -> LoadedClassifier:
+    """A finished run's model (best weights, eval mode), vocabulary, labels and configuration."""
+    folder = run if isinstance(run, RunFolder) else RunFolder(run)
+    cfg, _, model_args = ClassifyTask.read_configs(folder)
+    vocab = load_vocab(folder.require(VOCAB))
+    labels = read_labels(folder)
+    model = TextClassifier(**model_args)
+    if model.num_classes != len(labels) or model.vocab_size != len(vocab):
+        raise RunFolderError(f"{folder.path}: config.json's model ({model.vocab_size} tokens, "
+                             f"{model.num_classes} classes) does not match {VOCAB} ({len(vocab)}) "
+                             f"and {LABELS} ({len(labels)})")
+    folder.load_weights(BEST, model)
+    device = torch.device(device)
+    return LoadedClassifier(model.to(device).eval(), vocab, labels, cfg, device)
