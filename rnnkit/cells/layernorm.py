@@ -113,15 +113,9 @@ class LayerNormLSTMCell(_LayerNormCell):
         return F.layer_norm(xp, (4 * self.hidden_size,), self.ln_ih_weight, self.bias_ih, self.eps)
 
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
-        h, c = state
-        H = self.hidden_size
-        hp = F.layer_norm(h @ self.weight_hh.t(), (4 * H,), self.ln_hh_weight, self.bias_hh,
-                          self.eps)  # (B, 4H)
-        gates = xp_t + hp
-        ifo = torch.sigmoid(gates)  # g's column block is recomputed with tanh below
-        i, f, _, o = ifo.chunk(4, 1)
-        c = torch.addcmul(f * c, i, torch.tanh(gates[:, 2 * H:3 * H]))
-        h = o * torch.tanh(F.layer_norm(c, (H,), self.ln_c_weight, self.ln_c_bias, self.eps))
+        """One step: the recurrent product, then `pointwise_forward` (the step's one definition)."""
+        (h, c), _ = self.pointwise_forward(xp_t, state[0] @ self.weight_hh.t(), state,
+                                           self.pointwise_params())
         return h, (h, c)
 
     # -- the step's derivative, for the engine's hand-written BPTT (`rnnkit.core.bptt`) ----------
@@ -194,14 +188,10 @@ class LayerNormGRUCell(_LayerNormCell):
 
     def step_with_recurrent_input(self, xp_t: Tensor, state: tuple[Tensor, ...], h_rec: Tensor):
         """The step with ``h_rec`` in place of ``h_{t-1}`` inside the recurrent matrix product
-        only (the interpolation keeps ``h_{t-1}``): the hook recurrent dropout uses."""
-        (h,) = state
-        H = self.hidden_size
-        hp = self._ln_split(h_rec @ self.weight_hh.t(), self.ln_hh_weight, self.bias_hh)  # (B, 3H)
-        rz = torch.sigmoid(xp_t[:, :2 * H] + hp[:, :2 * H])
-        r, z = rz[:, :H], rz[:, H:]
-        n = torch.tanh(torch.addcmul(xp_t[:, 2 * H:], r, hp[:, 2 * H:]))
-        h = torch.lerp(n, h, z)  # = (1 - z) n + z h
+        only (the interpolation keeps ``h_{t-1}``): the hook recurrent dropout uses. The product,
+        then `pointwise_forward` (the step's one definition)."""
+        (h,), _ = self.pointwise_forward(xp_t, h_rec @ self.weight_hh.t(), state,
+                                         self.pointwise_params())
         return h, (h,)
 
     # -- the step's derivative, for the engine's hand-written BPTT (`rnnkit.core.bptt`) ----------
