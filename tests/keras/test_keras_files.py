@@ -153,3 +153,36 @@ def test_file_names_choose_the_format(tmp_path):
     with pytest.raises(ValueError, match="not a .keras zip"):
         (tmp_path / "bad.keras").write_text("no zip")
         R.models.load_model(tmp_path / "bad.keras")
+
+
+def _cell_class(M):
+    class MinimalRNNCell(M.layers.Layer):
+        def __init__(self, units, **kwargs):
+            super().__init__(**kwargs)
+            self.units, self.state_size = units, units
+
+        def build(self, input_shape):
+            self.kernel = self.add_weight(shape=(input_shape[-1], self.units), name="kernel")
+            self.recurrent_kernel = self.add_weight(shape=(self.units, self.units), name="recurrent_kernel")
+
+        def call(self, inputs, states):
+            h = M.ops.matmul(inputs, self.kernel)
+            out = M.ops.tanh(h + M.ops.matmul(states[0], self.recurrent_kernel))
+            return out, [out]
+
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
+    return MinimalRNNCell
+
+
+def test_a_users_cell_crosses_in_files_with_custom_objects(tmp_path):
+    classes = {M: _cell_class(M) for M in (K, R)}
+    for src, dst in ((R, K), (K, R)):
+        # (inside Bidirectional Keras 3 cannot reload a user's cell even from its own files)
+        L, C = src.layers, classes[src]
+        m = src.Sequential([src.Input((7, 4)), L.RNN(C(3), return_sequences=True),
+                            L.RNN(L.StackedRNNCells([C(2), L.GRUCell(2)])), L.Dense(1)])
+        m.save(tmp_path / "c.keras")
+        other = dst.models.load_model(tmp_path / "c.keras", custom_objects={"MinimalRNNCell": classes[dst]})
+        np.testing.assert_allclose(other.predict(X, verbose=0), m.predict(X, verbose=0), atol=2e-5)

@@ -113,6 +113,9 @@ def _minimal_cell(M):
             output = M.ops.tanh(h + M.ops.matmul(prev_output, self.recurrent_kernel))
             return output, [output]
 
+        def get_config(self):
+            return {**super().get_config(), "units": self.units}
+
     return MinimalRNNCell
 
 
@@ -170,3 +173,12 @@ def test_bad_cells_are_refused():
         R.layers.RNN(R.layers.Dense(3))
     with pytest.raises(ValueError, match="cells"):
         R.layers.StackedRNNCells([])
+
+
+def test_bidirectional_of_a_users_cell_matches_keras():
+    # Keras's Bidirectional rebuilds its copy from the config, so its cell class must be registered
+    k_cell = K.saving.register_keras_serializable("rnnkit_tests")(_minimal_cell(K))
+    k = K.layers.Bidirectional(K.layers.RNN(k_cell(4), return_sequences=True))
+    r = R.layers.Bidirectional(R.layers.RNN(_minimal_cell(R)(4), return_sequences=True))
+    _share(k, r, X)
+    _same(*_run(k, r, RIGHT))

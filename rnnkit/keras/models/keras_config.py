@@ -47,6 +47,14 @@ def _tuple_shape(s):
 
 
 # -- rnnkit -> Keras --------------------------------------------------------------------------------
+def _nested_layer(spec: dict) -> dict:
+    from rnnkit.keras.layers import LAYERS
+    entry = _wrap("layer", spec["class_name"], _config_to_keras(spec["config"]))
+    if spec["class_name"] not in LAYERS:  # the user's class (a cell, say): found via custom_objects
+        entry["module"], entry["registered_name"] = None, spec["class_name"]
+    return entry
+
+
 def _config_to_keras(config: dict) -> dict:
     out = {}
     for k, v in config.items():
@@ -55,9 +63,9 @@ def _config_to_keras(config: dict) -> dict:
         if k.endswith("_initializer") and isinstance(v, dict):
             v = _wrap("initializer", v["class_name"], v.get("config", {}))
         elif k in NESTED_LAYER_KEYS and isinstance(v, dict) and "class_name" in v:
-            v = _wrap("layer", v["class_name"], _config_to_keras(v["config"]))
+            v = _nested_layer(v)
         elif k == "cells" and isinstance(v, list):
-            v = [_wrap("layer", c["class_name"], _config_to_keras(c["config"])) for c in v]
+            v = [_nested_layer(c) for c in v]
         out[k] = v
     return out
 
@@ -67,7 +75,7 @@ def layer_to_keras(layer) -> dict:
     name = type(layer).__name__
     entry = _wrap("layer", name, _config_to_keras(layer.get_config()))
     if name not in LAYERS:  # the user's class: Keras finds it through custom_objects
-        entry["module"], entry["registered_name"] = type(layer).__module__, name
+        entry["module"], entry["registered_name"] = None, name
     shape = getattr(layer, "_build_shape", None)
     if shape is not None and name == "MultiHeadAttention":  # Keras builds it from three shapes
         q, v, k = (_shape(tuple(s)) for s in shape)
