@@ -9,7 +9,7 @@ TEXT = "the time traveller (for so it will be convenient to speak of him) was ex
        "matter to us. his grey eyes shone and twinkled, and his usually pale face was flushed.\n" * 8
 
 
-def make_run(root, cell: str, *, embedding: int = 8, layers: int = 2, hidden: int = 8):
+def _make_run(root, cell: str, *, embedding: int = 8, layers: int = 2, hidden: int = 8):
     """Train ``cell`` for one step on a short text; returns the run folder."""
     text = root / "text.txt"
     if not text.exists():
@@ -21,5 +21,12 @@ def make_run(root, cell: str, *, embedding: int = 8, layers: int = 2, hidden: in
 
 
 @pytest.fixture(scope="session")
+def make_run():
+    """``make_run(folder, cell, embedding=8, layers=2, hidden=8) -> run folder`` (a fixture, as the test
+    folders are not packages)."""
+    return _make_run
+
+
+@pytest.fixture(scope="session")
 def lstm_run(tmp_path_factory):
-    return make_run(tmp_path_factory.mktemp("lstm"), "lstm")
+    return _make_run(tmp_path_factory.mktemp("lstm"), "lstm")

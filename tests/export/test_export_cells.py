@@ -12,7 +12,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conftest import make_run
 from rnnkit.cells import CELLS
 from rnnkit.cli.main import main
 from rnnkit.export import MANIFEST, export_run, load_runner
@@ -100,7 +99,7 @@ CASES = [(cell, 0 if cell == "rnn" else 8) for cell in sorted(CELLS)]
 
 
 @pytest.mark.parametrize("cell,embedding", CASES, ids=[c for c, _ in CASES])
-def test_every_cell_exports_and_gives_rnnkits_numbers(cell, embedding, tmp_path, assert_close):
+def test_every_cell_exports_and_gives_rnnkits_numbers(cell, embedding, make_run, tmp_path, assert_close):
     run = make_run(tmp_path, cell, embedding=embedding)
     d = inputs_for(run)
     want = reference(run, d)
