@@ -46,7 +46,10 @@ class PyDataset:
 
     def __iter__(self):
         n = self.num_batches
-        indices = range(n) if n is not None else itertools.count()
+        yield from self.batches(range(n) if n is not None else itertools.count())
+
+    def batches(self, indices):
+        """The batches at ``indices``, in that order (``fit(shuffle=True)`` passes a permutation)."""
         if self.workers == 1:
             for i in indices:
                 yield self[i]

@@ -213,3 +213,29 @@ def test_embedding_weights_argument_as_keras():
     ids = np.array([[1, 5, 0], [2, 2, 4]])
     k, r = K.layers.Embedding(6, 3, weights=[table]), R.layers.Embedding(6, 3, weights=[table])
     np.testing.assert_array_equal(r(torch.from_numpy(ids)).detach().numpy(), k(ids).detach().cpu().numpy())
+
+
+def test_loaders_take_validation_loaders_and_class_weight_as_keras():
+    x = rng.standard_normal((8, 4)).astype("float32")
+    y = (rng.random((8, 1)) > 0.5).astype("float32")
+
+    def batches(M):
+        class B(M.utils.PyDataset):
+            def __len__(self):
+                return 2
+
+            def __getitem__(self, i):
+                return x[4 * i:4 * i + 4], y[4 * i:4 * i + 4]
+        return B()
+
+    hist = []
+    k = K.Sequential([K.Input((4,)), K.layers.Dense(1, activation="sigmoid")])
+    r = R.Sequential([R.Input((4,)), R.layers.Dense(1, activation="sigmoid")])
+    r.set_weights(k.get_weights())
+    for M, m in ((K, k), (R, r)):
+        m.compile(optimizer=M.optimizers.SGD(0.1), loss="binary_crossentropy")
+        hist.append(m.fit(batches(M), validation_data=batches(M), class_weight={0: 1.0, 1: 3.0},
+                          epochs=2, shuffle=False, verbose=0).history)
+    _close({a: v[-1] for a, v in hist[0].items()}, {a: v[-1] for a, v in hist[1].items()})
+    with pytest.raises(ValueError, match="sample_weight"):
+        r.fit(batches(R), sample_weight=np.ones(8), verbose=0)

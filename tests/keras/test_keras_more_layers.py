@@ -236,12 +236,13 @@ def test_pydataset_feeds_fit_evaluate_predict_as_keras():
         class Batches(M.utils.PyDataset):
             def __init__(self):
                 super().__init__(workers=workers)
-                self.epochs_ended = 0
+                self.epochs_ended, self.read = 0, []
 
             def __len__(self):
                 return 3
 
             def __getitem__(self, i):
+                self.read.append(i)
                 return x[4 * i:4 * i + 4], y[4 * i:4 * i + 4]
 
             def on_epoch_end(self):
@@ -257,8 +258,12 @@ def test_pydataset_feeds_fit_evaluate_predict_as_keras():
         data.append(make(M, workers))
     models[1].set_weights(models[0].get_weights())
     hk = models[0].fit(data[0], epochs=2, verbose=0, shuffle=False).history["loss"]
-    hr = models[1].fit(data[1], epochs=2, verbose=0).history["loss"]
+    hr = models[1].fit(data[1], epochs=2, shuffle=False, verbose=0).history["loss"]
     np.testing.assert_allclose(hr, hk, rtol=1e-5)
     assert data[1].epochs_ended == 2
     assert abs(models[0].evaluate(data[0], verbose=0) - models[1].evaluate(data[1], verbose=0)) < 1e-5
     _same(models[0].predict(data[0], verbose=0), models[1].predict(data[1], verbose=0))
+    shuffled = make(R, 1)
+    models[1].fit(shuffled, epochs=20, verbose=0)  # shuffle=True: a new batch order each epoch
+    orders = {tuple(shuffled.read[i:i + 3]) for i in range(0, 60, 3)}
+    assert all(sorted(o) == [0, 1, 2] for o in orders) and len(orders) > 1

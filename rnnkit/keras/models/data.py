@@ -120,8 +120,8 @@ class ArrayBatches:
 class LoaderBatches:
     """Batches from a data loader; each item ``(x, y)``, ``(x, y, sample_weight)`` or ``x``."""
 
-    def __init__(self, loader, steps: int | None = None):
-        self.loader, self.steps = loader, steps
+    def __init__(self, loader, steps: int | None = None, shuffle: bool = False):
+        self.loader, self.steps, self.shuffle = loader, steps, shuffle
 
     def __len__(self):
         if self.steps is not None:
@@ -131,7 +131,12 @@ class LoaderBatches:
         return len(self.loader) if hasattr(self.loader, "__len__") else None
 
     def __iter__(self):
-        for i, item in enumerate(self.loader):
+        source = self.loader
+        n = getattr(source, "num_batches", None)
+        if self.shuffle and n is not None and hasattr(source, "batches"):
+            # a PyDataset of known length: Keras reads its batches in a new random order each epoch
+            source = source.batches(torch.randperm(n).tolist())
+        for i, item in enumerate(source):
             if self.steps is not None and i >= self.steps:
                 return
             if isinstance(item, (list, tuple)) and len(item) in (2, 3):

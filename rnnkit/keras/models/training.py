@@ -101,7 +101,7 @@ def _batches(x, y, sw, batch_size, shuffle, steps=None):
     if D.is_batch_iterable(x):
         if y is not None:
             raise ValueError("when x is a data loader it must yield (x, y) itself; do not pass y")
-        return D.LoaderBatches(x, steps)
+        return D.LoaderBatches(x, steps, shuffle)
     x = D.as_tensors(x, "x")
     y, sw = D.as_tensors(y, "y"), D.as_tensors(sw, "sample_weight")
     return D.ArrayBatches(x, y, sw, 32 if batch_size is None else batch_size, shuffle)
@@ -115,6 +115,9 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
     if D.is_batch_iterable(x):
         if validation_split:
             raise ValueError("validation_split needs arrays; with a data loader pass validation_data")
+        if sample_weight is not None:
+            raise ValueError("fit: sample_weight cannot go with a data loader (as in Keras); let the "
+                             "loader yield (x, y, sample_weight)")
         train, val = _batches(x, y, None, batch_size, shuffle, steps_per_epoch), validation_data
     else:
         xs, ys, sws = D.as_tensors(x, "x"), D.as_tensors(y, "y"), D.as_tensors(sample_weight, "sample_weight")
@@ -133,6 +136,8 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
         val = D.ArrayBatches(*[D.as_tensors(v, "validation_data") for v in val],
                              batch_size=validation_batch_size or train.batch_size
                              if isinstance(train, D.ArrayBatches) else 32)
+    elif val is not None:
+        val = D.LoaderBatches(val)  # a loader / PyDataset of (x, y[, sample_weight]) batches
 
     history, progbar = History(), _ProgbarLogger(verbose, len(train), epochs) if verbose else None
     callbacks = _callbacks("fit", callbacks, model, {})
@@ -159,6 +164,8 @@ def fit(model, x, y, *, batch_size, epochs, verbose, callbacks, validation_split
                 _ensure_built(model, xb)
                 _ensure_optimizer(model)
                 device, dtype = _device_dtype(model)
+            if class_weight is not None and swb is None and not isinstance(train, D.ArrayBatches):
+                swb = D.class_weights_to_sample_weights(yb, class_weight)  # loaders: per batch
             xb, yb, swb = (D.to_device(t, device, dtype) for t in (xb, yb, swb))
             for cb in batch_hooks:
                 cb.on_train_batch_begin(step)
