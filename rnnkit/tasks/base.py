@@ -41,6 +41,7 @@ from torch import nn
 from rnnkit.errors import CheckpointError, ConfigError, DataError, RnnkitError
 from rnnkit.train import ProgressBar, RunFolder, RunFolderError, TrainConfig, Trainer, resolve_device
 from rnnkit.train.checkpoint import CONFIG, LOCK, OWN_FILES, VOCAB
+from rnnkit.train.distributed import Dist
 from rnnkit.train.runtime import RunLock
 from rnnkit.train.trainer import check_plan
 from rnnkit.train.config import describe, from_dict, to_dict
@@ -265,7 +266,16 @@ def train(task_cls: type[Task], *, out=None, resume=None, config=None, force: bo
     adds a phase, see `rnnkit.train.trainer`); a run stopped before its first checkpoint starts again
     from step 0 with its saved configuration. ``config=RUN/config.json`` replays that run (its
     options, recorded measurements and plan) into ``out``. ``out`` must not hold a run unless
-    ``force``. ``echo=None`` prints nothing."""
+    ``force``. ``echo=None`` prints nothing.
+
+    Under ``torchrun`` (or with a process group the caller initialised) every rank calls this with
+    the same options: rank 0 chooses, measures, prints and writes the run folder, the others follow
+    (`rnnkit.train.distributed`)."""
+    dist = Dist.from_environment("cuda" if torch.cuda.is_available() else "cpu")
+    if dist.enabled and torch.cuda.is_available():
+        torch.cuda.set_device(dist.local_rank)
+    if not dist.is_main:
+        echo, progress = None, False
     echo = echo or (lambda text: None)
     plan = None
     if resume is not None:
@@ -287,6 +297,12 @@ def train(task_cls: type[Task], *, out=None, resume=None, config=None, force: bo
                 tr.update(task_cls.default_budget)
             cfg, tr_cfg = task_cls.Config(**own), TrainConfig(**tr)
         run = RunFolder(out if out is not None else default_run_name(task_cls, cfg))
+    if not dist.is_main:   # rank 0 owns the folder; the others only read it (to resume)
+        if resume is not None:
+            cfg, tr_cfg = resume_configs(task_cls, run, options)
+            plan = (run.read_config(task_cls.name).get("plan") or {}).get("phases")
+        return _train(task_cls, run, cfg, tr_cfg, plan, resume is not None, config,
+                      progress, callbacks, echo, dist)
     created = not run.path.exists()
     lock = RunLock(run.path)
     lock.acquire()
@@ -298,8 +314,8 @@ def train(task_cls: type[Task], *, out=None, resume=None, config=None, force: bo
             plan = (run.read_config(task_cls.name).get("plan") or {}).get("phases")
         else:
             prepare_out(run, force)
-        return _train(task_cls, run, cfg, tr_cfg, plan, resume is not None, config is not None,
-                      progress, callbacks, echo)
+        return _train(task_cls, run, cfg, tr_cfg, plan, resume is not None, config,
+                      progress, callbacks, echo, dist)
     finally:
         lock.release()
         if created and [p.name for p in run.path.iterdir()] == [LOCK]:  # nothing written: no trace
@@ -307,8 +323,8 @@ def train(task_cls: type[Task], *, out=None, resume=None, config=None, force: bo
             run.path.rmdir()
 
 
-def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: bool, replay: bool,
-           progress: bool, callbacks, echo):
+def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: bool, replay,
+           progress: bool, callbacks, echo, dist: Dist):
     restart = resuming and not run.has_checkpoint()
     echo(f"run folder: {run.path}" + (" (resuming)" if resuming and not restart else "") +
          (" (stopped before its first checkpoint: starting again from step 0 with its saved "
@@ -325,6 +341,10 @@ def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: b
     try:
         if not resuming and not replay:
             task.choose(echo)    # may build and time a model (the language model's recipe)
+        if dist.enabled:   # rank 0's choices (measured speed) for every rank: one model
+            task.config, task.train_config = dist.broadcast((task.config, task.train_config))
+            task.measured = dist.broadcast(getattr(task, "measured", None))
+            dist.check_divides(getattr(task.config, "batch_size", None) or dist.world)
         task.check()
         echo("configuration:\n" + describe(task.config) + "\n" + describe(task.train_config))
         tr_cfg = task.train_config
@@ -344,19 +364,22 @@ def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: b
             raise CheckpointError(f"{run / CONFIG}: its \"model\" section {saved.get('model')!r:.300} "
                                   f"differs from the model its options build; the file was damaged or "
                                   f"edited")
-    else:
+    elif dist.is_main:
         task.save_artifacts(run)
     task.start()
     cbs = list(task.callbacks())
     if progress:
         cbs.append(ProgressBar())
     trainer = Trainer(task, tr_cfg, run, callbacks=[*cbs, *callbacks], resume=resuming and not restart,
-                      echo=echo, plan=plan)
+                      echo=echo, plan=plan, dist=dist)
     new_plan = trainer.prepare()
-    if new_plan != plan or not resuming:
+    if dist.is_main and (new_plan != plan or not resuming):
         measured = getattr(task, "measured", None)
         if resuming:
             measured = (saved.get("plan") or {}).get("recipe")
+        elif replay:   # the replayed run's record
+            measured = (RunFolder(Path(replay).parent).read_config(verify=False).get("plan") or {}
+                        ).get("recipe")
         run.write_config(task_cls.name, {**sections, "plan": {"phases": new_plan, "recipe": measured}})
     result = trainer.fit()
     result.run = run.path

@@ -52,6 +52,7 @@ from rnnkit.errors import CheckpointError, ConfigError, RnnkitError
 from rnnkit.train import history as hist
 from rnnkit.train.checkpoint import CURVES, LAST, RunFolder, load_weights_file, weights_of
 from rnnkit.train.config import TrainConfig
+from rnnkit.train.distributed import Dist
 from rnnkit.train.optim import Schedule, build_optimizer, clip_grad_norm
 from rnnkit.train.runtime import StopOnSignals, rng_state, set_rng_state
 
@@ -113,12 +114,17 @@ class Trainer:
     ``resume=True`` continues from the run's last checkpoint (the task must already hold the same
     configuration). ``plan``: the run's phases (config.json's, when a run folder has one); None: made
     from the budget (or, on resume, read from the checkpoint) -- see the module docstring.
-    ``echo`` prints messages (replaced by the progress bar's writer while it runs).
+    ``echo`` prints messages (replaced by the progress bar's writer while it runs). ``dist``: this
+    process's place in a distributed run (`rnnkit.train.distributed`; default: a single process):
+    each rank trains on its rows of every batch under DDP, and rank 0 alone writes ``run``.
     """
 
     def __init__(self, task, config: TrainConfig, run=None, *, callbacks=(), resume: bool = False,
-                 echo=print, plan: list[dict] | None = None):
+                 echo=print, plan: list[dict] | None = None, dist: Dist | None = None):
         self.task, self.cfg = task, config
+        self.dist = dist or Dist()
+        self._ddp = None
+        self._task_state: dict | None = None   # the ranks' task states merged, for a checkpoint
         self.model = task.model
         self.run = run if isinstance(run, RunFolder) or run is None else RunFolder(run)
         if resume and self.run is None:
@@ -173,6 +179,14 @@ class Trainer:
         self.schedule.set(self.step)
         self._autocast = (torch.autocast(self.device.type, dtype=torch.bfloat16)
                           if cfg.precision == "bf16" else contextlib.nullcontext())
+        if self.dist.enabled:  # every rank follows rank 0's plan (its measurement of a budget)
+            self.plan = self.dist.broadcast(self.plan)
+            self.schedule.phases = [(p["start"], p["end"]) for p in self.plan]
+            self.schedule.total_steps = self.plan[-1]["end"]
+            self.schedule.set(self.step)
+            self._ddp = self.dist.wrap(self.task)
+            if not self.dist.is_main:
+                self.run = None   # read to resume; only rank 0 writes
         self._prepared = True
         return self.plan
 
@@ -205,6 +219,8 @@ class Trainer:
             self.optimizer.load_state_dict(state["optimizer"])
             self.schedule.load_state_dict(state["schedule"])
             self.task.load_state_dict(state["task"])
+            if hasattr(self.task, "take_shard"):   # this rank's part of a merged state
+                self.task.take_shard(self.dist.rank, self.dist.world)
             set_rng_state(state["rng"])
             self.step, self.elapsed, self.seen = state["step"], state["elapsed"], state["tokens"]
             self._since_best = state.get("since_best", 0)
@@ -231,7 +247,8 @@ class Trainer:
                 "best": self.best,
                 "last_val": self.last_val, "optimizer": self.optimizer.state_dict(),
                 "schedule": self.schedule.state_dict(), "rng": rng_state(),
-                "task": self.task.state_dict(), "window": pending, "window_norms": norms,
+                "task": self._task_state if self._task_state is not None else self.task.state_dict(),
+                "window": pending, "window_norms": norms,
                 "window_tokens": int(self._window_count),
                 "ema": None if self._ema is None else [t.cpu() for t in self._ema]}
 
@@ -253,10 +270,15 @@ class Trainer:
         status = "finished"
         with StopOnSignals(self):
             while self.step < self.total_steps:
-                batch = task.next_batch()
+                batch = self.dist.shard(task.next_batch())
                 with self._autocast:
-                    loss_sum, count = task.loss(batch)
-                    loss = loss_sum / count
+                    if self._ddp is None:
+                        loss_sum, count = task.loss(batch)
+                        loss = loss_sum / count
+                    else:  # scaled so that DDP's mean over ranks is the global batch's mean loss
+                        loss_sum, count = self._ddp(batch)
+                        total = self.dist.all_sum([float(count)])[0]
+                        loss = loss_sum * (self.dist.world / total)
                 opt.zero_grad(set_to_none=True)
                 loss.backward()
                 if cfg.clip > 0:
@@ -278,11 +300,12 @@ class Trainer:
                     self._log()
                 if validate and self._validated_at != self.step:
                     self.validate()
-                if self.stop_reason:
+                if self._stop_now():
                     status = "interrupted" if self.stop_reason.startswith("SIG") else "stopped"
                     self._carried, self._norms_carried = self._read_window()
                     self._window, self._norms = [], []
                     break
+        self._gather_task_state()
         if self.run is not None:
             self.checkpoint()
             self._write_plot(force=True)
@@ -325,6 +348,10 @@ class Trainer:
         losses, norms = self._read_window()
         now = time.perf_counter()
         seconds = max(1e-9, now - self._t_log - self._paused)
+        if self.dist.enabled:  # each rank's share of the global losses, and all ranks' counts
+            *losses, total = self.dist.all_sum([*losses, float(self._window_count)])
+            losses = [v / self.dist.world for v in losses]
+            self._window_count = total
         mean = sum(losses) / len(losses)
         extra = self.task.train_metrics(mean) if hasattr(self.task, "train_metrics") else {}
         count = int(self._window_count)  # one read of a count kept as a tensor (no sync per step)
@@ -406,6 +433,7 @@ class Trainer:
                                     f"step {self.best['step']})" if self.best is not None else
                                     f"early stopping: no finite validation {self.primary} in "
                                     f"{patience} validations")
+        self._gather_task_state()
         if self.run is not None:
             self.checkpoint()
             self._write_plot()
@@ -413,6 +441,27 @@ class Trainer:
         return record
 
     # -- checkpoints ----------------------------------------------------------------------------
+    def _stop_now(self) -> bool:
+        """Whether to stop after this step. Distributed, every rank decides alike from the flags of
+        all ranks at this point (a signal that arrives later counts at the next step): a signal on
+        one rank stops every rank after the same step."""
+        if not self.dist.enabled:
+            return bool(self.stop_reason)
+        asked = self.dist.all_sum([1.0 if self.stop_reason else 0.0])[0] > 0
+        if asked and not self.stop_reason:
+            self.echo("another rank was asked to stop: stopping after this step")
+            self.stop_reason = "SIGTERM"
+        return asked
+
+    def _gather_task_state(self) -> None:
+        """Distributed: every rank's task state (e.g. a language model's carried state of its own
+        streams) merged into one (`task.merge_shard_states`), so a checkpoint resumes with any number
+        of ranks. Every rank calls it at the same steps (it is a collective)."""
+        self._task_state = None
+        if self.dist.enabled and hasattr(self.task, "merge_shard_states"):
+            self._task_state = self.task.merge_shard_states(
+                self.dist.all_gather_object(self.task.state_dict()))
+
     def checkpoint(self) -> None:
         """Write a checkpoint (the latest weights, the best ones when a validation improved since
         the last checkpoint, the trainer state and the history) and switch the run to it at once."""
