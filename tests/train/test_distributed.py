@@ -159,3 +159,25 @@ def test_a_minutes_budget_ends_on_every_rank_at_the_same_step(text, tmp_path):
     args[args.index("--steps"):args.index("--steps") + 2] = ["--minutes", "0.1"]
     done = launch(args, 2)
     assert done.stdout.count("budget: 0.1 minutes ->") == 1 and "finished:" in done.stdout
+
+
+def _train_in_own_group(rank, store, text, out):
+    """A user's own launcher: init the group, then train as usual (rnnkit joins that group)."""
+    torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
+                                         world_size=2)
+    try:
+        from rnnkit.tasks import lm
+        lm.train(str(text), out=str(out), steps=4, hidden=32, embedding=16, layers=1, batch_size=8,
+                 seq_len=16, log_every=1, eval_every=3, sample_length=0, threads=1, dropout=0.0,
+                 lr=0.003, progress=False, echo=None)
+    finally:
+        torch.distributed.destroy_process_group()
+
+
+def test_the_python_api_joins_a_process_group_the_caller_initialised(text, tmp_path):
+    torch.multiprocessing.spawn(_train_in_own_group, args=(tmp_path / "store", text, tmp_path / "two"),
+                                nprocs=2, join=True)
+    launch(lm_options(text, tmp_path / "one", 4), 1)
+    (t2, v2), (t1, v1) = losses(tmp_path / "two"), losses(tmp_path / "one")
+    np.testing.assert_allclose(t2, t1, rtol=1e-5, atol=1e-6)
+    np.testing.assert_allclose(v2, v1, rtol=1e-5, atol=1e-6)
