@@ -10,10 +10,10 @@ import os
 import sys
 
 from rnnkit import __version__
-from rnnkit.cli import bench, evaluate, explain, export, forecast, generate, predict, train
+from rnnkit.cli import bench, evaluate, explain, export, forecast, generate, predict, train, translate
 from rnnkit.train import RunFolderError, TrainingDiverged
 
-COMMANDS = (train, generate, evaluate, predict, forecast, explain, export, bench)
+COMMANDS = (train, generate, evaluate, predict, translate, forecast, explain, export, bench)
 #: the errors reported as a message rather than a traceback
 USER_ERRORS = (ValueError, TypeError, OSError, RunFolderError, TrainingDiverged)
 

@@ -67,7 +67,7 @@ class TranslateConfig:
     batch_size: int = option(64, "sentence pairs per batch")
     beam: int = option(5, "beam width of the final test evaluation (1: greedy only)")
     alpha: float = option(0.6, "length normalisation of beam search (Wu et al. 2016; 0: none)")
-    eval_sentences: int = option(1000, "dev pairs translated (greedy) at each validation for BLEU")
+    eval_sentences: int = option(500, "dev pairs translated (greedy) at each validation for BLEU")
 
     def __post_init__(self):
         check_fields(self)
@@ -181,7 +181,8 @@ class TranslationTask(Task):
     # -- after training -----------------------------------------------------------------------------
     @classmethod
     def evaluate_run(cls, run, data=None, **options):
-        return evaluate(run, data, **{k: v for k, v in options.items() if k in ("split", "beam", "device")})
+        known = {k: v for k, v in options.items() if k in ("split", "beam", "device") and v is not None}
+        return evaluate(run, data, **known)
 
     @classmethod
     def format_evaluation(cls, r):
@@ -299,10 +300,12 @@ def translate(run, sentences: list[str], *, beam: int = 1, alpha: float | None =
 
 def bleu_scores(pairs, hyps: list[list[str]]) -> dict:
     """Corpus BLEU and chrF (sacrebleu) of ``hyps`` (one per pair) against the pairs' targets:
-    single-reference BLEU over the pairs, and multi-reference BLEU and chrF over distinct sources."""
+    single-reference BLEU over the pairs, and multi-reference BLEU and chrF over distinct sources.
+    Sentences are compared as the normalised, space-separated tokens (sacrebleu's default 13a
+    tokenizer on top changes nothing there; ``force=True`` says the tokenisation is deliberate)."""
     import sacrebleu
     sys_out = [" ".join(h) for h in hyps]
-    single = sacrebleu.corpus_bleu(sys_out, [[" ".join(p.tgt) for p in pairs]]).score
+    single = sacrebleu.corpus_bleu(sys_out, [[" ".join(p.tgt) for p in pairs]], force=True).score
     refs: dict[str, list[str]] = {}
     first: dict[str, str] = {}
     for p, h in zip(pairs, sys_out):
@@ -312,7 +315,7 @@ def bleu_scores(pairs, hyps: list[list[str]]) -> dict:
     n = max(len(r) for r in refs.values())
     streams = [[r[k] if k < len(r) else None for r in refs.values()] for k in range(n)]
     hyp_multi = list(first.values())
-    return {"bleu": single, "bleu_multi": sacrebleu.corpus_bleu(hyp_multi, streams).score,
+    return {"bleu": single, "bleu_multi": sacrebleu.corpus_bleu(hyp_multi, streams, force=True).score,
             "chrf": sacrebleu.corpus_chrf(hyp_multi, streams).score}
 
 

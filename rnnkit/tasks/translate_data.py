@@ -141,7 +141,8 @@ def load_translation_data(path: str, *, reverse: bool = False, max_len: int = 10
     if not train:
         raise ValueError(f"data: {len(kept)} pairs leave nothing to train on after the dev/test split")
     if vocabs is None:
-        vocabs = (build_vocab([p.src for p in train], min_freq), build_vocab([p.tgt for p in train], min_freq))
+        vocabs = (build_vocab([p.src for p in train], min_freq),
+                  build_vocab([p.tgt for p in train], min_freq))
     return TranslationData(train, dv, ts, *vocabs, dropped_long=dropped, name=Path(path).name)
 
 

@@ -100,7 +100,8 @@ class Seq2Seq(nn.Module):
             self.encoder = RecurrentStack(cell, embedding, hidden, layers, bidirectional=bidirectional,
                                           dropout=dropout if layers > 1 else 0.0)
             self.tgt_embed = nn.Embedding(tgt_vocab_size, embedding, padding_idx=pad_id)
-            self.decoder = RecurrentStack(cell, embedding, hidden, layers, dropout=dropout if layers > 1 else 0.0)
+            self.decoder = RecurrentStack(cell, embedding, hidden, layers,
+                                          dropout=dropout if layers > 1 else 0.0)
         self.join_memory = nn.Linear(D * hidden, hidden, bias=False) if D == 2 else None
         self.join_state = nn.Linear(D * hidden, hidden) if D == 2 else None
         self.attention = Attention(attention, hidden) if attention != "none" else None
@@ -122,8 +123,9 @@ class Seq2Seq(nn.Module):
             memory = self.join_memory(memory)
             L, H = self.layers, self.hidden
             # (L*2, B, H) ordered l0 fwd, l0 bwd, l1 fwd, ... -> (L, B, 2H) -> (L, B, H)
-            states = tuple(torch.tanh(self.join_state(s.view(L, 2, B, H).permute(0, 2, 1, 3).reshape(L, B, 2 * H)))
-                           for s in states)
+            joined = (s.view(L, 2, B, H).permute(0, 2, 1, 3).reshape(L, B, 2 * H) for s in states)
+            # under a bf16 autocast the linear map gives bf16; the recurrent states stay fp32
+            states = tuple(torch.tanh(self.join_state(s)).to(s.dtype) for s in joined)
         mask = torch.arange(S, device=src.device).unsqueeze(0) < src_len.to(src.device).unsqueeze(1)
         keys = self.attention.prepare(memory) if self.attention is not None else None
         return memory, keys, mask, tuple(states)
@@ -194,5 +196,6 @@ class Seq2SeqStepper:
 
     def reorder(self, state, index: Tensor):
         dec, memory, keys, mask = state
-        pick = lambda x: None if x is None else x.index_select(0, index)
+        def pick(x):
+            return None if x is None else x.index_select(0, index)
         return tuple(s.index_select(1, index) for s in dec), pick(memory), pick(keys), pick(mask)

@@ -88,7 +88,8 @@ def test_a_beam_of_two_finds_the_sequence_greedy_misses():
     best = exhaustive(model, V, 3, 0.0)[1]
     assert best == [3, EOS]
     scores, state = model.prime(1)
-    assert beam_search(model, scores, state, beam=2, max_len=3, eos=EOS, alpha=0.0).tokens[0].tolist()[:2] == best
+    found = beam_search(model, scores, state, beam=2, max_len=3, eos=EOS, alpha=0.0)
+    assert found.tokens[0].tolist()[:2] == best
 
 
 @pytest.mark.parametrize("seed", range(5))

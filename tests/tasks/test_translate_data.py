@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import pytest
 
-from rnnkit.tasks.translate_data import (encode_sources, load_translation_data, make_batch, normalize_sentence,
-                                         read_pairs, split_pairs)
+from rnnkit.tasks.translate_data import (encode_sources, load_translation_data, make_batch,
+                                         normalize_sentence, read_pairs, split_pairs)
 
 
 def test_textbook_normalisation_of_french_punctuation_and_non_breaking_spaces():
@@ -31,7 +31,8 @@ def test_the_real_file_reads_and_the_split_never_shares_a_source(data_dir):
 def test_reverse_swaps_the_sides(tmp_path):
     f = tmp_path / "p.txt"
     f.write_text("Go.\tVa !\tCC-BY 2.0 (France) Attribution\nHi.\tSalut !\n", encoding="utf-8")
-    assert [(p.src, p.tgt) for p in read_pairs(f)] == [(["go", "."], ["va", "!"]), (["hi", "."], ["salut", "!"])]
+    assert [(p.src, p.tgt) for p in read_pairs(f)] == [(["go", "."], ["va", "!"]),
+                                                         (["hi", "."], ["salut", "!"])]
     assert read_pairs(f, reverse=True)[0].src == ["va", "!"]
 
 
@@ -61,7 +62,8 @@ def test_batches_are_padded_and_shifted():
     from rnnkit.tasks.translate_data import Pair
     v = WordVocab(["a", "b", "c"])
     b = make_batch([Pair(["a"], ["b", "c"], 1), Pair(["a", "b", "c"], ["c"], 2)], v, v)
-    assert b.src[:, 1].tolist() == [4, 5, 6, v.eos_id] and b.src[:, 0].tolist() == [4, v.eos_id, v.pad_id, v.pad_id]
+    assert b.src[:, 1].tolist() == [4, 5, 6, v.eos_id]
+    assert b.src[:, 0].tolist() == [4, v.eos_id, v.pad_id, v.pad_id]
     assert b.tgt_in[:, 0].tolist() == [v.bos_id, 5, 6] and b.tgt_out[:, 0].tolist() == [5, 6, v.eos_id]
     assert b.tgt_out[:, 1].tolist() == [6, v.eos_id, v.pad_id]
 
