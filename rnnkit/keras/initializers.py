@@ -22,11 +22,20 @@ def _fans(shape) -> tuple[int, int]:
 
 
 class Initializer:
-    """Base class: ``init(tensor)`` fills ``tensor`` in place (under no_grad) and returns it."""
+    """Base class: ``init(tensor)`` fills ``tensor`` in place (under no_grad) and returns it. With a
+    ``seed`` the draw is the same at every call (as Keras's seeded initializers) and leaves torch's
+    global random state untouched."""
+
+    seed = None
 
     def __call__(self, tensor: torch.Tensor) -> torch.Tensor:
         with torch.no_grad():
-            self.fill(tensor)
+            if self.seed is None:
+                self.fill(tensor)
+            else:
+                with torch.random.fork_rng(devices=[]):
+                    torch.manual_seed(self.seed)
+                    self.fill(tensor)
         return tensor
 
     def fill(self, t: torch.Tensor) -> None:
@@ -34,6 +43,10 @@ class Initializer:
 
     def get_config(self) -> dict:
         return {}
+
+
+def _seed(init) -> dict:
+    return {} if init.seed is None else {"seed": init.seed}
 
 
 class Zeros(Initializer):
@@ -59,24 +72,24 @@ class Constant(Initializer):
 
 class RandomUniform(Initializer):
     def __init__(self, minval: float = -0.05, maxval: float = 0.05, seed=None):
-        self.minval, self.maxval = minval, maxval
+        self.minval, self.maxval, self.seed = minval, maxval, seed
 
     def fill(self, t):
         t.uniform_(self.minval, self.maxval)
 
     def get_config(self):
-        return {"minval": self.minval, "maxval": self.maxval}
+        return {"minval": self.minval, "maxval": self.maxval, **_seed(self)}
 
 
 class RandomNormal(Initializer):
     def __init__(self, mean: float = 0.0, stddev: float = 0.05, seed=None):
-        self.mean, self.stddev = mean, stddev
+        self.mean, self.stddev, self.seed = mean, stddev, seed
 
     def fill(self, t):
         t.normal_(self.mean, self.stddev)
 
     def get_config(self):
-        return {"mean": self.mean, "stddev": self.stddev}
+        return {"mean": self.mean, "stddev": self.stddev, **_seed(self)}
 
 
 class VarianceScaling(Initializer):
@@ -84,7 +97,7 @@ class VarianceScaling(Initializer):
 
     def __init__(self, scale: float = 1.0, mode: str = "fan_in", distribution: str = "truncated_normal",
                  seed=None):
-        self.scale, self.mode, self.distribution = scale, mode, distribution
+        self.scale, self.mode, self.distribution, self.seed = scale, mode, distribution, seed
 
     def fill(self, t):
         fan_in, fan_out = _fans(tuple(t.shape))
@@ -100,60 +113,60 @@ class VarianceScaling(Initializer):
             torch.nn.init.trunc_normal_(t, 0.0, std, -2 * std, 2 * std)
 
     def get_config(self):
-        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution}
+        return {"scale": self.scale, "mode": self.mode, "distribution": self.distribution, **_seed(self)}
 
 
 class GlorotUniform(VarianceScaling):
     def __init__(self, seed=None):
-        super().__init__(1.0, "fan_avg", "uniform")
+        super().__init__(1.0, "fan_avg", "uniform", seed)
 
     def get_config(self):
-        return {}
+        return _seed(self)
 
 
 class GlorotNormal(VarianceScaling):
     def __init__(self, seed=None):
-        super().__init__(1.0, "fan_avg", "truncated_normal")
+        super().__init__(1.0, "fan_avg", "truncated_normal", seed)
 
     def get_config(self):
-        return {}
+        return _seed(self)
 
 
 class HeUniform(VarianceScaling):
     def __init__(self, seed=None):
-        super().__init__(2.0, "fan_in", "uniform")
+        super().__init__(2.0, "fan_in", "uniform", seed)
 
     def get_config(self):
-        return {}
+        return _seed(self)
 
 
 class HeNormal(VarianceScaling):
     def __init__(self, seed=None):
-        super().__init__(2.0, "fan_in", "truncated_normal")
+        super().__init__(2.0, "fan_in", "truncated_normal", seed)
 
     def get_config(self):
-        return {}
+        return _seed(self)
 
 
 class LecunUniform(VarianceScaling):
     def __init__(self, seed=None):
-        super().__init__(1.0, "fan_in", "uniform")
+        super().__init__(1.0, "fan_in", "uniform", seed)
 
     def get_config(self):
-        return {}
+        return _seed(self)
 
 
 class Orthogonal(Initializer):
     """An orthogonal matrix (rows or columns orthonormal, whichever is fewer), times ``gain``."""
 
     def __init__(self, gain: float = 1.0, seed=None):
-        self.gain = gain
+        self.gain, self.seed = gain, seed
 
     def fill(self, t):
         torch.nn.init.orthogonal_(t, self.gain)
 
     def get_config(self):
-        return {"gain": self.gain}
+        return {"gain": self.gain, **_seed(self)}
 
 
 INITIALIZERS = {

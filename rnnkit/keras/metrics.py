@@ -46,6 +46,9 @@ class Metric:
     """Base class: subclasses define ``update_state``/``result``/``reset_state``."""
 
     def __init__(self, name: str | None = None, dtype=None):
+        if dtype not in (None, "float32", torch.float32):
+            raise ValueError(f"{type(self).__name__}: dtype={dtype!r} is not supported (results are "
+                             f"Python floats computed in float32 or better); leave it None")
         self.name = name or to_snake_case(type(self).__name__)
         self.reset_state()
 

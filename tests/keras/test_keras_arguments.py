@@ -239,3 +239,40 @@ def test_loaders_take_validation_loaders_and_class_weight_as_keras():
     _close({a: v[-1] for a, v in hist[0].items()}, {a: v[-1] for a, v in hist[1].items()})
     with pytest.raises(ValueError, match="sample_weight"):
         r.fit(batches(R), sample_weight=np.ones(8), verbose=0)
+
+
+def test_model_call_honours_training_and_mask_as_keras():
+    x = rng.standard_normal((3, 5, 4)).astype("float32")
+    mask = np.array([[1, 1, 1, 0, 0], [1, 1, 1, 1, 1], [1, 0, 0, 0, 0]], bool)
+    outs = []
+    for M in (K, R):
+        inp = M.Input((5, 4))
+        out = M.layers.Dense(1)(M.layers.GRU(3)(inp))
+        outs.append((M.Sequential([M.Input((5, 4)), M.layers.GRU(3), M.layers.Dense(1)]), M.Model(inp, out)))
+    for k, r in outs:
+        r.set_weights(k.get_weights())
+        got = r(torch.from_numpy(x), mask=torch.from_numpy(mask)).detach().numpy()
+        want = k(x, mask=mask).detach().cpu().numpy()
+        np.testing.assert_allclose(got, want, atol=1e-5)
+        assert np.abs(got - r(torch.from_numpy(x)).detach().numpy()).max() > 1e-4  # the mask mattered
+    drop = R.Sequential([R.Input((4,)), R.layers.Dropout(0.5)])
+    ones = torch.ones(2, 4)
+    assert torch.equal(drop(ones), ones)
+    assert not torch.equal(drop(ones, training=True), ones) and not drop.training
+
+
+def test_seeded_initializers_repeat_their_draw():
+    for name in ("GlorotUniform", "GlorotNormal", "HeUniform", "Orthogonal", "RandomNormal"):
+        init = getattr(R.initializers, name)(seed=4)
+        a, b = init(torch.empty(5, 6)), init(torch.empty(5, 6))
+        torch.testing.assert_close(a, b)
+        assert not torch.equal(a, getattr(R.initializers, name)(seed=5)(torch.empty(5, 6)))
+        assert init.get_config()["seed"] == 4
+    before = torch.random.get_rng_state()
+    R.initializers.GlorotUniform(seed=1)(torch.empty(3, 3))
+    assert torch.equal(before, torch.random.get_rng_state())  # the global stream is not touched
+    layer = R.layers.Dense(3, kernel_initializer=R.initializers.GlorotUniform(seed=2))
+    other = R.layers.Dense(3, kernel_initializer=R.initializers.GlorotUniform(seed=2))
+    layer(torch.ones(1, 4))
+    other(torch.ones(1, 4))
+    torch.testing.assert_close(layer.kernel, other.kernel)

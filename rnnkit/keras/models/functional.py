@@ -6,9 +6,10 @@ and replays them on real tensors in ``call``. ``get_config`` writes the graph as
 configs + which tensors each call took), ``from_config`` replays it."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
-from rnnkit.keras.backend import unique_name
+from rnnkit.keras.backend import set_keras_mask, unique_name
 from rnnkit.keras.layers import deserialize, serialize
 from rnnkit.keras.layers.input_layer import (Input, KerasTensor, flatten_keras_tensors, is_input,
                                              map_structure)
@@ -90,8 +91,12 @@ class Functional(Model):
             raise ValueError(f"{self.name}: expected {len(self._flat_inputs)} inputs "
                              f"{[t.shape for t in self._flat_inputs]}, got {len(given)}")
         values = {}
-        for t, v in zip(self._flat_inputs, given):
+        masks = list(mask) if isinstance(mask, (list, tuple)) else [mask] * len(given)
+        for t, v, m in zip(self._flat_inputs, given, masks):
             v = to_tensor(v)
+            if m is not None:  # Keras's call(mask=): the inputs' time-step masks
+                v = v.clone()
+                set_keras_mask(v, torch.as_tensor(m, dtype=torch.bool))
             if v.dim() != len(t.shape) or any(d is not None and d != s
                                               for d, s in zip(t.shape[1:], v.shape[1:])):
                 raise ValueError(f"{self.name}: input {t.name!r} expects shape {t.shape}, got "

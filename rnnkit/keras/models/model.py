@@ -5,6 +5,8 @@ This file holds the configuration side (compile, weights, summary, saving entry 
 training loop is `rnnkit.keras.models.training`, one readable function per verb."""
 from __future__ import annotations
 
+import inspect
+
 import torch
 
 from rnnkit.keras import losses as losses_mod
@@ -34,7 +36,19 @@ class Model(Layer):
         self.history = None
 
     def forward(self, *args, **kwargs):
-        return self.call(*args, **kwargs)
+        """``call`` under ``training=`` when given: the layers run in that mode for this call (dropout
+        on, batch statistics used) and the model's own mode comes back afterwards, as Keras does."""
+        training = kwargs.get("training")
+        if "training" not in inspect.signature(self.call).parameters:
+            kwargs.pop("training", None)
+        if training is None:
+            return self.call(*args, **kwargs)
+        was = self.training
+        self.train(bool(training))
+        try:
+            return self.call(*args, **kwargs)
+        finally:
+            self.train(was)
 
     def call(self, inputs, training=None):
         raise NotImplementedError(f"{type(self).__name__}: subclasses of Model define call(inputs)")

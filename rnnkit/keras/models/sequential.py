@@ -6,8 +6,10 @@ so ``summary()`` works before any data is seen. Plain ``torch.nn.Module``s may s
 (they build nothing and show ``?`` in the summary)."""
 from __future__ import annotations
 
+import torch
 from torch import nn
 
+from rnnkit.keras import backend
 from rnnkit.keras.layers import deserialize, serialize
 from rnnkit.keras.layers.input_layer import KerasTensor, is_input
 from rnnkit.keras.layers.layer import Layer
@@ -77,6 +79,9 @@ class Sequential(Model):
 
     def call(self, inputs, training=None, mask=None):
         x = inputs
+        if mask is not None:  # a time-step mask (B, T) for the first layer, as Keras's call(mask=)
+            x = x.clone() if isinstance(x, torch.Tensor) else x
+            backend.set_keras_mask(x, torch.as_tensor(mask, dtype=torch.bool))
         for layer in self._layers:
             x = layer(x)
         return x
