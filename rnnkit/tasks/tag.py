@@ -69,7 +69,7 @@ class TagConfig:
     dropout: float = option(0.33, "dropout on the word representations, between layers and before "
                                   "the output")
     crf: bool = option(False, "a linear-chain CRF over the tags (Viterbi decoding)")
-    batch_size: int = option(32, "sentences per batch")
+    batch_size: int = option(64, "sentences per batch")
 
     def __post_init__(self):
         check_fields(self)
