@@ -25,6 +25,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
     p.add_argument("--num-samples", type=int, default=1, help="how many samples")
     p.add_argument("--unk", choices=("error", "replace"), default="error",
                    help="prompt characters the vocabulary lacks: an error, or fed as <unk>")
+    p.add_argument("--condition", default=None, metavar="LABEL",
+                   help="a conditional model (trained with --condition-col): write texts of this "
+                        "class, one per sample, each ending at a newline")
     p.add_argument("--device", default="cpu", help="where to run the model")
     p.set_defaults(handler=run)
     return p
@@ -36,6 +39,8 @@ def run(args: argparse.Namespace, out=None) -> list[str]:
     if args.num_samples < 1:
         raise ValueError(f"--num-samples must be >= 1, got {args.num_samples}")
     loaded = lm.load(args.run, args.device)
+    if args.condition is not None or loaded.config.condition_col is not None:
+        return _conditional(args, loaded, out)
     seed = args.seed
     samples = []
     for i in range(args.num_samples):
@@ -54,3 +59,19 @@ def run(args: argparse.Namespace, out=None) -> list[str]:
         out.flush()
         samples.append("".join(text))
     return samples
+
+
+def _conditional(args, loaded, out) -> list[str]:
+    from rnnkit.tasks.lm.conditional import generate
+    if args.condition is None:
+        raise ValueError(f"{args.run} is a conditional language model: give --condition LABEL")
+    if args.prompt:
+        raise ValueError("--prompt: a conditional model writes whole texts from --condition; "
+                         "drop --prompt")
+    texts = generate(loaded, args.condition, args.num_samples, length=args.length,
+                     temperature=args.temperature, top_k=args.top_k, top_p=args.top_p,
+                     seed=args.seed, device=args.device)
+    for text in texts:
+        out.write(text + "\n")
+    out.flush()
+    return texts

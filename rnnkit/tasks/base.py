@@ -74,6 +74,12 @@ class Task:
             self.plot_metric = self.primary_metric
 
     @classmethod
+    def variant(cls, config) -> type[Task]:
+        """The class that trains ``config``: a task may have variants its options choose (the
+        language model's conditional one); by default the task itself."""
+        return cls
+
+    @classmethod
     def config_section(cls) -> str:
         return cls.section or cls.name
 
@@ -325,6 +331,7 @@ def train(task_cls: type[Task], *, out=None, resume=None, config=None, force: bo
 
 def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: bool, replay,
            progress: bool, callbacks, echo, dist: Dist):
+    task_cls = task_cls.variant(cfg)
     restart = resuming and not run.has_checkpoint()
     echo(f"run folder: {run.path}" + (" (resuming)" if resuming and not restart else "") +
          (" (stopped before its first checkpoint: starting again from step 0 with its saved "

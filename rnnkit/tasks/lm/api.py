@@ -72,8 +72,12 @@ def load(run, device: str | torch.device = "cpu", weights: str = BEST) -> Loaded
     folder = RunFolder(run)
     lm_cfg, _, model_args = read_run_config(folder)
     vocab = load_vocab(folder.require(VOCAB))
+    if "condition_size" in model_args:   # a conditional model (--condition-col)
+        from rnnkit.tasks.lm.conditional import ConditionalLanguageModel as model_cls
+    else:
+        model_cls = LanguageModel
     try:
-        model = LanguageModel(**model_args)
+        model = model_cls(**model_args)
     except (TypeError, ValueError) as exc:
         raise RunFolderError(f"{folder / CONFIG}: bad model arguments {model_args}: {exc}") from None
     if model.vocab_size != len(vocab):

@@ -30,6 +30,9 @@ class LMConfig:
     split: str | None = option(None, "how validation is held out: the tail of the text, or whole "
                                      "files (none: files for a folder and stdlib, else tail)",
                                choices=SPLITS)
+    condition_col: str | None = option(None, "a conditional model (1→N): --data is labelled (text<TAB>label "
+                                             "lines, or a header), each text is generated from its "
+                                             "label in this column ('label': the last column)")
     encoding: str = option("utf-8", "text encoding of the data files")
     errors: str = option("strict", "undecodable bytes: strict (an error naming the offset), "
                                    "replace or ignore")

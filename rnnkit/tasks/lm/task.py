@@ -33,6 +33,14 @@ class LanguageModelTask(Task):
     count_unit = "tokens"
     plot_metric, plot_label = "ppl", "perplexity"
 
+    @classmethod
+    def variant(cls, config):
+        """With ``condition_col``, the conditional language model (`rnnkit.tasks.lm.conditional`)."""
+        if config.condition_col is not None:
+            from rnnkit.tasks.lm.conditional import ConditionalLMTask
+            return ConditionalLMTask
+        return cls
+
     # -- building ---------------------------------------------------------------------------------
     def load_data(self, run, progress):
         vocab = load_vocab(run.require(VOCAB)) if run is not None else None
@@ -154,7 +162,11 @@ class LanguageModelTask(Task):
     # -- after training: rnnkit evaluate / predict -----------------------------------------------
     @classmethod
     def evaluate_run(cls, run, data=None, **options):
-        from rnnkit.tasks.lm.api import evaluate
+        from rnnkit.tasks.lm.api import evaluate, read_run_config
+        from rnnkit.train import RunFolder
+        if read_run_config(RunFolder(run))[0].condition_col is not None:
+            from rnnkit.tasks.lm.conditional import evaluate as evaluate_conditional
+            return evaluate_conditional(run, data, **options)
         return evaluate(run, data, **options)
 
     @classmethod
@@ -172,7 +184,11 @@ class LanguageModelTask(Task):
     @classmethod
     def predict(cls, run, inputs, *, top=5, device="cpu", **options):
         """For each text, the ``top`` most likely next tokens with their probabilities."""
-        from rnnkit.tasks.lm.api import next_token_distribution
+        from rnnkit.tasks.lm.api import next_token_distribution, read_run_config
+        from rnnkit.train import RunFolder
+        if read_run_config(RunFolder(run))[0].condition_col is not None:
+            raise ValueError(f"{run} is a conditional language model: write texts of a class with "
+                             f"rnnkit generate {run} --condition LABEL")
         return [next_token_distribution(run, text, top=top, device=device) for text in inputs]
 
     @classmethod
