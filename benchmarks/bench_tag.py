@@ -7,8 +7,9 @@ step of the tagger against the same model written plainly in PyTorch.
 
 ``baselines``: the most-frequent-tag tagger (each training word's most frequent tag; an unknown word
 gets the most frequent tag of all), and the same with suffix rules for unknown words (numbers get the
-tag numbers get; other words the most frequent tag of training words rarer than 3 occurrences that
-share the longest suffix, up to 4 characters, and the capitalisation). ``train``: ``rnnkit train
+tag numbers get; a word known in another case that word's tag; other words the most frequent tag of
+training words rarer than 3 occurrences that share the longest suffix, up to 3 characters, and the
+capitalisation). ``train``: ``rnnkit train
 --task tag`` with the default options for ``--minutes``, then ``rnnkit evaluate`` on the test split,
 printed beside the baselines and UDPipe 2's published 97.5% (multilingual BERT inside).
 ``speed``: one training step (forward, loss, backward, AdamW step) of `rnnkit.tasks.tag_model.Tagger`
@@ -65,18 +66,22 @@ def baselines(folder: Path) -> dict:
     # suffix rules learned from rare training words: the unknown words of new text look like them
     suffix: dict[tuple, Counter] = defaultdict(Counter)
     numbers: Counter = Counter()
+    lower: dict[str, Counter] = defaultdict(Counter)
     for w, c in by_word.items():
         n = sum(c.values())
+        lower[w.lower()].update(c)
         if _NUMBER.fullmatch(w):
             numbers.update(c)
         if n < 3:
-            for k in range(1, 5):
+            for k in range(1, 4):
                 suffix[(_shape(w), w[-k:].lower())].update(c)
 
     def guess(w: str) -> str:
         if _NUMBER.fullmatch(w) and numbers:
             return numbers.most_common(1)[0][0]
-        for k in range(4, 0, -1):
+        if w.lower() in lower:          # known in another case ("NEVER", sentence-initial "Never")
+            return lower[w.lower()].most_common(1)[0][0]
+        for k in range(3, 0, -1):
             c = suffix.get((_shape(w), w[-k:].lower()))
             if c:
                 return c.most_common(1)[0][0]

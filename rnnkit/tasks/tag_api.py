@@ -143,8 +143,9 @@ def score_split(model: Tagger, split: EncodedSplit, sentences: list[Sentence], v
     oov = [(g == p) for s, w, gs, ps in zip(sentences, split.words, gold, pred)
            for i, g, p in zip(w, gs, ps) if i == UNK]
     r = {"loss": total / max(1, count), "accuracy": scores["accuracy"], "words": scores["tokens"],
-         "sentences": len(sentences), "oov_words": len(oov),
-         "oov_accuracy": sum(oov) / len(oov) if oov else float("nan")}
+         "sentences": len(sentences), "oov_words": len(oov)}
+    if oov:   # accuracy on words without an embedding of their own (absent when there are none)
+        r["oov_accuracy"] = sum(oov) / len(oov)
     if is_bio(vocabs.tags):
         spans = span_scores(gold, pred)
         r.update(precision=spans["precision"], recall=spans["recall"], f1=spans["f1"])
@@ -200,9 +201,10 @@ def _eval_paths(cfg: TagConfig, data: str | None, split: str | None) -> list:
 
 
 def format_evaluation(r: dict) -> str:
+    oov = (f", on words outside the vocabulary ({r['oov_words']:,}) {r['oov_accuracy']:.4f}"
+           if "oov_accuracy" in r else "")
     text = (f"{r['data']} ({r['sentences']:,} sentences, {r['words']:,} words): token accuracy "
-            f"{r['accuracy']:.4f}, on words outside the vocabulary ({r['oov_words']:,}) "
-            f"{r['oov_accuracy']:.4f}, loss {r['loss']:.4f}\n")
+            f"{r['accuracy']:.4f}{oov}, loss {r['loss']:.4f}\n")
     if "f1" in r:
         text += (f"spans: precision {r['precision']:.4f}, recall {r['recall']:.4f}, "
                  f"F1 {r['f1']:.4f}\n")
