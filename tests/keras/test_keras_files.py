@@ -18,6 +18,9 @@ IDS[2, 3:] = 0
 Y = rng.standard_normal((6, 1)).astype("float32")
 X = rng.standard_normal((6, 7, 4)).astype("float32")
 AUX = rng.standard_normal((6, 3)).astype("float32")
+XPAD = X.copy()
+XPAD[1, 4:] = 0.0  # padded steps for Masking
+XPAD[3, 2:] = 0.0
 
 
 def recurrent(M):
@@ -60,16 +63,22 @@ def the_rest(M):
 
 
 def masked(M):
-    # Masking in a Sequential (in a functional graph Keras records its mask as raw keras.ops nodes,
-    # NotEqual/Any, which rnnkit refuses by name)
     return M.Sequential([M.Input((7, 4)), M.layers.Masking(), M.layers.GRU(3), M.layers.Dense(1)])
+
+
+def masked_functional(M):
+    # Keras records the mask Masking makes as keras.ops nodes (NotEqual, Any) feeding mask=
+    x = M.Input((7, 4))
+    h = M.layers.LSTM(3, return_sequences=True)(M.layers.Masking()(x))
+    return M.Model(x, M.layers.Dense(1)(M.layers.GlobalMaxPooling1D()(h)))
 
 
 def _fit(m, x, epochs=1):
     return m.fit(x, Y, epochs=epochs, batch_size=6, shuffle=False, verbose=0).history["loss"]
 
 
-@pytest.mark.parametrize(("build", "x"), [(recurrent, IDS), (around, [X, AUX]), (the_rest, X), (masked, X)])
+@pytest.mark.parametrize(("build", "x"), [(recurrent, IDS), (around, [X, AUX]), (the_rest, X), (masked, X),
+                                              (masked_functional, XPAD)])
 def test_keras_saved_models_load_in_rnnkit(tmp_path, build, x):
     k = build(K)
     k.compile(optimizer=K.optimizers.Adam(0.01), loss="mse", metrics=["mae"])
@@ -82,7 +91,8 @@ def test_keras_saved_models_load_in_rnnkit(tmp_path, build, x):
     assert r.optimizer.iterations == int(k.optimizer.iterations) == 3
 
 
-@pytest.mark.parametrize(("build", "x"), [(recurrent, IDS), (around, [X, AUX]), (the_rest, X), (masked, X)])
+@pytest.mark.parametrize(("build", "x"), [(recurrent, IDS), (around, [X, AUX]), (the_rest, X), (masked, X),
+                                              (masked_functional, XPAD)])
 def test_rnnkit_saved_models_load_in_keras(tmp_path, build, x):
     r = build(R)
     r.compile(optimizer=R.optimizers.Adam(0.01), loss="mse", metrics=["mae"])

@@ -231,8 +231,14 @@ def model_from_keras(doc: dict, custom_objects=None):
 def _functional_from_keras(config: dict, custom_objects):
     from rnnkit.keras.models.functional import Functional
     tensors: dict[tuple, KerasTensor] = {}
-    layers, pending = {}, []
+    layers, pending, op_nodes = {}, [], {}
     for entry in config["layers"]:
+        if str(entry.get("module") or "").startswith("keras.src.ops"):
+            # a keras.ops call recorded as a node; Keras writes these for the masks it computes
+            # (Masking -> NotEqual, Any), which rnnkit's layers compute themselves: skipped, and an
+            # error below if anything other than a mask needs one
+            op_nodes[entry["name"]] = entry["class_name"]
+            continue
         if entry.get("class_name") == "InputLayer":
             c = entry["config"]
             dtype = c.get("dtype") if isinstance(c.get("dtype"), str) else None
@@ -263,22 +269,33 @@ def _functional_from_keras(config: dict, custom_objects):
             return {k: resolve(v) for k, v in x.items()}
         return x
 
+    def live(node) -> dict:
+        """The call's arguments without ``training`` (fit decides) and ``mask`` (masks travel on
+        the tensors themselves in rnnkit)."""
+        kwargs = {k: v for k, v in node.get("kwargs", {}).items() if k not in ("training", "mask")}
+        return {"args": node.get("args", []), "kwargs": kwargs}
+
     done: dict[str, int] = {}
     while pending:  # call each layer once its inputs exist, its calls in their recorded order
         progress = False
         for item in list(pending):
             name, i, node = item
-            if done.get(name, 0) != i or not all(r in tensors for r in refs(node)):
+            call = live(node)
+            if done.get(name, 0) != i or not all(r in tensors for r in refs(call)):
                 continue
-            kwargs = {k: v for k, v in node.get("kwargs", {}).items() if k not in ("training", "mask")}
-            out = layers[name](*resolve(node.get("args", [])), **resolve(kwargs))
+            out = layers[name](*resolve(call["args"]), **resolve(call["kwargs"]))
             for k, t in enumerate(out if isinstance(out, (list, tuple)) else [out]):
                 tensors[(name, i, k)] = t
             done[name] = i + 1
             pending.remove(item)
             progress = True
         if not progress:
-            missing = sorted({r for _, _, node in pending for r in refs(node) if r not in tensors})
+            needed = {r for _, _, node in pending for r in refs(live(node))}
+            ops = sorted({op_nodes[r[0]] for r in needed if r[0] in op_nodes})
+            if ops:
+                raise ValueError(f"load_model: the functional graph calls keras.ops directly ({ops}) on "
+                                 f"tensors; rnnkit.keras rebuilds layers only (wrap such code in a layer)")
+            missing = sorted(r for r in needed if r not in tensors)
             raise ValueError(f"load_model: the functional graph cannot be rebuilt; tensors never made: "
                              f"{missing}")
 
