@@ -42,7 +42,7 @@ def main(argv=None) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         one = run(1, args, Path(tmp) / "one")
         two = run(2, args, Path(tmp) / "two")
-    print(f"| processes (1 thread each) | tokens/s | speed-up |")
+    print("| processes (1 thread each) | tokens/s | speed-up |")
     print("|---|---|---|")
     print(f"| 1 | {one:,.0f} | 1.00x |")
     print(f"| 2 (torchrun, gloo) | {two:,.0f} | {two / one:.2f}x |")

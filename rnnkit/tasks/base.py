@@ -139,7 +139,8 @@ class Task:
 
     def summary(self, best: dict) -> str:
         """What the closing message says of the best validation record."""
-        return f"best validation: {self.primary_metric} {best[self.primary_metric]:.4f} at step {best['step']}"
+        return (f"best validation: {self.primary_metric} {best[self.primary_metric]:.4f} "
+                f"at step {best['step']}")
 
     # -- after training ---------------------------------------------------------------------------
     @classmethod
