@@ -134,7 +134,7 @@ class BucketBatcher:
             self._batches = [order[i:i + B] for i in range(0, n, B)]
             return
         order = self._rng.permutation(n)
-        batches = []
+        batches: list[np.ndarray] = []
         span = B * self.pool
         for start in range(0, n, span):
             chunk = order[start:start + span]
