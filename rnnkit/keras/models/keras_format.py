@@ -121,10 +121,14 @@ def load_optimizer_arrays(model, arrays: list[np.ndarray], where: str) -> None:
     from rnnkit.keras.optimizers import Optimizer
     if not isinstance(opt, Optimizer) or type(opt).__name__ not in SLOT_BLOCKS:
         return
-    params = [p for p in model.parameters() if p.requires_grad]
-    if not opt.built:
-        opt.build(params)
     head = len(_optimizer_head(opt))
+    if len(arrays) == head:  # saved before any training step: no slots yet, nothing to build
+        opt.iterations = int(arrays[0])
+        if head == 2:
+            opt.learning_rate = float(arrays[1])
+        return
+    if not opt.built:
+        opt.build([p for p in model.parameters() if p.requires_grad])
     blocks = [[s for s in b if s in opt.state] for b in SLOT_BLOCKS[type(opt).__name__]]
     expected = head + sum(len(b) for b in blocks) * len(opt.params)
     if len(arrays) != expected:
