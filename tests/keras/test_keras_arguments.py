@@ -34,7 +34,8 @@ def _close(a, b, tol=1e-5):
 
 
 def test_arguments_keras_rejects_are_rejected():
-    for make in (lambda M: M.layers.LSTM(4, time_major=True), lambda M: M.layers.Dense(3, foo=2)):
+    for make in (lambda M: M.layers.LSTM(4, time_major=True), lambda M: M.layers.Dense(3, foo=2),
+                 lambda M: M.layers.SimpleRNN(3, use_cudnn=False)):
         with pytest.raises(ValueError):
             make(K)
         with pytest.raises((ValueError, TypeError)):

@@ -277,7 +277,7 @@ class StockRNN(RNN):
             "return_sequences": self.return_sequences, "return_state": self.return_state,
             "go_backwards": self.go_backwards, "stateful": self.stateful, "unroll": self.unroll,
             "zero_output_for_mask": self.zero_output_for_mask, "seed": self.seed})
-        if self.kind != "rnn" or self.use_cudnn != "auto":  # Keras's SimpleRNN has no use_cudnn
+        if self.kind != "rnn":  # Keras's SimpleRNN has no use_cudnn
             config["use_cudnn"] = self.use_cudnn
         if self.kind != "rnn":
             config["recurrent_activation"] = activations.serialize(self.recurrent_activation)
@@ -300,12 +300,19 @@ class SimpleRNN(StockRNN):
     def __init__(self, units, activation="tanh", use_bias=True, kernel_initializer="glorot_uniform",
                  recurrent_initializer="orthogonal", bias_initializer="zeros", dropout=0.0,
                  recurrent_dropout=0.0, return_sequences=False, return_state=False,
-                 go_backwards=False, stateful=False, unroll=False, use_cudnn="auto",
-                 zero_output_for_mask=False, **kwargs):
+                 go_backwards=False, stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
+        # no use_cudnn: Keras's SimpleRNN rejects it (unroll=True is the way to force the loop)
         self._setup(units, activation, "sigmoid", use_bias, kernel_initializer, recurrent_initializer,
                     bias_initializer, False, dropout, recurrent_dropout, return_sequences,
-                    return_state, go_backwards, stateful, unroll, True, use_cudnn,
+                    return_state, go_backwards, stateful, unroll, True, "auto",
                     zero_output_for_mask, kwargs)
+
+    @classmethod
+    def from_config(cls, config):
+        config = dict(config)
+        if config.get("use_cudnn", "auto") == "auto":
+            config.pop("use_cudnn", None)  # written by earlier rnnkit versions
+        return cls(**config)
 
 
 class LSTM(StockRNN):
