@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import importlib.util
 import inspect
+import logging
 import warnings
 from pathlib import Path
 
@@ -85,8 +86,13 @@ def write(graph: Graph, fmt: str, path: Path) -> None:
     reason = onnx_unavailable()
     if reason:
         raise ExportError(reason)
+    # the exporter's notes on its own internals (and on torchvision's ops being absent) are not
+    # the user's business: warnings and its registry's log are quiet while it runs
+    registry_log = logging.getLogger("torch.onnx._internal.exporter._registration")
+    level = registry_log.level
+    registry_log.setLevel(logging.ERROR)
     try:
-        with warnings.catch_warnings():  # the exporter's notes on its own internals
+        with warnings.catch_warnings():
             warnings.simplefilter("ignore")
             onnx_program = torch.onnx.export(program, input_names=list(graph.input_names),
                                              output_names=list(graph.output_names),
@@ -94,6 +100,8 @@ def write(graph: Graph, fmt: str, path: Path) -> None:
     except Exception as exc:  # any conversion failure: say which graph, keep torch's reason
         raise ExportError(f"torch.onnx.export could not convert the {graph.name!r} graph: "
                           f"{type(exc).__name__}: {_first_line(exc)}") from exc
+    finally:
+        registry_log.setLevel(level)
     onnx_program.save(str(path))
 
 
