@@ -27,7 +27,7 @@ def batch(seed: int, lengths: list[int], extra: int, V: int = 40):
     return short, long, torch.tensor(lengths)
 
 
-@pytest.mark.parametrize("cell", ["lstm", "gru", "lnlstm"])    # fused kernels, and the loop kernel
+@pytest.mark.parametrize("cell", ["lstm", "gru", "lnlstm", "mingru"])   # fused, C++, scan kernels
 @pytest.mark.parametrize("bidirectional", [False, True])
 @pytest.mark.parametrize("pooling", POOLINGS)
 def test_padding_never_changes_the_logits(cell, bidirectional, pooling):
@@ -49,7 +49,11 @@ def test_last_pooling_matches_torch_lstm_on_packed_sequences():
     model = TextClassifier(40, 2, cell="lstm", hidden=6, layers=2, embedding=5, bidirectional=True,
                            pooling="last").eval()
     ref = torch.nn.LSTM(5, 6, num_layers=2, bidirectional=True)
-    ref.load_state_dict(model.rnn.state_dict())
+    weights = {}
+    for k in range(2):
+        for stack, suffix in ((model.forward_layers[k], ""), (model.backward_layers[k], "_reverse")):
+            weights.update({n.replace("_l0", f"_l{k}{suffix}"): w for n, w in stack.state_dict().items()})
+    ref.load_state_dict(weights)
     ids, _, lengths = batch(2, [6, 3, 1, 4], extra=0)
     x = model.embed(ids.t())                                              # (T, B, E)
     _, (h, _) = ref(pack_padded_sequence(x, lengths, enforce_sorted=False))

@@ -30,8 +30,8 @@ from rnnkit.train.config import DEFAULT_MINUTES
 
 LABELS = "labels.json"
 #: the defaults a run gets for what it leaves unset (measured: benchmarks/bench_classify.py)
-DEFAULT_EPOCHS = 20        # replaces the trainer's default budget of DEFAULT_MINUTES minutes
-DEFAULT_PATIENCE = 5       # validations (one per epoch) without a better accuracy
+DEFAULT_EPOCHS = 30        # replaces the trainer's default budget of DEFAULT_MINUTES minutes
+DEFAULT_PATIENCE = 8       # validations (one per epoch) without a better accuracy
 DEFAULT_LR = 2e-3
 EVAL_BATCH = 256
 
