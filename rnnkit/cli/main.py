@@ -1,31 +1,54 @@
 """``rnnkit COMMAND ...``: the program's entry point (also ``python -m rnnkit``).
 
-Errors a user can fix (bad values, missing files, a corrupt run folder, a diverged run) print one
-message and exit with status 1; ``RNNKIT_DEBUG=1`` shows the traceback instead.
+Errors a user can fix print one message, ``rnnkit COMMAND: error: ...``, without a traceback, and
+exit with a status that says what kind of error it was (`rnnkit.errors`): 2 a bad option or usage
+(argparse's own status), 3 bad input data, 4 an unusable run folder, 1 anything else rnnkit
+refuses (a diverged run, a file it cannot write). ``--debug`` (or ``RNNKIT_DEBUG=1``) shows the
+traceback instead. Ctrl-C exits with 130 at any moment, start-up included; a closed output pipe
+(``rnnkit generate ... | head``) ends the program quietly.
+
+The subcommands (and torch) are imported inside `main`, so that an interrupt while they load is
+handled like any other.
 """
 from __future__ import annotations
 
-import argparse
 import os
 import sys
 
 from rnnkit import __version__
-from rnnkit.cli import bench, evaluate, explain, export, forecast, generate, predict, train, translate
-from rnnkit.train import RunFolderError, TrainingDiverged
+from rnnkit.errors import EXIT_DATA, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, RnnkitError
 
-COMMANDS = (train, generate, evaluate, predict, translate, forecast, explain, export, bench)
-#: the errors reported as a message rather than a traceback
-USER_ERRORS = (ValueError, TypeError, OSError, RunFolderError, TrainingDiverged)
+#: the errors of Python and libraries reported as a message (with the status given) rather than a trace
+FOREIGN_ERRORS = ((FileNotFoundError, EXIT_DATA), (IsADirectoryError, EXIT_DATA),
+                  (PermissionError, EXIT_DATA), (UnicodeError, EXIT_DATA), (ValueError, EXIT_USAGE),
+                  (TypeError, EXIT_USAGE), (OverflowError, EXIT_USAGE), (OSError, EXIT_ERROR))
 
 
-def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
+def commands():
+    """The subcommands' modules (imported when first needed)."""
+    from rnnkit.cli import bench, evaluate, explain, export, forecast, generate, predict, train, translate
+    return (train, generate, evaluate, predict, translate, forecast, explain, export, bench)
+
+
+def __getattr__(name: str):
+    if name == "COMMANDS":   # the list the docs and tests read, without importing it at start-up
+        return commands()
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")
+
+
+def build_parser(argv: list[str] | None = None):
     """The whole parser; ``argv`` (default ``sys.argv[1:]``) tells ``train`` which task's flags to add."""
+    import argparse
+
+    from rnnkit.cli import train
     parser = argparse.ArgumentParser(
         prog="rnnkit", description="rnnkit: recurrent neural networks, from the equations to a "
                                    "trained model. `rnnkit COMMAND --help` for each command.")
     parser.add_argument("--version", action="version", version=f"rnnkit {__version__}")
+    parser.add_argument("--debug", action="store_true",
+                        help="show the traceback of an error (also RNNKIT_DEBUG=1)")
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    for module in COMMANDS:
+    for module in commands():
         if module is train:
             module.add_parser(sub, argv)
         else:
@@ -33,19 +56,61 @@ def build_parser(argv: list[str] | None = None) -> argparse.ArgumentParser:
     return parser
 
 
-def main(argv: list[str] | None = None) -> int:
-    args = build_parser(argv).parse_args(argv)
+def exit_status(exc: BaseException) -> int | None:
+    """The exit status of an error reported as a message; None: a bug (shown as a traceback)."""
+    if isinstance(exc, RnnkitError):
+        return exc.exit_code
+    for cls, status in FOREIGN_ERRORS:
+        if isinstance(exc, cls):
+            return status
+    return None
+
+
+def _first_lines(exc: BaseException, limit: int = 2) -> str:
+    text = str(exc) or type(exc).__name__
+    lines = [ln for ln in text.splitlines() if ln.strip()]
+    return "\n".join(lines[:limit]) + (" ..." if len(lines) > limit else "")
+
+
+def _quiet_broken_pipe() -> int:
+    """The reader of our output went away (``| head``): stop quietly. Point stdout at /dev/null so
+    the interpreter's final flush does not raise again (Python's documented recipe)."""
     try:
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())
+    except (OSError, ValueError):
+        pass
+    return 0
+
+
+def main(argv: list[str] | None = None) -> int:
+    debug = os.environ.get("RNNKIT_DEBUG") == "1" or "--debug" in (sys.argv[1:] if argv is None else argv)
+    command = "rnnkit"
+    try:
+        args = build_parser(argv).parse_args(argv)
+        command = f"rnnkit {args.command}"
+        debug = debug or args.debug
+        if getattr(args, "device", None) is not None:
+            from rnnkit.train.runtime import resolve_device
+            args.device = str(resolve_device(args.device)) if args.device != "auto" else "auto"
         result = args.handler(args)
-    except USER_ERRORS as exc:
-        if os.environ.get("RNNKIT_DEBUG") == "1":
-            raise
-        print(f"rnnkit {args.command}: error: {exc}", file=sys.stderr)
-        return 1
+        return getattr(args, "exit_code", lambda r: 0)(result)
     except KeyboardInterrupt:
-        print(f"\nrnnkit {args.command}: interrupted", file=sys.stderr)
-        return 130
-    return getattr(args, "exit_code", lambda r: 0)(result)
+        print(f"\n{command}: interrupted", file=sys.stderr)
+        return EXIT_INTERRUPTED
+    except BrokenPipeError:
+        return _quiet_broken_pipe()
+    except SystemExit:
+        raise   # argparse's usage errors (status 2) and --help
+    except Exception as exc:
+        status = exit_status(exc)
+        if status is None or debug:
+            raise
+        try:
+            print(f"{command}: error: {_first_lines(exc)}", file=sys.stderr)
+        except BrokenPipeError:
+            pass
+        return status
 
 
 if __name__ == "__main__":

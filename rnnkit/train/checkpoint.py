@@ -195,6 +195,15 @@ class RunFolder:
                                           f"or the file was damaged")
         return d
 
+    @staticmethod
+    def config_digest(d: dict) -> str:
+        """SHA-256 of config.json's sections that never change in a run (all but the envelope, the
+        trainer's options and the plan, which a resume may extend): the manifest keeps it, so a
+        damaged or edited "model" section is refused by every command that loads weights."""
+        fixed = {k: v for k, v in d.items() if k not in ("format", "version", "run_id", "files", "train",
+                                                         "plan")}
+        return hashlib.sha256(json.dumps(fixed, sort_keys=True).encode()).hexdigest()
+
     def task_name(self) -> str:
         """The ``"task"`` of config.json (checked as `read_config` does)."""
         return self.read_config()["task"]
@@ -236,10 +245,15 @@ class RunFolder:
                            and type(v.get("bytes")) is int for v in files.values())):
             raise CheckpointError(f"{p} is corrupt (expected step, folder and {list(CHECKPOINT_FILES)} "
                                   f"with their sha256 and bytes)")
-        run_id = self.read_config(verify=False)["run_id"] if self.exists() else None
+        config = self.read_config(verify=False) if self.exists() else None
+        run_id = config["run_id"] if config else None
         if m.get("run_id") != run_id:
             raise CheckpointError(f"{p} belongs to another run (run_id {m.get('run_id')!r}, config.json "
                                   f"says {run_id!r}): the folder mixes files of two runs")
+        if config and m.get("config_sha256") != self.config_digest(config):
+            raise CheckpointError(f"{self / CONFIG} was changed after its checkpoint was written (its "
+                                  f"model or task section differs from the one the weights were saved "
+                                  f"with): the file was damaged or edited")
         return m
 
     def checkpoint_file(self, name: str) -> Path:
@@ -260,7 +274,8 @@ class RunFolder:
         tensors from `weights_of` (``best=None``: the previous checkpoint's best weights are kept;
         there must be one). A failure (a full disk) is a `CheckpointError`; the previous checkpoint
         is left as it was."""
-        run_id = self.read_config(verify=False)["run_id"] if self.exists() else None
+        config = self.read_config(verify=False) if self.exists() else None
+        run_id = config["run_id"] if config else None
         prev = self.read_manifest() if self.has_checkpoint() else None
         if best is None and prev is None:
             raise ValueError("save_checkpoint: the first checkpoint needs best weights")
@@ -283,6 +298,7 @@ class RunFolder:
                      for n in CHECKPOINT_FILES}
             self.write_json(MANIFEST, {"format": MANIFEST_FORMAT, "version": MANIFEST_VERSION,
                                        "run_id": run_id, "step": step,
+                                       "config_sha256": self.config_digest(config) if config else None,
                                        "folder": f"{CHECKPOINTS}/{folder.name}", "files": files,
                                        "written": time.strftime("%Y-%m-%dT%H:%M:%S")})
         except OSError as exc:

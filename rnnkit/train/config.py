@@ -206,6 +206,8 @@ class TrainConfig:
                 raise ValueError(f"{owner}: {k} must be > 0, got {v!r}")
         if not budgets:
             self.minutes = DEFAULT_MINUTES
+        if not 0 <= self.seed < 2 ** 63:   # what torch's generators take
+            raise ValueError(f"{owner}: seed must be an int in [0, 2**63), got {self.seed!r}")
         for name in ("eval_every", "log_every", "threads", "plateau_patience", "patience"):
             v = getattr(self, name)
             if v is not None and v < (0 if name == "plateau_patience" else 1):

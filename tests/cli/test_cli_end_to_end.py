@@ -76,8 +76,9 @@ def test_sigterm_writes_the_last_checkpoint_and_says_how_to_resume(tmp_path, tex
                              str(run), "--steps", "100000", "--eval-every", "5", *TINY],
                             stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
     deadline = time.time() + 60
-    while time.time() < deadline and not (run / "history.jsonl").is_file() or \
-            not any(r["step"] >= 5 for r in history(run)):
+    validated = lambda: (run / "history.jsonl").is_file() and any(r["step"] >= 5 for r in history(run))
+    while not validated():
+        assert time.time() < deadline, "no validation at step 5 within 60 s"
         time.sleep(0.2)
         assert proc.poll() is None, proc.communicate()
     proc.send_signal(signal.SIGTERM)

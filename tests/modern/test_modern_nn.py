@@ -37,7 +37,7 @@ def test_shapes_follow_torch_nn(cls, batch_first, bidirectional, layers):
         out2, _ = ours(x, state)
     assert out2.shape == out.shape
     unbatched, _ = ours(x[0] if batch_first else x[:, 0])
-    assert unbatched.shape == ref_out[0].shape if batch_first else ref_out[:, 0].shape
+    assert unbatched.shape == (ref_out[0].shape if batch_first else ref_out[:, 0].shape)
 
 
 @pytest.mark.parametrize("cls", MODULES)

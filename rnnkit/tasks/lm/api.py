@@ -118,6 +118,8 @@ def iter_generate(run, prompt: str = "", length: int = 200, *, temperature: floa
         raise ValueError(f"length must be an int >= 1 (tokens to generate), got {length!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
         raise TypeError(f"seed must be an int or None, got {seed!r}")
+    if seed is not None and not 0 <= seed < 2 ** 63:   # what torch's generators take
+        raise ValueError(f"seed must be an int in [0, 2**63), got {seed!r}")
     if isinstance(run, tuple):
         model, vocab = run
     else:
