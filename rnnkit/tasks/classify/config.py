@@ -45,7 +45,7 @@ class ClassifyConfig:
     errors: str = option("strict", "undecodable bytes: strict (an error naming the offset), "
                                    "replace or ignore")
     # model
-    cell: str = option("lstm", "recurrent cell", choices=lambda: tuple(sorted(CELLS)))
+    cell: str = option("gru", "recurrent cell", choices=lambda: tuple(sorted(CELLS)))
     bidirectional: bool = option(True, "read each text in both directions")
     pooling: str = option("max", "how the states over time become one vector: the last state (each "
                                  "direction's), the maximum or mean over time, or attention",
@@ -54,7 +54,7 @@ class ClassifyConfig:
     layers: int = option(1, "stacked recurrent layers")
     embedding: int = option(128, "embedding width")
     dropout: float = option(0.5, "dropout on the embeddings, between layers and before the output")
-    word_dropout: float = option(0.0, "training: the share of tokens replaced by <unk> (teaches the "
+    word_dropout: float = option(0.3, "training: the share of tokens replaced by <unk> (teaches the "
                                       "model texts with words it has not seen)")
     # batches
     batch_size: int = option(32, "texts per batch (of similar lengths: bucketed)")
