@@ -102,6 +102,8 @@ def write(graph: Graph, fmt: str, path: Path) -> None:
                           f"{type(exc).__name__}: {_first_line(exc)}") from exc
     finally:
         registry_log.setLevel(level)
+    if onnx_program is None:  # only without dynamo, which is not used here
+        raise ExportError(f"torch.onnx.export returned no program for the {graph.name!r} graph")
     onnx_program.save(str(path))
 
 

@@ -26,7 +26,7 @@ STATE_OUT_NAMES = ("h_n", "c_n")
 class SequenceLM(nn.Module):
     """``forward(ids (B, T), *state) -> (logits (B, T, V), *state)`` in exportable operators."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: lm.LanguageModel):
         super().__init__()
         self.model, self.rnn = model, ExportStack(model.rnn)
 
@@ -40,7 +40,7 @@ class SequenceLM(nn.Module):
 class StepLM(nn.Module):
     """``forward(ids (B,), *state) -> (logits (B, V), *state)``: one generation step."""
 
-    def __init__(self, model: nn.Module):
+    def __init__(self, model: lm.LanguageModel):
         super().__init__()
         self.model, self.rnn = model, ExportStack(model.rnn)
 
