@@ -312,6 +312,7 @@ def run_scan(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
         a, b = cell.scan_coefficients(xp)
         if mask is not None:
             a, b = a.masked_fill(~mask, 1.0), b.masked_fill(~mask, 0.0)
-    h = linear_scan(a, b, h0, algorithm, log_coefficients=logs)
+    # the parallel algorithm reads log_coefficients in place of a, b
+    h = linear_scan(a, b, h0, algorithm, log_coefficients=logs)  # type: ignore[arg-type]
     out = h if mask is None or masked_output == "hold" else h * mask
     return out, (h[-1],)

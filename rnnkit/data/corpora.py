@@ -240,7 +240,8 @@ def _split_files(name: str, source: str, files: list[Path], val_fraction: float,
         raise ValueError(f"{source}: {len(files)} file(s) are too few to hold val_fraction="
                          f"{val_fraction} out for validation and keep some for training; use "
                          f"split='tail'")
-    train, val = [], []
+    train: list[str] = []
+    val: list[str] = []
     for p, is_val in zip(files, mask):
         (val if is_val else train).append(read_text(p, encoding, errors))
     label = (lambda p: p.relative_to(root).as_posix()) if root else (lambda p: p.name)

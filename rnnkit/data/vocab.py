@@ -191,7 +191,7 @@ class Vocab:
         raise NotImplementedError
 
     def __eq__(self, other: object) -> bool:
-        return type(other) is type(self) and self.to_dict() == other.to_dict()  # type: ignore[union-attr]
+        return type(other) is type(self) and self.to_dict() == other.to_dict()
 
     def __repr__(self) -> str:
         return (f"{type(self).__name__}(size={len(self)}, lower={self.lower}, "
