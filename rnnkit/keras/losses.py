@@ -49,8 +49,12 @@ def huber(y_true: Tensor, y_pred: Tensor, delta: float = 1.0) -> Tensor:
     return F.huber_loss(y_pred, y_true, reduction="none", delta=delta).mean(-1)
 
 
-def binary_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits: bool = False) -> Tensor:
+def binary_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits: bool = False,
+                        label_smoothing: float = 0.0, axis: int = -1) -> Tensor:
+    _last_axis("binary_crossentropy", axis)
     y_true = _same_rank("binary_crossentropy", y_true, y_pred).to(y_pred.dtype)
+    if label_smoothing:  # Keras: labels pulled towards 0.5
+        y_true = y_true * (1.0 - label_smoothing) + 0.5 * label_smoothing
     if from_logits:
         return F.binary_cross_entropy_with_logits(y_pred, y_true, reduction="none").mean(-1)
     p = y_pred.clamp(EPSILON, 1.0 - EPSILON)
@@ -64,22 +68,44 @@ def _log_probs(y_pred: Tensor, from_logits: bool) -> Tensor:
     return p.clamp(EPSILON, 1.0 - EPSILON).log()
 
 
-def categorical_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits: bool = False) -> Tensor:
+def _last_axis(owner: str, axis) -> None:
+    if axis != -1:
+        raise ValueError(f"{owner}: only axis=-1 (the class axis last) is supported, got {axis!r}")
+
+
+def categorical_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits: bool = False,
+                             label_smoothing: float = 0.0, axis: int = -1) -> Tensor:
+    _last_axis("categorical_crossentropy", axis)
     if y_true.shape != y_pred.shape:
         hint = " (integer class ids need sparse_categorical_crossentropy)" \
             if y_true.dim() < y_pred.dim() or (y_true.dim() and y_true.shape[-1] == 1) else ""
         raise ValueError(f"categorical_crossentropy: labels of shape {_shape(y_true)} do not fit "
                          f"predictions of shape {_shape(y_pred)}; expected one-hot labels of shape "
                          f"{_shape(y_pred)}{hint}")
-    return -(y_true.to(y_pred.dtype) * _log_probs(y_pred, from_logits)).sum(-1)
+    y_true = y_true.to(y_pred.dtype)
+    if label_smoothing:  # Keras: labels pulled towards the uniform distribution
+        y_true = y_true * (1.0 - label_smoothing) + label_smoothing / y_pred.shape[-1]
+    return -(y_true * _log_probs(y_pred, from_logits)).sum(-1)
 
 
 def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits: bool = False,
-                                    check_range: bool = True) -> Tensor:
+                                    check_range: bool = True, ignore_class: int | None = None,
+                                    axis: int = -1) -> Tensor:
     """``check_range=False`` skips the per-call label range check (``fit`` checks the whole label
-    array once instead, saving a device sync per batch)."""
+    array once instead, saving a device sync per batch). ``ignore_class``: labels equal to it give
+    zero and are left out of the mean (marked in the values' ``_keras_mask``, as Keras does)."""
+    _last_axis("sparse_categorical_crossentropy", axis)
+    keep = None
+    if ignore_class is not None:
+        labels = y_true.squeeze(-1) if _shape(y_true) == _shape(y_pred)[:-1] + (1,) else y_true
+        keep = labels.round().long() != ignore_class if labels.is_floating_point() else labels != ignore_class
+        y_true = torch.where(keep, labels, torch.zeros_like(labels))
     ids = _class_ids("sparse_categorical_crossentropy", y_true, y_pred, check_range)
-    return -_log_probs(y_pred, from_logits).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    values = -_log_probs(y_pred, from_logits).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
+    if keep is not None:
+        values = torch.where(keep, values, torch.zeros_like(values))
+        values._keras_mask = keep
+    return values
 
 
 def check_class_range(owner: str, ids: Tensor, num_classes: int) -> None:
@@ -125,7 +151,9 @@ class Loss:
     def __call__(self, y_true, y_pred, sample_weight=None) -> Tensor:
         y_true = torch.as_tensor(y_true, device=y_pred.device)
         values = self.call(y_true, y_pred)
-        mask = get_keras_mask(y_pred)
+        mask, ignored = get_keras_mask(y_pred), get_keras_mask(values)
+        if ignored is not None:  # ignore_class: those labels leave the mean too
+            mask = ignored if mask is None or mask.shape != ignored.shape else mask & ignored
         if sample_weight is not None:
             sw = torch.as_tensor(sample_weight, dtype=values.dtype, device=values.device)
             values = values * sw.reshape(sw.shape + (1,) * (values.dim() - sw.dim()))
@@ -142,6 +170,14 @@ class Loss:
     @classmethod
     def from_config(cls, config):
         return cls(**config)
+
+
+def _float32_only(owner: str, dtype) -> None:
+    """Keras's loss ``dtype``: the computation type; rnnkit computes in the predictions' type."""
+    policy = dtype.get("config", {}).get("name") if isinstance(dtype, dict) else dtype
+    if policy not in (None, "float32", torch.float32):
+        raise ValueError(f"{owner}: dtype={dtype!r} is not supported (losses compute in the "
+                         f"predictions' float type); leave it None")
 
 
 class LossFunctionWrapper(Loss):
@@ -162,45 +198,55 @@ def _call(fn, loss: Loss, y_true, y_pred):
 class MeanSquaredError(Loss):
     fn = staticmethod(mean_squared_error)
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error"):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_squared_error", dtype=None):
+        _float32_only(name, dtype)
         super().__init__(name, reduction)
 
 
 class MeanAbsoluteError(Loss):
     fn = staticmethod(mean_absolute_error)
 
-    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error"):
+    def __init__(self, reduction="sum_over_batch_size", name="mean_absolute_error", dtype=None):
+        _float32_only(name, dtype)
         super().__init__(name, reduction)
 
 
 class Huber(Loss):
     fn = staticmethod(huber)
 
-    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss"):
+    def __init__(self, delta=1.0, reduction="sum_over_batch_size", name="huber_loss", dtype=None):
+        _float32_only(name, dtype)
         super().__init__(name, reduction, delta=delta)
 
 
 class BinaryCrossentropy(Loss):
     fn = staticmethod(binary_crossentropy)
 
-    def __init__(self, from_logits=False, reduction="sum_over_batch_size", name="binary_crossentropy"):
-        super().__init__(name, reduction, from_logits=bool(from_logits))
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name="binary_crossentropy", dtype=None):
+        _float32_only(name, dtype)
+        super().__init__(name, reduction, from_logits=bool(from_logits),
+                         label_smoothing=float(label_smoothing), axis=axis)
 
 
 class CategoricalCrossentropy(Loss):
     fn = staticmethod(categorical_crossentropy)
 
-    def __init__(self, from_logits=False, reduction="sum_over_batch_size",
-                 name="categorical_crossentropy"):
-        super().__init__(name, reduction, from_logits=bool(from_logits))
+    def __init__(self, from_logits=False, label_smoothing=0.0, axis=-1, reduction="sum_over_batch_size",
+                 name="categorical_crossentropy", dtype=None):
+        _float32_only(name, dtype)
+        super().__init__(name, reduction, from_logits=bool(from_logits),
+                         label_smoothing=float(label_smoothing), axis=axis)
 
 
 class SparseCategoricalCrossentropy(Loss):
     fn = staticmethod(sparse_categorical_crossentropy)
 
-    def __init__(self, from_logits=False, reduction="sum_over_batch_size",
-                 name="sparse_categorical_crossentropy"):
-        super().__init__(name, reduction, from_logits=bool(from_logits))
+    def __init__(self, from_logits=False, ignore_class=None, axis=-1, reduction="sum_over_batch_size",
+                 name="sparse_categorical_crossentropy", dtype=None):
+        _float32_only(name, dtype)
+        super().__init__(name, reduction, from_logits=bool(from_logits), ignore_class=ignore_class,
+                         axis=axis)
 
 
 mse = MSE = mean_squared_error

@@ -277,3 +277,41 @@ def test_seeded_initializers_repeat_their_draw():
     layer(torch.ones(1, 4))
     other(torch.ones(1, 4))
     torch.testing.assert_close(layer.kernel, other.kernel)
+
+
+def test_loss_options_match_keras():
+    logits = rng.standard_normal((3, 5, 4)).astype("float32")
+    probs = np.exp(logits) / np.exp(logits).sum(-1, keepdims=True)
+    ids = rng.integers(0, 4, size=(3, 5))
+    onehot = np.eye(4, dtype="float32")[ids]
+    binary = (rng.random((3, 5, 4)) > 0.5).astype("float32")
+    sig = 1 / (1 + np.exp(-logits))
+    cases = [("BinaryCrossentropy", {"label_smoothing": 0.1}, binary, sig),
+             ("BinaryCrossentropy", {"from_logits": True, "label_smoothing": 0.2}, binary, logits),
+             ("CategoricalCrossentropy", {"label_smoothing": 0.2}, onehot, probs),
+             ("CategoricalCrossentropy", {"from_logits": True, "label_smoothing": 0.1}, onehot, logits),
+             ("SparseCategoricalCrossentropy", {"ignore_class": 2}, ids, probs),
+             ("SparseCategoricalCrossentropy", {"from_logits": True, "ignore_class": 0}, ids, logits)]
+    for name, kw, y, p in cases:
+        want = float(getattr(K.losses, name)(**kw)(y, p))
+        got = float(getattr(R.losses, name)(**kw)(torch.from_numpy(y), torch.from_numpy(p)))
+        assert abs(want - got) < 1e-5, (name, kw, want, got)
+    with pytest.raises(ValueError, match="axis"):
+        R.losses.CategoricalCrossentropy(axis=1)(torch.from_numpy(onehot), torch.from_numpy(probs))
+
+
+def test_a_keras_file_compiled_with_loss_objects_loads_compiled(tmp_path):
+    import warnings
+    x = rng.standard_normal((6, 5, 3)).astype("float32")
+    y = rng.integers(0, 4, size=(6,))
+    k = K.Sequential([K.Input((5, 3)), K.layers.GRU(4), K.layers.Dense(4)])
+    k.compile(optimizer=K.optimizers.Adam(0.01), metrics=["accuracy"],
+              loss=K.losses.SparseCategoricalCrossentropy(from_logits=True))
+    k.fit(x, y, epochs=1, batch_size=6, verbose=0)
+    k.save(tmp_path / "m.keras")
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", UserWarning)
+        r = R.models.load_model(tmp_path / "m.keras")
+    hk = k.fit(x, y, epochs=2, batch_size=6, shuffle=False, verbose=0).history
+    hr = r.fit(x, y, epochs=2, batch_size=6, shuffle=False, verbose=0).history
+    _close({a: v[-1] for a, v in hk.items()}, {a: v[-1] for a, v in hr.items()}, tol=1e-4)
