@@ -267,3 +267,17 @@ def test_pydataset_feeds_fit_evaluate_predict_as_keras():
     models[1].fit(shuffled, epochs=20, verbose=0)  # shuffle=True: a new batch order each epoch
     orders = {tuple(shuffled.read[i:i + 3]) for i in range(0, 60, 3)}
     assert all(sorted(o) == [0, 1, 2] for o in orders) and len(orders) > 1
+
+
+def test_multi_head_attention_passes_the_query_mask_on_as_keras():
+    ids = rng.integers(1, 9, size=(3, 6))
+    ids[0, 4:] = 0
+    ids[2, 2:] = 0
+    models = []
+    for M in (K, R):
+        x = M.Input((6,), dtype="int32")
+        e = M.layers.Embedding(9, 4, mask_zero=True)(x)
+        h = M.layers.MultiHeadAttention(2, 2)(e, e)
+        models.append(M.Model(x, M.layers.Dense(1)(M.layers.LSTM(3)(h))))
+    models[1].set_weights(models[0].get_weights())
+    _same(models[0].predict(ids, verbose=0), models[1].predict(ids, verbose=0), tol=1e-5)

@@ -128,7 +128,10 @@ class MultiHeadAttention(Layer):
     (``query/kernel (D, N, key_dim)`` ...), ``softmax(q k^T / sqrt(key_dim)) v`` per head, then
     ``attention_output/kernel (N, value_dim, D_out)``. Masks: the query's and value's own masks
     (``_keras_mask``), ``query_mask=``/``value_mask=``/``key_mask=``, ``attention_mask (B, Tq, Tv)``,
-    ``use_causal_mask``. A query that sees no value gets zero weights (as Keras's masked softmax)."""
+    ``use_causal_mask``. A query that sees no value gets zero weights (as Keras's masked softmax).
+    The output carries the query's mask on to the next layers, as Keras's."""
+
+    supports_masking = True
 
     def __init__(self, num_heads, key_dim, value_dim=None, dropout=0.0, use_bias=True,
                  output_shape=None, attention_axes=None, sliding_window=None, flash_attention=None,
@@ -190,6 +193,9 @@ class MultiHeadAttention(Layer):
             k = value if key is None else key
             self._ensure_built((tuple(query.shape), tuple(value.shape), tuple(k.shape)))
         return super().__call__(query, value, key, **kwargs)
+
+    def compute_mask(self, inputs, mask):
+        return backend.get_keras_mask(inputs)  # inputs: the query
 
     def _symbolic_call(self, args, kwargs):
         if not self.built:  # build for the query's, value's and key's own shapes
