@@ -25,6 +25,7 @@ import statistics
 import sys
 import tempfile
 import time
+import warnings
 from concurrent.futures import ProcessPoolExecutor
 from pathlib import Path
 
@@ -74,8 +75,10 @@ def baseline_fold(ex: Examples, folds: int, fold: int) -> dict:
                                   folds=folds, fold=fold, seed=cfg.split_seed)
     train = tr + va
     model = make_pipeline(TfidfVectorizer(), LogisticRegressionCV(Cs=[0.1, 1, 10, 100], cv=5,
-                                                                  max_iter=2000))
-    model.fit([ex.texts[i] for i in train], [ex.labels[i] for i in train])
+                                                                  scoring="accuracy", max_iter=2000))
+    with warnings.catch_warnings():   # scikit-learn 1.9 announces default changes of LogisticRegressionCV
+        warnings.simplefilter("ignore", FutureWarning)
+        model.fit([ex.texts[i] for i in train], [ex.labels[i] for i in train])
     gold = [ex.labels[i] for i in te]
     pred = model.predict([ex.texts[i] for i in te])
     return {"fold": fold, "accuracy": accuracy_score(gold, pred),

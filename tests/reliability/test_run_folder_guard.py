@@ -60,7 +60,8 @@ def test_out_never_overwrites_without_force(tmp_path, small_text, capsys):
     other = tmp_path / "mine"
     other.mkdir()
     (other / "notes.txt").write_text("precious")
-    with pytest.raises(ConfigError, match=r"not an rnnkit run \(\[.notes.txt.\]\); --force only replaces run folders"):
+    with pytest.raises(ConfigError,
+                       match=r"not an rnnkit run \(\[.notes.txt.\]\); --force only replaces run folders"):
         lm.train(str(small_text), out=other, steps=2, force=True, **TINY)
     assert (other / "notes.txt").read_text() == "precious"
     assert main(["train", "--data", str(small_text), "--out", str(run), "--steps", "2",

@@ -10,7 +10,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 from rnnkit.data.vocab import CharVocab, WordVocab
-from rnnkit.tasks.lm.model import LanguageModel
+from rnnkit.tasks.lm import LanguageModel
 from rnnkit.viz import activations
 from rnnkit.viz.activations import correlate, text_properties
 

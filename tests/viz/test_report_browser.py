@@ -12,7 +12,7 @@ import numpy as np
 import torch
 
 from rnnkit.data.vocab import CharVocab
-from rnnkit.tasks.lm.model import LanguageModel
+from rnnkit.tasks.lm import LanguageModel
 from rnnkit.viz import activations, render_report
 from rnnkit.viz.report import CHUNK, MAX_BYTES, MAX_CHARS
 
