@@ -38,7 +38,7 @@ import numpy as np  # noqa: E402
 import torch  # noqa: E402
 
 from rnnkit.export import export_run, load_runner  # noqa: E402
-from rnnkit.sampler import Sampler  # noqa: E402
+from rnnkit.decode import Sampler  # noqa: E402
 from rnnkit.tasks import language_model as lm  # noqa: E402
 
 PROMPT = "the time traveller "

@@ -7,7 +7,7 @@ min–max): rnnkit's chosen kernel in fp32 and in bf16, ``torch.nn`` in fp32 and
 ``torch.autocast("cpu", torch.bfloat16)``, a textbook per-step loop over ``torch.nn.*Cell`` and
 Keras 3 on the torch backend. Each figure is also given in GFLOP/s and as a fraction of the machine's
 fp32 matrix-product peak, measured in the same run (a 2048×2048 product). Then text generation
-(characters/s, 2-layer LSTM(512), batch 1 and 64: `rnnkit.sampler.Sampler` against a plain
+(characters/s, 2-layer LSTM(512), batch 1 and 64: `rnnkit.decode.Sampler` against a plain
 ``torch.nn.LSTM`` step loop), and the peak memory (RSS) of a training step, each in a fresh process.
 
 FLOPs counted: the matrix products only, 2·G·H·(I + H) per token, layer and direction for the
@@ -185,8 +185,7 @@ def _figures(key: str, times: list, tokens: int, flops: float, peak: float) -> d
 # -- generation ---------------------------------------------------------------------------------
 def bench_generation(steps: int, batches=(1, 64), repeats: int = 3, V: int = 96, E: int = 64,
                      H: int = 512, out=print) -> list[dict]:
-    from rnnkit.generate import sample_next
-    from rnnkit.sampler import Sampler
+    from rnnkit.decode import Sampler, sample_next
     torch.manual_seed(0)
     emb, lstm, head = nn.Embedding(V, E), nn.LSTM(E, H, 2), nn.Linear(H, V)
     sampler = Sampler(lstm, emb, head)

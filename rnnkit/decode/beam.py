@@ -89,7 +89,7 @@ def beam_search(stepper: Stepper, scores: Tensor, state: Any, *, beam: int, max_
             b, o = int(rows[r]), int(origin[r, j])
             toks = seqs[r, o].tolist() + [eos]
             logprob = float(top[r, j])
-            hyps[b].append((logprob / length_penalty(len(toks), alpha), logprob, toks))
+            hyps[b].append((logprob / float(length_penalty(len(toks), alpha)), logprob, toks))
         keep = (ends.long() * width + rank).argsort(dim=-1)[:, :K]       # non-ending first, in rank
         beam_scores = top.gather(1, keep)                                 # (n, K)
         origin, token = origin.gather(1, keep), token.gather(1, keep)
@@ -116,7 +116,7 @@ def beam_search(stepper: Stepper, scores: Tensor, state: Any, *, beam: int, max_
             if math.isfinite(float(beam_scores[r, k])):
                 toks = seqs[r, k].tolist()
                 logprob = float(beam_scores[r, k])
-                hyps[b].append((logprob / length_penalty(len(toks), alpha), logprob, toks))
+                hyps[b].append((logprob / float(length_penalty(len(toks), alpha)), logprob, toks))
     for h in hyps:
         h.sort(key=lambda x: -x[0])
     T = max(len(h[0][2]) for h in hyps)

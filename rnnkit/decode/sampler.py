@@ -18,8 +18,10 @@ layer plus a few element-wise operations, under ``torch.inference_mode``:
 The arithmetic is that of ``torch.nn`` up to the order of additions: probabilities agree to ~1e-6 in
 float32 (exactly enough in float64 that the same seed draws the same tokens). Other cells (custom,
 LSTM with a projection) step through the stack's own forward, correct but not faster.
-Drawing the tokens is `rnnkit.generate.sample_next` (temperature, top-k, top-p, greedy), so a
-``torch.Generator`` seeded alike gives the same text as any other step loop using it.
+The sampler is a stepper of `rnnkit.decode.stepper`'s contract (``prime``, ``step``, ``reorder``), so
+greedy decoding, sampling and beam search all run on it; ``generate`` runs the one sampling loop,
+`rnnkit.decode.sampling.sample_tokens` (temperature, top-k, top-p, greedy), so a ``torch.Generator``
+seeded alike gives the same text as any other step loop drawing with `sample_next`.
 
 Shapes: B batch, T time, V vocabulary, E embedding width, H hidden, L layers, G gate blocks.
 """
@@ -32,7 +34,7 @@ from rnnkit.cells import GRUCell, LSTMCell, SimpleRNNCell
 from rnnkit.cells.gru import gru_pointwise
 from rnnkit.cells.lstm import lstm_pointwise
 from rnnkit.cells.rnn import ACTIVATIONS
-from rnnkit.generate import sample_next
+from rnnkit.decode.sampling import sample
 
 _MODE_CODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}  # sampler.cpp
 _TABLE_LIMIT = 1 << 24  # largest folded layer-0 table, in elements (64 MiB of float32)
@@ -100,24 +102,27 @@ class Sampler:
 
         ``prompt`` ``(B, T)``: token ids to condition on (``batch`` is then its B); without one,
         each of the ``batch`` sequences starts from the zero state with token 0 as its input.
-        Tokens are drawn by `rnnkit.generate.sample_next` with ``generator``."""
+        Tokens are drawn by the one sampling loop (`rnnkit.decode.sampling`) with ``generator``."""
         if isinstance(length, bool) or not isinstance(length, int) or length < 1:
             raise ValueError(f"Sampler.generate: length must be an int >= 1, got {length!r}")
         if prompt is None:
             prompt = torch.zeros(batch, 1, dtype=torch.long, device=self.head.weight.device)
         logits, state = self.prime(prompt)
-        tokens = []
         with torch.inference_mode():
-            state = tuple(s.contiguous() for s in state)  # updated in place below
-            for i in range(length):
-                token = sample_next(logits, temperature, top_k, top_p, generator)
-                tokens.append(token)
-                if i + 1 < length:
-                    if self._fast_path_reason is None:
-                        logits = self._fast_step(token, state)
-                    else:
-                        logits, state = self.prime(token.unsqueeze(1), state)
-        return torch.stack(tokens, 1)
+            state = tuple(s.contiguous() for s in state)  # updated in place by _step_in_place
+            return sample(self._step_in_place, logits, state, length, temperature=temperature,
+                          top_k=top_k, top_p=top_p, generator=generator)
+
+    def reorder(self, state: tuple[Tensor, ...], index: Tensor) -> tuple[Tensor, ...]:
+        """The state of the rows ``index`` ``(B',)`` (int64), in that order: what beam search needs."""
+        return tuple(s.index_select(1, index) for s in state)
+
+    def _step_in_place(self, ids: Tensor, state: tuple[Tensor, ...]):
+        """`step` without the copy: the sampling loop never reuses a state, so the fast step may
+        overwrite it."""
+        if self._fast_path_reason is None:
+            return self._fast_step(ids, state), state
+        return self.prime(ids.unsqueeze(1), state)
 
     # -- preparation ----------------------------------------------------------------------------
     def fast_path_unavailable(self) -> str | None:

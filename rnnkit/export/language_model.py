@@ -3,7 +3,7 @@ vocabulary and the run's configuration beside them.
 
 - ``model``: ``ids (B, T) int64, *state -> logits (B, T, V), *state`` — scoring or priming a prompt;
 - ``step``: ``ids (B,) int64, *state -> logits (B, V), *state`` — one token of generation: feed the
-  drawn token and the returned state back in, as `rnnkit.sampler.Sampler.step` does.
+  drawn token and the returned state back in, as `rnnkit.decode.Sampler.step` does.
 
 ``state`` is the stack's: ``h0`` ``(L, B, H)`` and, for LSTM cells, ``c0`` ``(L, B, H)``; the outputs
 are named ``h_n`` (``c_n``). Start from zeros. Shapes: B batch, T time, V vocabulary, L layers, H hidden.

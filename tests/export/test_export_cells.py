@@ -15,7 +15,7 @@ import torch
 from rnnkit.cells import CELLS
 from rnnkit.cli.main import main
 from rnnkit.export import MANIFEST, export_run, load_runner
-from rnnkit.sampler import Sampler
+from rnnkit.decode import Sampler
 from rnnkit.tasks import language_model as lm
 
 STEPS = 50

@@ -1,5 +1,5 @@
-"""`rnnkit.sampler.Sampler` against the plain step loop: ``torch.nn``'s own module called one token
-at a time, tokens drawn by the same `rnnkit.generate.sample_next` with a generator seeded alike."""
+"""`rnnkit.decode.Sampler` against the plain step loop: ``torch.nn``'s own module called one token
+at a time, tokens drawn by the same `rnnkit.decode.sample_next` with a generator seeded alike."""
 from __future__ import annotations
 
 import pytest
@@ -7,8 +7,7 @@ import torch
 from torch import nn
 
 import rnnkit.nn
-from rnnkit.generate import sample_next
-from rnnkit.sampler import Sampler
+from rnnkit.decode import Sampler, sample_next
 
 V, E, H = 11, 5, 7
 

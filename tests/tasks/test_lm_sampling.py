@@ -1,11 +1,11 @@
-"""Sampling (`rnnkit.generate`) against brute force and the distribution it must draw from."""
+"""Sampling (`rnnkit.decode.sampling`) against brute force and the distribution it must draw from."""
 from __future__ import annotations
 
 import numpy as np
 import pytest
 import torch
 
-from rnnkit.generate import check_sampling, filter_logits, sample_next, sample_tokens
+from rnnkit.decode.sampling import check_sampling, filter_logits, sample_next, sample_tokens
 
 
 def brute_top_p(logits: np.ndarray, p: float) -> set[int]:

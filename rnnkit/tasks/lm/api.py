@@ -21,8 +21,7 @@ import torch
 
 from rnnkit.data import Vocab, WordVocab, load_corpus, load_vocab
 from rnnkit.data.vocab import detokenize
-from rnnkit.generate import check_sampling, sample_tokens
-from rnnkit.sampler import Sampler
+from rnnkit.decode import Sampler, check_sampling, sample_tokens
 from rnnkit.tasks import base
 from rnnkit.tasks.base import RESUMABLE_OPTIONS
 from rnnkit.tasks.lm.config import LMConfig
