@@ -35,6 +35,11 @@ setTimeout(function () {
   R.rendered = document.querySelectorAll("#text .chunk.rendered").length;
   R.before = colours(60);
   R.current_before = document.getElementById("current").textContent;
+  var span = document.querySelectorAll("#text .chunk.rendered span")[7];
+  span.dispatchEvent(new MouseEvent("mousemove", {bubbles: true, clientX: 50, clientY: 50}));
+  var tip = document.getElementById("tip");
+  R.tip_display = tip.style.display;
+  R.tip = tip.innerText;
   var target = list.querySelector('li[data-unit="TARGET"]');
   target.dispatchEvent(new MouseEvent("click", {bubbles: true}));
   R.after = colours(60);
@@ -104,6 +109,14 @@ def test_report_in_browser(chromium, tmp_path):
             got, want = rgba(css), expected_colour(q[t, unit])
             assert got[:3] == want[:3] and abs(got[3] - want[3]) < 0.01, (key, t, css, want)
     assert r["before"] != r["after"]                               # the picker changed the colouring
+    # hovering character 7 shows the model's five most likely next characters with their probabilities
+    assert r["tip_display"] == "block"
+    top = np.argsort(-acts.probs[7])[:5]
+    shown = [line.rsplit(" ", 2) for line in r["tip"].splitlines()[2:7]]
+    for (tok, pct), k in zip(((parts[-2], parts[-1]) for parts in shown), top):
+        want = {"\n": "\u21b5", " ": "\u2423"}.get(acts.tokens[k], acts.tokens[k])
+        assert tok == want and abs(float(pct.rstrip("%")) - 100 * acts.probs[7, k]) < 0.5, (tok, pct)
+    assert r["tip"].splitlines()[-1] == "actual: " + {"\n": "\u21b5", " ": "\u2423"}.get(TEXT[8], TEXT[8])
     assert f"unit {names[data['initial']]} " in r["current_before"]
     assert r["selected"] == names[target]
     pos = acts.correlations()["position in line"]
