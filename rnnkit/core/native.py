@@ -3,8 +3,11 @@
 The sources are compiled once per machine with the C++ compiler that builds PyTorch extensions
 (``torch.utils.cpp_extension``, which needs ``ninja``) into the torch extensions folder
 (``$TORCH_EXTENSIONS_DIR``, or ``~/.cache/torch_extensions``); later processes only load the
-library. Concurrent first uses (pytest-xdist workers) wait on PyTorch's build lock instead of
-compiling twice. The build name carries a hash of the sources, the flags, the torch version and the
+library. Concurrent first uses (pytest-xdist workers) wait for the first one's build instead of
+compiling twice (`claim_build`); a build killed mid-compile leaves a lock that the next process
+detects as stale (its owner is gone) and removes, and a wait longer than a time limit falls back to
+PyTorch's kernels with the reason. A first-use build says so on stderr. The build name carries a
+hash of the sources, the flags, the torch version and the
 CPU's instruction sets (the code is compiled with ``-march=native``), so a changed source or another
 CPU gets a fresh build.
 
@@ -21,14 +24,23 @@ import shutil
 import subprocess
 import sys
 import threading
+import time
 from pathlib import Path
 
 import torch
+
+try:
+    import fcntl
+except ImportError:  # Windows: no stale-lock detection
+    fcntl = None  # type: ignore[assignment]
 
 CSRC = Path(__file__).resolve().parent / "csrc"
 SOURCES = ("recurrence.cpp", "sampler.cpp", "minscan.cpp", "layernorm.cpp", "bindings.cpp")
 HEADERS = ("common.h", "kernels.h")
 FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-math-errno"]
+
+#: give up waiting for another process's build after this long (seconds) and use PyTorch's kernels
+BUILD_TIMEOUT_S = 900.0
 
 _lock = threading.Lock()
 _state: dict = {"tried": False, "error": None}
@@ -70,14 +82,67 @@ def _build() -> str | None:
     _put_venv_ninja_on_path()
     if not cpp_extension.is_ninja_available():
         return "ninja is not installed (pip install ninja), needed to build the C++ kernels"
+    name = build_name()
+    build_dir = Path(cpp_extension._get_build_directory(name, verbose=False))
+    claim = claim_build(build_dir)
+    if isinstance(claim, str):
+        return claim
     try:
-        cpp_extension.load(build_name(), [str(CSRC / s) for s in SOURCES], extra_cflags=FLAGS,
+        if not (build_dir / f"{name}.so").is_file():
+            print("rnnkit: building the C++ kernels for this machine (first use only, about a minute; "
+                  "RNNKIT_NATIVE=0 skips them)", file=sys.stderr, flush=True)
+        cpp_extension.load(name, [str(CSRC / s) for s in SOURCES], extra_cflags=FLAGS,
                            extra_ldflags=["-lm", "-fopenmp"], is_python_module=False, verbose=False)
     except (RuntimeError, OSError, ImportError, subprocess.CalledProcessError) as e:
         # RuntimeError: the compiler or linker failed (its output is in the message); OSError /
         # ImportError: the library does not load (e.g. a BLAS symbol this torch build lacks).
         return f"building rnnkit's C++ kernels failed: {type(e).__name__}: {_tail(str(e))}"
+    finally:
+        os.close(claim)
     return None
+
+
+def claim_build(build_dir: Path, timeout_s: float | None = None) -> int | str:
+    """Become the one process that builds (or loads) the kernels in ``build_dir``: an ``flock`` on
+    ``rnnkit-build.owner`` there, held until the returned descriptor is closed (the kernel releases
+    it when a process dies, however it dies). While another live process holds it, wait (saying so
+    once) up to ``timeout_s`` (``$RNNKIT_NATIVE_BUILD_TIMEOUT``, default `BUILD_TIMEOUT_S`), then
+    give up: the reason is returned and the engine falls back to PyTorch's kernels.
+
+    Holding it, a ``lock`` file of torch's builder left in the folder is stale (its builder was
+    killed mid-compile; torch would wait on it forever): it is removed, with a note on stderr, and
+    the build starts again."""
+    if timeout_s is None:
+        timeout_s = float(os.environ.get("RNNKIT_NATIVE_BUILD_TIMEOUT", BUILD_TIMEOUT_S))
+    build_dir.mkdir(parents=True, exist_ok=True)
+    owner = build_dir / "rnnkit-build.owner"
+    fd = os.open(owner, os.O_RDWR | os.O_CREAT, 0o644)
+    deadline, said = time.monotonic() + timeout_s, False
+    while fcntl is not None:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            break
+        except BlockingIOError:
+            holder = owner.read_text(errors="replace").strip() or "another process"
+            if time.monotonic() >= deadline:
+                os.close(fd)
+                return (f"rnnkit's C++ kernels are being built by {holder} in {build_dir} for more than "
+                        f"{timeout_s:g} s; using PyTorch's kernels meanwhile")
+            if not said:
+                print(f"rnnkit: waiting for {holder}, which is building the C++ kernels in {build_dir}",
+                      file=sys.stderr, flush=True)
+                said = True
+            time.sleep(0.2)
+    stale = build_dir / "lock"
+    if stale.exists():
+        before = owner.read_text(errors="replace").strip() or "an unknown process"
+        print(f"rnnkit: removing the build lock {stale} left by {before}, which is gone (killed while "
+              f"compiling?); building again", file=sys.stderr, flush=True)
+        stale.unlink(missing_ok=True)
+    os.ftruncate(fd, 0)
+    os.lseek(fd, 0, os.SEEK_SET)
+    os.write(fd, f"process {os.getpid()}".encode())
+    return fd
 
 
 def _put_venv_ninja_on_path() -> None:

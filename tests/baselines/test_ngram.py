@@ -92,8 +92,8 @@ def test_errors():
         KneserNeyLM(3).fit("ab")
 
 
-def test_timemachine_order6_reaches_the_d2l_baseline(data_dir):
-    c = load_corpus(data_dir / "timemachine.txt", val_fraction=0)
+def test_timemachine_order6_reaches_the_d2l_baseline(real_data_dir):
+    c = load_corpus(real_data_dir / "timemachine.txt", val_fraction=0)
     text = normalize(c.train_text, letters_only=True)
     cut = len(text) - round(0.1 * len(text))
     lm = KneserNeyLM(6).fit(text[:cut])

@@ -52,14 +52,14 @@ def _fake_corpus(monkeypatch, name, text, url):
     return info
 
 
-def test_timemachine_from_rnnkit_data(data_dir, monkeypatch):
-    monkeypatch.setenv("RNNKIT_DATA", str(data_dir))
+def test_timemachine_from_rnnkit_data(real_data_dir, monkeypatch):
+    monkeypatch.setenv("RNNKIT_DATA", str(real_data_dir))
     c = load_corpus("timemachine")
-    whole = (data_dir / "timemachine.txt").read_text(encoding="utf-8")
+    whole = (real_data_dir / "timemachine.txt").read_text(encoding="utf-8")
     assert c.train_text + c.val_text == whole and c.name == "timemachine"
     assert c.train_chars + c.val_chars == 178_979 and c.val_chars == round(0.1 * 178_979)
-    assert resolve_named("timemachine") == data_dir / "timemachine.txt"
-    assert corpora.sha256_file(data_dir / "timemachine.txt") == CORPORA["timemachine"].sha256
+    assert resolve_named("timemachine") == real_data_dir / "timemachine.txt"
+    assert corpora.sha256_file(real_data_dir / "timemachine.txt") == CORPORA["timemachine"].sha256
 
 
 def test_lookup_order(env, tmp_path, monkeypatch):

@@ -80,8 +80,8 @@ def test_char_options_apply_at_encode():
     assert low.decode(low.encode("ABC")) == "abc"
 
 
-def test_timemachine_d2l_vocab_has_28_tokens(data_dir):
-    text = read_text(data_dir / "timemachine.txt")
+def test_timemachine_d2l_vocab_has_28_tokens(real_data_dir):
+    text = read_text(real_data_dir / "timemachine.txt")
     v = CharVocab.from_text(text, letters_only=True)
     assert len(v) == 28
     assert v.decode(v.encode(text[:200])) == normalize(text[:200], letters_only=True)

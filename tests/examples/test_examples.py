@@ -71,11 +71,11 @@ def test_numpy_rnn_agrees_with_rnnkit_and_torch(capsys):
     assert np.abs(out - out_t.numpy()).max() < 1e-12 and np.abs(h_n - h_t[0].numpy()).max() < 1e-12
 
 
-def test_time_machine_example_tiny_run(data_dir):
+def test_time_machine_example_tiny_run(real_data_dir):
     """Five models train a few steps and generate; the printed shapes are torch.nn.RNN's own."""
-    if not (data_dir / "timemachine.txt").is_file():
+    if not (real_data_dir / "timemachine.txt").is_file():
         pytest.skip("timemachine.txt is not in $RNNKIT_DATA")
-    out = run_script("time_machine_rnn", env={"RNNKIT_DATA": str(data_dir)})
+    out = run_script("time_machine_rnn", env={"RNNKIT_DATA": str(real_data_dir)})
     ref = torch.nn.RNN(28, 256)
     y, h = ref(torch.rand(35, 32, 28), torch.zeros(1, 32, 256))
     assert (f"input (35, 32, 28), state (1, 32, 256) -> output {tuple(y.shape)}, "

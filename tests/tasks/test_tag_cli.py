@@ -60,7 +60,7 @@ def trained(ewt_slice, tmp_path_factory):
     return run, result
 
 
-def test_a_short_run_beats_the_most_frequent_tag(ewt_slice, trained):
+def test_a_short_run_beats_the_most_frequent_tag(ewt_slice, trained, real_data_dir):
     run, result = trained
     assert result.status == "finished" and result.step == 150
     config = json.loads((run / "config.json").read_text())

@@ -134,8 +134,8 @@ def test_find_splits_by_name(tmp_path):
         find_splits(empty)
 
 
-def test_real_ewt_counts(data_dir):
-    folder = data_dir / "ud-english-ewt"
+def test_real_ewt_counts(real_data_dir):
+    folder = real_data_dir / "ud-english-ewt"
     if not folder.is_dir():
         pytest.skip("UD English EWT is not in the shared data folder")
     splits = find_splits(folder)

@@ -20,7 +20,7 @@ def pairs(tmp_path, data_dir):
     return path
 
 
-def test_train_translate_evaluate(tmp_path, pairs, capsys):
+def test_train_translate_evaluate(tmp_path, pairs, capsys, real_data_dir):
     run = tmp_path / "run"
     assert main(["train", "--task", "translate", "--data", str(pairs), "--out", str(run), "--steps", "6",
                  "--eval-every", "3", *TINY]) == 0

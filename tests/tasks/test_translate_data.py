@@ -48,8 +48,8 @@ def test_bad_pairs_name_file_and_line(tmp_path):
         read_pairs(tmp_path / "missing.txt")
 
 
-def test_unknown_words_are_counted_and_long_inputs_cut_with_a_warning(data_dir):
-    d = load_translation_data(str(data_dir / "fra-eng.txt"), max_pairs=2000)
+def test_unknown_words_are_counted_and_long_inputs_cut_with_a_warning(real_data_dir):
+    d = load_translation_data(str(real_data_dir / "fra-eng.txt"), max_pairs=2000)
     src, lengths, unknown = encode_sources(d.src_vocab, [["go", "zyzzyva", "."]])
     assert unknown == 1 and src[1, 0] == d.src_vocab.unk_id and int(lengths[0]) == 4  # <eos> added
     with pytest.warns(UserWarning, match="12 words, more than the model's limit of 10"):
