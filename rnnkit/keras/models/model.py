@@ -16,6 +16,9 @@ from rnnkit.keras.layers.layer import Layer
 from rnnkit.keras.models import compile_utils, saving, summary, training
 
 
+_CALL_TAKES_TRAINING: dict[type, bool] = {}
+
+
 class Model(Layer):
     """``Model(inputs, outputs)`` builds a functional graph model; subclass it and define
     ``call(self, inputs, training=None)`` for a model written as code."""
@@ -39,7 +42,10 @@ class Model(Layer):
         """``call`` under ``training=`` when given: the layers run in that mode for this call (dropout
         on, batch statistics used) and the model's own mode comes back afterwards, as Keras does."""
         training = kwargs.get("training")
-        if "training" not in inspect.signature(self.call).parameters:
+        cls = type(self)
+        if cls not in _CALL_TAKES_TRAINING:  # once per class: signature() is slow for a per-batch path
+            _CALL_TAKES_TRAINING[cls] = "training" in inspect.signature(self.call).parameters
+        if not _CALL_TAKES_TRAINING[cls]:
             kwargs.pop("training", None)
         if training is None:
             return self.call(*args, **kwargs)
