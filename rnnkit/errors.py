@@ -16,6 +16,9 @@ class's `exit_code`. A new task raises these from its loaders; `wrap` turns a fo
 """
 from __future__ import annotations
 
+import contextlib
+from collections.abc import Iterator
+
 #: exit statuses of the command line: argparse uses 2 for usage errors, so options share it
 EXIT_ERROR, EXIT_USAGE, EXIT_DATA, EXIT_CHECKPOINT, EXIT_INTERRUPTED = 1, 2, 3, 4, 130
 
@@ -49,3 +52,18 @@ def wrap(cls: type[RnnkitError], where: str, exc: BaseException) -> RnnkitError:
     """``cls("<where>: <what exc says>")``, for ``raise wrap(DataError, path, exc) from exc``."""
     text = str(exc) or type(exc).__name__
     return cls(f"{where}: {text}")
+
+
+@contextlib.contextmanager
+def data_errors(where: str = "data") -> Iterator[None]:
+    """Within it, a ``ValueError``, ``UnicodeError`` or ``csv.Error`` (a loader's way of refusing
+    input) becomes a `DataError` saying ``where`` (kept as its cause); rnnkit's own errors and
+    ``OSError`` (a missing file) pass unchanged, and so does anything else: that would be a bug."""
+    import csv
+    try:
+        yield
+    except RnnkitError:
+        raise
+    except (ValueError, UnicodeError, csv.Error) as exc:
+        text = str(exc) or type(exc).__name__
+        raise DataError(text if where in text else f"{where}: {text}") from exc

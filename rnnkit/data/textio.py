@@ -23,6 +23,8 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
+from rnnkit.errors import DataError
+
 if TYPE_CHECKING:  # pragma: no cover
     from rnnkit.data.vocab import Vocab
 
@@ -51,14 +53,15 @@ def _check_codec(encoding: str, errors: str) -> None:
                          "or 'ignore'") from None
 
 
-def decode_error(name: str, exc: UnicodeDecodeError, offset: int = 0) -> ValueError:
-    """A ``ValueError`` that names the file and the absolute byte offset of an undecodable byte.
+def decode_error(name: str, exc: UnicodeDecodeError, offset: int = 0) -> DataError:
+    """A `DataError` (a ``ValueError``) naming the file and the absolute byte offset of an undecodable
+    byte.
 
     ``offset`` is where the decoded buffer starts in the file (for streamed chunks).
     """
     start = offset + exc.start
     bad = exc.object[exc.start:exc.end][:8]
-    return ValueError(
+    return DataError(
         f"{name}: cannot decode byte(s) {bytes(bad)!r} at byte offset {start} as {exc.encoding} "
         f"({exc.reason}); pass --errors replace (errors='replace') to substitute U+FFFD, or the "
         f"file's real encoding with --encoding (e.g. latin-1)")
@@ -89,7 +92,7 @@ def read_text(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "s
         raise IsADirectoryError(f"{str(path)!r} is a folder; expected a text file")
     text = decode_bytes(path.read_bytes(), str(path), encoding, errors)
     if not text and not allow_empty:
-        raise ValueError(f"text file {str(path)!r} is empty; expected some text to train on")
+        raise DataError(f"text file {str(path)!r} is empty; expected some text to train on")
     return text
 
 
@@ -157,7 +160,7 @@ def encode_file(path: str | os.PathLike, vocab: Vocab, encoding: str = "utf-8",
     chunks = iter_text_chunks(path, encoding, errors, chunk_bytes=chunk_bytes, progress=progress)
     out = _encode_pieces(chunks, vocab, path.stat().st_size + 1)
     if len(out) == 0:
-        raise ValueError(f"text file {str(path)!r} is empty; expected some text to train on")
+        raise DataError(f"text file {str(path)!r} is empty; expected some text to train on")
     return out
 
 

@@ -24,6 +24,7 @@ from typing import Any, ClassVar
 import numpy as np
 
 from rnnkit.data.atomic import atomic_write
+from rnnkit.errors import DataError
 
 UNK, PAD, BOS, EOS = "<unk>", "<pad>", "<bos>", "<eos>"
 WORD_SPECIALS = (UNK, PAD, BOS, EOS)
@@ -165,26 +166,26 @@ class Vocab:
             raise FileNotFoundError(f"vocabulary file {str(path)!r} does not exist")
         try:
             d = json.loads(path.read_text(encoding="utf-8"))
-        except (UnicodeDecodeError, json.JSONDecodeError) as exc:
-            raise ValueError(f"vocabulary file {str(path)!r} is not valid JSON: {exc}") from None
+        except (UnicodeDecodeError, json.JSONDecodeError, RecursionError) as exc:
+            raise DataError(f"vocabulary file {str(path)!r} is not valid JSON: {exc}") from None
         if not isinstance(d, dict) or d.get("format") != FORMAT:
-            raise ValueError(f"vocabulary file {str(path)!r}: expected a JSON object with "
+            raise DataError(f"vocabulary file {str(path)!r}: expected a JSON object with "
                              f"\"format\": {FORMAT!r}; this is not an rnnkit vocabulary")
         if d.get("version") != VERSION:
-            raise ValueError(f"vocabulary file {str(path)!r}: unsupported version "
+            raise DataError(f"vocabulary file {str(path)!r}: unsupported version "
                              f"{d.get('version')!r}; expected {VERSION}")
         kinds = {c.kind: c for c in (CharVocab, WordVocab)}
         kind = d.get("type")
         if kind not in kinds:
-            raise ValueError(f"vocabulary file {str(path)!r}: \"type\" is {kind!r}; expected one of "
+            raise DataError(f"vocabulary file {str(path)!r}: \"type\" is {kind!r}; expected one of "
                              f"{sorted(kinds)}")
         if cls is not Vocab and kinds[kind] is not cls:
-            raise ValueError(f"vocabulary file {str(path)!r} holds a {kinds[kind].__name__} "
+            raise DataError(f"vocabulary file {str(path)!r} holds a {kinds[kind].__name__} "
                              f"(\"type\": {kind!r}), not a {cls.__name__}; use load_vocab(path)")
         try:
             return kinds[kind]._from_dict(d)
-        except (KeyError, TypeError, ValueError) as exc:
-            raise ValueError(f"vocabulary file {str(path)!r} is corrupt: {exc}") from None
+        except (KeyError, TypeError, ValueError, AttributeError, RecursionError) as exc:
+            raise DataError(f"vocabulary file {str(path)!r} is corrupt: {exc}") from None
 
     @classmethod
     def _from_dict(cls, d: dict[str, Any]) -> Vocab:  # pragma: no cover - overridden
