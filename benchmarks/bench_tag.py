@@ -55,8 +55,8 @@ def _shape(w: str) -> str:
 
 def baselines(folder: Path) -> dict:
     splits = find_splits(folder)
-    train = read_tagged(splits["train"]).sentences
-    test = read_tagged(splits["test"]).sentences
+    train = read_tagged(splits["train"][0]).sentences
+    test = read_tagged(splits["test"][0]).sentences
     by_word: dict[str, Counter] = defaultdict(Counter)
     for s in train:
         for w, t in zip(s.words, s.tags):
@@ -162,7 +162,7 @@ def speed(folder: Path, steps: int, batch_size: int) -> dict:
     from rnnkit.tasks.tag_encode import BucketBatcher, TagVocabs, encode, make_batch
     from rnnkit.tasks.tag_model import Tagger
     cfg = TagConfig()
-    sents = read_tagged(find_splits(folder)["train"]).sentences
+    sents = read_tagged(find_splits(folder)["train"][0]).sentences
     vocabs = TagVocabs.build(sents)
     enc = encode(sents, vocabs, max_word_chars=cfg.max_word_chars)
     sizes = (len(vocabs.words), len(vocabs.chars), len(vocabs.tags))

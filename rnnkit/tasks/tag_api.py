@@ -55,6 +55,10 @@ def column_name(tf: TagFile) -> str:
     return str(tf.tag_index + 1)
 
 
+def _read_all(paths, cfg: TagConfig, need_tags: bool = True) -> list[TagFile]:
+    return [_read(p, cfg, need_tags) for p in paths]
+
+
 def load_tag_data(cfg: TagConfig) -> TagData:
     """The training and validation sentences ``cfg`` names (a folder's files, or explicit ones)."""
     if cfg.data is None:
@@ -63,23 +67,26 @@ def load_tag_data(cfg: TagConfig) -> TagData:
     path = Path(cfg.data)
     if not path.exists():
         raise FileNotFoundError(f"data: {cfg.data!r} does not exist; expected a folder or a file")
-    found = find_splits(path) if path.is_dir() else {"train": path}
-    dev_path = cfg.dev or found.get("dev")
-    test_path = cfg.test or found.get("test")
-    train = _read(found["train"], cfg)
-    if dev_path is not None:
-        dev_sents, dev_name = _read(dev_path, cfg).sentences, Path(dev_path).name
-        train_sents = train.sentences
+    found = find_splits(path) if path.is_dir() else {"train": [path]}
+    dev_paths = [Path(cfg.dev)] if cfg.dev else found.get("dev")
+    test_paths = [Path(cfg.test)] if cfg.test else found.get("test")
+    train = _read_all(found["train"], cfg)
+    train_sents = [s for tf in train for s in tf.sentences]
+    train_name = ", ".join(str(p) for p in found["train"])
+    if dev_paths:
+        dev_sents = [s for tf in _read_all(dev_paths, cfg) for s in tf.sentences]
+        dev_name = ", ".join(p.name for p in dev_paths)
     else:
-        n = max(1, int(round(cfg.dev_fraction * len(train.sentences))))
-        if n >= len(train.sentences):
-            raise ValueError(f"{found['train']}: {len(train.sentences)} sentence(s) cannot be split into "
+        n = max(1, int(round(cfg.dev_fraction * len(train_sents))))
+        if n >= len(train_sents):
+            raise ValueError(f"{train_name}: {len(train_sents)} sentence(s) cannot be split into "
                              f"training and validation; give a --dev file")
-        train_sents, dev_sents = train.sentences[:-n], train.sentences[-n:]
-        dev_name = f"the last {n:,} sentences of {Path(found['train']).name}"
-    return TagData(name=path.name, train=train_sents, dev=dev_sents, train_name=str(found["train"]),
-                   dev_name=dev_name, tag_column=column_name(train),
-                   test_path=None if test_path is None else str(test_path), format=train.format)
+        train_sents, dev_sents = train_sents[:-n], train_sents[-n:]
+        dev_name = f"the last {n:,} sentences of {found['train'][-1].name}"
+    return TagData(name=path.name, train=train_sents, dev=dev_sents, train_name=train_name,
+                   dev_name=dev_name, tag_column=column_name(train[0]),
+                   test_path=None if not test_paths else ", ".join(str(p) for p in test_paths),
+                   format=train[0].format)
 
 
 # -- a run --------------------------------------------------------------------------------------
@@ -186,9 +193,9 @@ def _eval_paths(cfg: TagConfig, data: str | None, split: str | None) -> list:
         return [path]
     if not path.exists():
         raise FileNotFoundError(f"data: {source!r} does not exist; expected a tagged file or a folder")
-    found = find_splits(path) if path.is_dir() else {"train": path}
+    found = find_splits(path) if path.is_dir() else {"train": [path]}
     if data is None:     # the run's own files
-        found.update({k: Path(v) for k, v in (("dev", cfg.dev), ("test", cfg.test)) if v})
+        found.update({k: [Path(v)] for k, v in (("dev", cfg.dev), ("test", cfg.test)) if v})
     want = {None: ["test"], "test": ["test"], "val": ["dev"], "train": ["train"],
             "all": ["train", "dev", "test"]}[split]
     if split is None and "test" not in found:
@@ -197,7 +204,7 @@ def _eval_paths(cfg: TagConfig, data: str | None, split: str | None) -> list:
     if missing:
         raise ValueError(f"evaluate: {source} has no {missing[0]} file (found {sorted(found)}); "
                          f"give --data FILE or another --split")
-    return [found[w] for w in want]
+    return [p for w in want for p in found[w]]
 
 
 def format_evaluation(r: dict) -> str:

@@ -272,27 +272,25 @@ def write_tagged(path, tf: TagFile, predictions: list[list[str]]) -> None:
 
 
 # -- data folders -------------------------------------------------------------------------------
-def find_splits(folder) -> dict[str, Path]:
+def find_splits(folder) -> dict[str, list[Path]]:
     """The ``train``/``dev``/``test`` files of ``folder`` by name (``*train*``, ``*dev*`` or
-    ``*valid*``, ``*test*``); a split named by several files is an error, a missing one is left out."""
+    ``*valid*``, ``*test*``), each a list: a treebank may split a part over several files (UD Czech
+    PDT: ``cs_pdt-ud-train-c.conllu``, ``-train-l``, ...), read one after another. A missing dev or
+    test part is left out; a missing train part is an error."""
     folder = Path(folder)
     files = [p for p in sorted(folder.iterdir()) if p.is_file() and not p.name.startswith(".")
              and not p.name.lower().endswith(_NOT_DATA) and not p.name.upper().startswith(("README",
                                                                                             "LICENSE"))]
-    found: dict[str, Path] = {}
+    found: dict[str, list[Path]] = {}
     for split, words in SPLIT_WORDS.items():
         pattern = re.compile(r"(^|[^a-z])(" + "|".join(words) + r")([^a-z]|$)")
         hits = [p for p in files if pattern.search(p.name.lower())]
         if split == "test":  # CoNLL-2003's testa is its dev set
             hits = [p for p in hits if "testa" not in p.name.lower()]
-        conllu = [p for p in hits if p.suffix == ".conllu"]
+        conllu = [p for p in hits if p.suffix == ".conllu"]   # UD also ships the raw text as .txt
         hits = conllu or hits
-        if len(hits) > 1:
-            raise TagDataError(f"{folder}: several {split} files ({', '.join(p.name for p in hits)}); "
-                               f"expected one, or give the files explicitly (--data FILE --dev FILE "
-                               f"--test FILE)")
         if hits:
-            found[split] = hits[0]
+            found[split] = hits
     if "train" not in found:
         raise TagDataError(f"{folder}: no training file; expected a file named like *train* (UD: "
                            f"xx_yyy-ud-train.conllu) beside *dev* and *test* ones, found "

@@ -120,18 +120,35 @@ def test_other_bad_files(tmp_path):
 def test_find_splits_by_name(tmp_path):
     for name in ("xx_yyy-ud-train.conllu", "xx_yyy-ud-dev.conllu", "xx_yyy-ud-test.conllu", "README.md"):
         write(tmp_path, name, CONLLU)
-    assert {k: v.name for k, v in find_splits(tmp_path).items()} == {
-        "train": "xx_yyy-ud-train.conllu", "dev": "xx_yyy-ud-dev.conllu", "test": "xx_yyy-ud-test.conllu"}
+    assert {k: [p.name for p in v] for k, v in find_splits(tmp_path).items()} == {
+        "train": ["xx_yyy-ud-train.conllu"], "dev": ["xx_yyy-ud-dev.conllu"],
+        "test": ["xx_yyy-ud-test.conllu"]}
+    write(tmp_path, "xx_yyy-ud-train.txt", "raw text, as UD ships it beside the .conllu")
+    write(tmp_path, "xx_yyy-ud-train-b.conllu", CONLLU)       # a part split over two files
+    assert [p.name for p in find_splits(tmp_path)["train"]] == ["xx_yyy-ud-train-b.conllu",
+                                                                 "xx_yyy-ud-train.conllu"]
     other = tmp_path / "conll"
     other.mkdir()
     for name in ("eng.train", "eng.testa", "eng.testb"):
         write(other, name, "a X\n")
-    assert {k: v.name for k, v in find_splits(other).items()} == {
-        "train": "eng.train", "dev": "eng.testa", "test": "eng.testb"}
+    assert {k: [p.name for p in v] for k, v in find_splits(other).items()} == {
+        "train": ["eng.train"], "dev": ["eng.testa"], "test": ["eng.testb"]}
     empty = tmp_path / "none"
     empty.mkdir()
     with pytest.raises(TagDataError, match="no training file"):
         find_splits(empty)
+
+
+def test_a_folder_without_dev_holds_out_the_end_of_train(tmp_path):
+    from rnnkit.tasks.tag import TagConfig
+    from rnnkit.tasks.tag_api import load_tag_data
+    one = "".join(f"1\tw{i}\tw\t{'NOUN' if i % 2 else 'VERB'}\t_\t_\t0\troot\t_\t_\n\n" for i in range(10))
+    write(tmp_path, "xx-ud-train-a.conllu", one)
+    write(tmp_path, "xx-ud-train-b.conllu", one.replace("\tw", "\tv"))
+    d = load_tag_data(TagConfig(data=str(tmp_path), dev_fraction=0.25))
+    assert [s.words[0] for s in d.train] == [f"w{i}" for i in range(10)] + [f"v{i}" for i in range(5)]
+    assert [s.words[0] for s in d.dev] == [f"v{i}" for i in range(5, 10)]
+    assert d.tag_column == "UPOS" and "last 5 sentences" in d.dev_name
 
 
 def test_real_ewt_counts(real_data_dir):
@@ -139,7 +156,7 @@ def test_real_ewt_counts(real_data_dir):
     if not folder.is_dir():
         pytest.skip("UD English EWT is not in the shared data folder")
     splits = find_splits(folder)
-    dev = read_tagged(splits["dev"])
+    dev = read_tagged(splits["dev"][0])
     # the data README: 2,001 sentences and 25,147 words (integer IDs) in the dev file
     assert len(dev.sentences) == 2001 and dev.tokens == 25147
     assert len({t for s in dev.sentences for t in s.tags}) == 17          # the UPOS tag set
