@@ -94,6 +94,11 @@ def model_to_keras(model) -> dict:
     """The model's ``config.json`` document, with its compile settings."""
     from rnnkit.keras.models.functional import Functional
     from rnnkit.keras.models.sequential import Sequential
+    from rnnkit.keras.layers.layer import Layer
+    plain = [type(m).__name__ for m in model.layers if not isinstance(m, Layer)]
+    if plain:
+        raise ValueError(f"save: {model.name} holds plain torch modules {plain}, which have no Keras "
+                         f"config; save its weights instead (save_weights('....weights.h5'))")
     if isinstance(model, Sequential):
         shape = model._build_input_shape
         layers = [layer_to_keras(layer) for layer in model.layers]
