@@ -27,8 +27,8 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
                 suppress_health_check=[HealthCheck.too_slow, HealthCheck.data_too_large])
 
 TEXT = "The Time Traveller (for so it will be convenient to speak of him)\nwas expounding.\n" * 3
-VOCAB = json.dumps({"format": "rnnkit.vocab", "version": 1, "type": "char", "tokens": ["<unk>", " ", "a", "b"],
-                    "lower": False, "letters_only": False})
+VOCAB = json.dumps({"format": "rnnkit.vocab", "version": 1, "type": "char",
+                    "tokens": ["<unk>", " ", "a", "b"], "lower": False, "letters_only": False})
 CONFIG = json.dumps({"format": "rnnkit.run", "version": 2, "task": "lm", "run_id": "00", "files": {},
                      "lm": {}, "train": {}, "model": {}})
 PAIRS = "Go.\tVa !\nHi.\tSalut !\nRun!\tCours !\n"
