@@ -14,8 +14,14 @@ from typing import Any
 
 from torch import Tensor, nn
 
+from rnnkit.errors import RnnkitError
 from rnnkit.train import RunFolder, RunFolderError
 from rnnkit.train.checkpoint import CONFIG
+
+
+class ExportError(RnnkitError, ValueError):
+    """A model that cannot be exported, or whose written file does not give rnnkit's numbers (the
+    message says which and why); the command line prints it as one message (exit status 1)."""
 
 
 @dataclass
@@ -82,8 +88,8 @@ def plan_for(run: RunFolder) -> ExportPlan:
     task = run_task(run)
     plan = EXPORTERS.get(task)
     if plan is None:
-        raise ValueError(f"{run / CONFIG}: runs of task {task!r} cannot be exported yet; exportable "
-                         f"tasks: {sorted(EXPORTERS)}")
+        raise ExportError(f"{run / CONFIG}: runs of task {task!r} cannot be exported yet; exportable "
+                          f"tasks: {sorted(EXPORTERS)}")
     if isinstance(plan, str):
         module, name = plan.split(":")
         plan = EXPORTERS[task] = getattr(importlib.import_module(module), name)

@@ -24,6 +24,7 @@ from pathlib import Path
 
 import torch
 
+from rnnkit.errors import ConfigError
 from rnnkit.export.contract import ExportPlan, plan_for
 from rnnkit.export.formats import FORMATS, OPSET, ExportError, check_format, load_runner, \
     onnx_unavailable, write
@@ -52,14 +53,14 @@ class ExportResult:
 def check_out(out, force: bool) -> Path:
     """``out`` as a Path; an existing path is refused unless ``force`` and it is an earlier export."""
     if not isinstance(out, (str, os.PathLike)) or not str(out):
-        raise ValueError(f"out: expected a folder path, got {out!r}")
+        raise ConfigError(f"out: expected a folder path, got {out!r}")
     path = Path(out)
     if path.exists() or path.is_symlink():
         if not force:
-            raise FileExistsError(f"out: {str(path)!r} already exists; choose another --out, or pass "
+            raise ConfigError(f"out: {str(path)!r} already exists; choose another --out, or pass "
                                   f"--force (force=True) to replace it")
         if not (path.is_dir() and (path / MANIFEST).is_file()):
-            raise FileExistsError(f"out: {str(path)!r} exists and is not an rnnkit export folder (it "
+            raise ConfigError(f"out: {str(path)!r} exists and is not an rnnkit export folder (it "
                                   f"has no {MANIFEST}); --force only replaces an earlier export")
     return path
 

@@ -17,7 +17,8 @@ import numpy as np
 import torch
 from torch import Tensor
 
-from rnnkit.export.contract import Graph
+from rnnkit.errors import ConfigError
+from rnnkit.export.contract import ExportError, Graph
 
 #: format name -> file suffix
 FORMATS = {"onnx": ".onnx", "pt2": ".pt2"}
@@ -27,15 +28,9 @@ OPSET = 18
 TRACE_BATCH, TRACE_TIME = 2, 3
 
 
-class ExportError(ValueError):
-    """A model that cannot be written in the requested format, or whose written file does not give
-    rnnkit's numbers (the message says which and why). A ``ValueError``, as the command line reports
-    those as one message."""
-
-
 def check_format(fmt) -> str:
     if fmt not in FORMATS:
-        raise ValueError(f"format: expected one of {sorted(FORMATS)}, got {fmt!r}")
+        raise ConfigError(f"format: expected one of {sorted(FORMATS)}, got {fmt!r}")
     return fmt
 
 

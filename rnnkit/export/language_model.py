@@ -13,7 +13,7 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.export.contract import ExportPlan, Graph
+from rnnkit.export.contract import ExportError, ExportPlan, Graph
 from rnnkit.export.recurrence import ExportStack, export_unavailable
 from rnnkit.tasks import language_model as lm
 from rnnkit.train import RunFolder, RunFolderError
@@ -56,7 +56,7 @@ def plan(run: RunFolder) -> ExportPlan:
     model, vocab = loaded.model, loaded.vocab
     reason = export_unavailable(model.rnn)
     if reason:
-        raise ValueError(f"{run.path}: this language model ({model.cell}) cannot be exported: {reason}")
+        raise ExportError(f"{run.path}: this language model ({model.cell}) cannot be exported: {reason}")
     shapes = model.rnn.cells[0].state_shapes       # ((H,),) or ((H,), (H,))
     L, V, n = model.layers, model.vocab_size, len(shapes)
     names_in, names_out = STATE_NAMES[:n], STATE_OUT_NAMES[:n]

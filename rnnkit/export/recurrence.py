@@ -19,6 +19,7 @@ from torch import Tensor, nn
 from torch._higher_order_ops.scan import scan
 
 from rnnkit.cells import Cell
+from rnnkit.export.contract import ExportError
 
 
 def export_unavailable(stack: nn.Module) -> str | None:
@@ -48,7 +49,7 @@ class ExportStack(nn.Module):
         super().__init__()
         reason = export_unavailable(stack)
         if reason:
-            raise ValueError(f"cannot export this recurrent stack: {reason}")
+            raise ExportError(f"cannot export this recurrent stack: {reason}")
         self.stack = stack
 
     def _steppers(self):

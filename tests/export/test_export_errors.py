@@ -22,8 +22,10 @@ def damaged(lstm_run, tmp_path, name):
     return run
 
 
-def cli_error(capsys, *argv) -> str:
-    assert main(["export", *map(str, argv)]) != 0
+def cli_error(capsys, *argv, status: int | None = None) -> str:
+    """Run ``rnnkit export ARGV``: it must fail with one message (and ``status``, when given)."""
+    code = main(["export", *map(str, argv)])
+    assert code != 0 and (status is None or code == status), code
     err = capsys.readouterr().err
     assert err.startswith("rnnkit export: error: ") and "Traceback" not in err
     return err
@@ -33,7 +35,7 @@ def test_damaged_run_folders_are_named_with_what_is_wrong(lstm_run, tmp_path, ca
     out = tmp_path / "out"
     run = damaged(lstm_run, tmp_path, "no-config")
     (run / "config.json").unlink()
-    assert "has no config.json" in cli_error(capsys, run, "--format", "onnx", "--out", out)
+    assert "has no config.json" in cli_error(capsys, run, "--format", "onnx", "--out", out, status=4)
 
     run = damaged(lstm_run, tmp_path, "bad-json")
     (run / "config.json").write_text("{\"task\": \"lm\", ")
@@ -67,7 +69,7 @@ def test_a_task_without_an_exporter_lists_the_exportable_ones(lstm_run, tmp_path
     cfg = json.loads((run / "config.json").read_text())
     cfg["task"] = "chess"
     (run / "config.json").write_text(json.dumps(cfg))
-    with pytest.raises(ValueError, match=r"runs of task 'chess' cannot be exported yet; exportable "
+    with pytest.raises(ExportError, match=r"runs of task 'chess' cannot be exported yet; exportable "
                                          r"tasks: \['lm'"):
         export_run(run, "onnx", tmp_path / "out")
 
@@ -86,7 +88,7 @@ def test_an_existing_output_is_refused_without_force_and_replaced_with_it(lstm_r
     out = tmp_path / "out"
     out.mkdir()
     (out / "precious.txt").write_text("keep me")
-    err = cli_error(capsys, lstm_run, "--format", "pt2", "--out", out)
+    err = cli_error(capsys, lstm_run, "--format", "pt2", "--out", out, status=2)
     assert "already exists" in err and "--force" in err
     # --force replaces an earlier export only, never an arbitrary folder
     err = cli_error(capsys, lstm_run, "--format", "pt2", "--out", out, "--force")
