@@ -28,7 +28,8 @@ FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
 
 TEXT = "The Time Traveller (for so it will be convenient to speak of him)\nwas expounding.\n" * 3
 VOCAB = json.dumps({"format": "rnnkit.vocab", "version": 1, "type": "char",
-                    "tokens": ["<unk>", " ", "a", "b"], "lower": False, "letters_only": False})
+                    "tokens": ["<unk>", " ", "a", "b"], "lower": False,
+                    "letters_only": False})
 CONFIG = json.dumps({"format": "rnnkit.run", "version": 2, "task": "lm", "run_id": "00", "files": {},
                      "lm": {}, "train": {}, "model": {}})
 PAIRS = "Go.\tVa !\nHi.\tSalut !\nRun!\tCours !\n"
