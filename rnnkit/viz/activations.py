@@ -71,10 +71,11 @@ class Activations:
                 parts.append(np.tanh(layer.cell))
         return np.concatenate(parts, axis=1)
 
-    def correlations(self) -> dict[str, np.ndarray]:
+    def correlations(self, units: np.ndarray | None = None) -> dict[str, np.ndarray]:
         """Property name -> ``(U,)`` Pearson correlation of each unit with it over the text (NaN
-        where the property or the unit is constant over this text)."""
-        return correlate(self.unit_matrix(), text_properties(self.text))
+        where the property or the unit is constant over this text). ``units``: `unit_matrix()`, if
+        the caller has it already."""
+        return correlate(self.unit_matrix() if units is None else units, text_properties(self.text))
 
     def saturation(self, left: float = 0.1, right: float = 0.9) -> list[dict[str, tuple[np.ndarray,
                                                                                          np.ndarray]]]:
@@ -122,17 +123,19 @@ def text_properties(text: str) -> dict[str, np.ndarray]:
 def correlate(units: np.ndarray, properties: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
     """Pearson r of each column of ``units`` ``(N, U)`` with each property ``(N,)``; NaN where either
     side is constant."""
-    x = units.astype(np.float64)
-    x = x - x.mean(axis=0)
-    sx = np.sqrt((x * x).sum(axis=0))
-    out = {}
-    for name, p in properties.items():
-        p = p - p.mean()
-        sp = np.sqrt((p * p).sum())
-        with np.errstate(invalid="ignore", divide="ignore"):
-            r = (p @ x) / (sx * sp)
-        r[(sx == 0) | (sp == 0)] = np.nan
-        out[name] = r
+    U = units.shape[1]
+    centred = {name: p - p.mean() for name, p in properties.items()}
+    out = {name: np.empty(U) for name in properties}
+    for a in range(0, U, 64):   # float64 a block of units at a time: (N, U) float64 would be 8 bytes a value
+        x = units[:, a:a + 64].astype(np.float64)
+        x -= x.mean(axis=0)
+        sx = np.sqrt((x * x).sum(axis=0))
+        for name, p in centred.items():
+            sp = np.sqrt((p * p).sum())
+            with np.errstate(invalid="ignore", divide="ignore"):
+                r = (p @ x) / (sx * sp)
+            r[(sx == 0) | (sp == 0)] = np.nan
+            out[name][a:a + 64] = r
     return out
 
 
@@ -198,26 +201,29 @@ def _record_layer(cell, x: torch.Tensor) -> tuple[LayerActivations, torch.Tensor
             cells.append(state[1])
     h = torch.cat(outs)                                                    # (N, H)
     c = torch.cat(cells) if cells else None                                # (N, H)
-    gates = _gates(cell, xp[:, 0], h)
     record = LayerActivations(h.float().cpu().numpy(), None if c is None else c.float().cpu().numpy(),
-                              {k: v.float().cpu().numpy() for k, v in gates.items()})
+                              _gates(cell, xp[:, 0], h))
     return record, h.unsqueeze(1)
 
 
-def _gates(cell, xp: torch.Tensor, h: torch.Tensor) -> dict[str, torch.Tensor]:
-    """The sigmoid gates of every step at once: ``xp`` ``(N, G*H)`` the projected inputs, ``h``
-    ``(N, H)`` the recorded outputs, so step t's recurrent input is ``h[t-1]`` (zeros at t = 0)."""
+def _gates(cell, xp: torch.Tensor, h: torch.Tensor, block: int = 8192) -> dict[str, np.ndarray]:
+    """The sigmoid gates of every step, ``block`` steps at a time: ``xp`` ``(N, G*H)`` the projected
+    inputs, ``h`` ``(N, H)`` the recorded outputs, so step t's recurrent input is ``h[t-1]`` (zeros at
+    t = 0). Returns name -> ``(N, H)`` float32."""
     exact_lstm = type(cell) is LSTMCell and not getattr(cell, "proj_size", 0)
     if not (exact_lstm or type(cell) is GRUCell):
         return {}
-    H = cell.hidden_size
+    N, H = h.shape[0], cell.hidden_size
+    # gate blocks: LSTM i, f, g, o (the candidate g is no gate); GRU r, z, n (r and z are the same for
+    # both reset placements)
+    blocks = {"i": 0, "f": 1, "o": 3} if exact_lstm else {"r": 0, "z": 1}
+    out = {name: np.empty((N, H), dtype=np.float32) for name in blocks}
     prev = torch.cat([torch.zeros_like(h[:1]), h[:-1]])                    # (N, H)
-    hp = prev @ cell.weight_hh.t()                                         # (N, G*H)
-    if cell.bias_hh is not None:
-        hp = hp + cell.bias_hh
-    if exact_lstm:   # gate blocks i, f, g, o
-        return {"i": torch.sigmoid(xp[:, :H] + hp[:, :H]),
-                "f": torch.sigmoid(xp[:, H:2 * H] + hp[:, H:2 * H]),
-                "o": torch.sigmoid(xp[:, 3 * H:] + hp[:, 3 * H:])}
-    # GRU blocks r, z, n: the r and z pre-activations are the same for both reset placements
-    return {"r": torch.sigmoid(xp[:, :H] + hp[:, :H]), "z": torch.sigmoid(xp[:, H:2 * H] + hp[:, H:2 * H])}
+    for a in range(0, N, block):
+        hp = prev[a:a + block] @ cell.weight_hh.t()                        # (n, G*H)
+        if cell.bias_hh is not None:
+            hp = hp + cell.bias_hh
+        pre = xp[a:a + block] + hp
+        for name, k in blocks.items():
+            out[name][a:a + block] = torch.sigmoid(pre[:, k * H:(k + 1) * H]).float().cpu().numpy()
+    return out

@@ -119,7 +119,7 @@ def render_report(acts: Activations, *, title: str = "rnnkit explain", max_bytes
                          f"{MAX_CHARS:,} (cut the text first)")
     names = acts.unit_names()
     matrix = acts.unit_matrix()                                    # (N, U)
-    scores = acts.correlations()                                   # {property: (U,)}
+    scores = acts.correlations(matrix)                             # {property: (U,)}
     # the top-K next characters after each position, and their probabilities
     K = min(TOP_K, acts.probs.shape[1])
     top_ids = np.argsort(-acts.probs, axis=1)[:, :K]               # (N, K)
@@ -128,7 +128,8 @@ def render_report(acts: Activations, *, title: str = "rnnkit explain", max_bytes
     fixed = len(TEMPLATE.read_bytes()) + len(text_json) + math.ceil(N * K * 3 / 3) * 4 + 400_000
     per_unit = math.ceil(N / 3) * 4 + 200                          # base64 of N bytes, + its scores
     budget = max(1, (max_bytes - fixed) // per_unit)
-    keep = choose_units(scores, matrix.var(axis=0), budget)
+    variance = np.concatenate([matrix[:, a:a + 64].var(axis=0) for a in range(0, matrix.shape[1], 64)])
+    keep = choose_units(scores, variance, budget)
     sub = matrix[:, keep]
     scale = np.maximum(1.0, np.abs(sub).max(axis=0))               # unbounded cells: per-unit scale
     q = np.clip(np.round(sub / scale * 127), -127, 127).astype(np.int8)
