@@ -111,3 +111,42 @@ def test_bad_input_is_named(tmp_path, capsys):
     assert main(["train", "--task", "tag", "--data", str(one), "--steps", "1", "--out",
                  str(tmp_path / "r2")]) != 0
     assert "holds a single tag ('X')" in capsys.readouterr().err
+
+
+def test_an_unseen_gold_tag_is_counted_wrong_and_reported(trained, ewt_slice, tmp_path):
+    run, _ = trained
+    src = (ewt_slice / "xx_ewt-ud-test.conllu").read_text().split("\n")
+    rows = [i for i, line in enumerate(src) if line[:1].isdigit() and line.split("\t")[0].isdigit()]
+    for i in rows[:3]:
+        parts = src[i].split("\t")
+        parts[3] = "NEWTAG"
+        src[i] = "\t".join(parts)
+    f = tmp_path / "new.conllu"
+    f.write_text("\n".join(src))
+    out = io.StringIO()
+    argv = ["evaluate", str(run), "--data", str(f)]
+    args = build_parser(argv).parse_args(argv)
+    r = args.handler(args, out=out)
+    assert r["unknown_tags"] == {"NEWTAG": 3}
+    assert "note: 3 words have a gold tag the run never saw in training (counted wrong): ['NEWTAG']" \
+        in out.getvalue()
+    assert r["tags"]["NEWTAG"]["recall"] == 0.0 and r["tags"]["NEWTAG"]["support"] == 3
+
+
+def test_resuming_continues_exactly(ewt_slice, tmp_path):
+    common = ["train", "--task", "tag", "--data", str(ewt_slice), "--hidden", "16", "--embedding", "16",
+              "--char-hidden", "8", "--char-embedding", "8", "--layers", "1", "--batch-size", "8",
+              "--log-every", "1", "--eval-every", "3", "--threads", "1", "--no-progress", "--max-len", "12",
+              "--schedule", "constant"]  # a cosine would end with the first budget
+    with pytest.warns(UserWarning, match=r"training sentences are longer than --max-len 12 words"):
+        _run(common + ["--steps", "6", "--out", str(tmp_path / "a")])
+    with pytest.warns(UserWarning):
+        _run(common + ["--steps", "3", "--out", str(tmp_path / "b")])
+    with pytest.warns(UserWarning):
+        _run(["train", "--resume", str(tmp_path / "b"), "--steps", "6", "--no-progress"])
+
+    def losses(run):
+        return [r["loss"] for r in map(json.loads, (run / "history.jsonl").read_text().split("\n")[:-1])
+                if r["split"] == "train"]
+    assert len(losses(tmp_path / "a")) == 6
+    assert losses(tmp_path / "b") == losses(tmp_path / "a")
