@@ -29,6 +29,8 @@ class Cell(nn.Module):
     gates: int = 1
     #: name of the matching fused PyTorch kernel family, or None
     fused_mode: str | None = None
+    #: whether ``input_size`` / ``hidden_size`` may be 0 (``torch.nn``'s one-step cells allow it)
+    allow_empty: bool = False
     weight_ih: Tensor                 # (G*H, I)
     weight_hh: Tensor                 # (G*H, H_out)
     bias_ih: Tensor | None            # (G*H,), None without bias
@@ -37,8 +39,8 @@ class Cell(nn.Module):
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
                  init: str = "uniform", forget_bias: float | None = None):
         super().__init__()
-        _check_positive_int("input_size", input_size, type(self).__name__)
-        _check_positive_int("hidden_size", hidden_size, type(self).__name__)
+        _check_size("input_size", input_size, type(self).__name__, self.allow_empty)
+        _check_size("hidden_size", hidden_size, type(self).__name__, self.allow_empty)
         if not isinstance(bias, bool):
             raise TypeError(f"{type(self).__name__}: bias must be a bool, got {bias!r}")
         self.input_size = input_size
@@ -107,6 +109,13 @@ class Cell(nn.Module):
             state = (state,)
         return self.step(self.project_inputs(x), tuple(state))
 
+    def __prepare_scriptable__(self):
+        """``torch.jit.script`` calls this first: TorchScript (in maintenance upstream) does not
+        compile the cells' Python steps; say what works instead."""
+        raise TypeError(f"{type(self).__name__}: torch.jit.script cannot compile rnnkit's cells; use "
+                        f"torch.export.export(cell, (x, h)) or torch.jit.trace(cell, (x, h)) instead, "
+                        f"or torch.compile(cell)")
+
     def extra_repr(self) -> str:
         s = f"{self.input_size}, {self.hidden_size}"
         if not self.bias:
@@ -114,11 +123,12 @@ class Cell(nn.Module):
         return s
 
 
-def _check_positive_int(name: str, value, owner: str) -> None:
+def _check_size(name: str, value, owner: str, allow_empty: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
-    if value <= 0:
-        raise ValueError(f"{owner}: {name} must be a positive int, got {value}")
+    if value < 0 or (value == 0 and not allow_empty):
+        raise ValueError(f"{owner}: {name} must be a {'non-negative' if allow_empty else 'positive'} "
+                         f"int, got {value}")
 
 
 def stdv(hidden_size: int) -> float:

@@ -27,7 +27,7 @@ def apply(cell: Cell, scheme: str) -> None:
         raise ValueError(f"{type(cell).__name__}: init must be one of {SCHEMES}, got {scheme!r}")
     with torch.no_grad():
         if scheme == "uniform":
-            bound = 1.0 / cell.hidden_size ** 0.5
+            bound = 1.0 / cell.hidden_size ** 0.5 if cell.hidden_size else 0.0  # H = 0: torch.nn's
             for p in cell.parameters(recurse=False):
                 p.uniform_(-bound, bound)
             return

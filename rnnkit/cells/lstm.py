@@ -55,7 +55,7 @@ class LSTMCell(Cell):
                  **kw):
         if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
             raise ValueError(f"LSTMCell: proj_size must be an int >= 0, got {proj_size!r}")
-        if proj_size >= hidden_size:
+        if proj_size and proj_size >= hidden_size:
             raise ValueError(f"LSTMCell: proj_size must be smaller than hidden_size={hidden_size}, "
                              f"got {proj_size}")
         self.proj_size = proj_size

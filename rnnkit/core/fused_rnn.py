@@ -28,61 +28,60 @@ from rnnkit.core.higher_order import keeps_graph, recompute_grads
 _NO_BIAS = torch.empty(0)
 
 
-class _GRU(torch.autograd.Function):
-    """One GRU layer, one direction, over projected inputs ``xp`` ``(T, B, 3H)`` from ``h0``
-    ``(B, H)``; returns ``out`` ``(T, B, H)`` and the final state ``h_n`` ``(B, H)`` (its own
-    output: as a slice of ``out`` its gradient would cost a full-size zero tensor and a sum).
+class _Layer(torch.autograd.Function):
+    """One GRU or Elman (``mode`` "gru", "rnn_tanh", "rnn_relu") layer, one direction, over
+    projected inputs ``xp`` ``(T, B, G*H)`` from ``h0`` ``(B, H)``; returns ``out`` ``(T, B, H)``,
+    the final state ``h_n`` ``(B, H)`` (its own output: as a slice of ``out`` its gradient would
+    cost a full-size zero tensor and a sum) and the GRU's workspace for the backward pass
+    (non-differentiable; empty for the Elman RNN or when ``save`` is False).
 
     ``x, w_ih, b_ih`` (``xp = project(x)``) are passed only so that a backward asked to keep the
     graph can recompute ``xp`` (`rnnkit.core.higher_order`) without this kernel holding ``xp``:
-    they are alive anyway (the projection's backward keeps them) and get no gradient from here."""
+    they are alive anyway (the projection's backward keeps them) and get no gradient from here.
+    Written with ``setup_context`` so that `torch.func` transforms accept it; a backward under
+    ``vmap`` (batched gradients) takes the recomputation too, the C++ backward having no batching
+    rule."""
 
     @staticmethod
-    def forward(ctx, xp, h0, w_hh, b_hh, reverse: bool, bf16: bool, x, w_ih, b_ih):
-        save = any(ctx.needs_input_grad)
+    def forward(xp, h0, w_hh, b_hh, x, w_ih, b_ih, mode: str, reverse: bool, bf16: bool,
+                save: bool):
         bias = _NO_BIAS.to(xp.dtype) if b_hh is None else b_hh
-        out, ws = native.ops().gru_forward(xp, h0, w_hh, bias, reverse, save, bf16)
+        if mode == "gru":
+            out, ws = native.ops().gru_forward(xp, h0, w_hh, bias, reverse, save, bf16)
+        else:
+            out = native.ops().rnn_forward(xp, h0, w_hh, bias, mode == "rnn_relu", reverse, bf16)
+            ws = _NO_BIAS.to(xp.dtype)
+        return out, out[0 if reverse else -1].clone(), ws
+
+    @staticmethod
+    def setup_context(ctx, inputs, output):
+        xp, h0, w_hh, b_hh, x, w_ih, b_ih, mode, reverse, bf16, save = inputs
+        out, _, ws = output
+        ctx.mark_non_differentiable(ws)
         if save:
             ctx.save_for_backward(out, h0, ws, w_hh, b_hh, x, w_ih, b_ih)
-        ctx.flags = (b_hh is not None, reverse, bf16)
-        return out, out[0 if reverse else -1].clone()
+        ctx.flags = (mode, b_hh is not None, reverse, bf16)
 
     @staticmethod
-    def backward(ctx, d_out, d_hn):
+    def backward(ctx, d_out, d_hn, _d_ws):
         out, h0, ws, w_hh, b_hh, x, w_ih, b_ih = ctx.saved_tensors
-        has_bias, reverse, bf16 = ctx.flags
-        if keeps_graph():
-            grads = _recompute(ctx, "gru", reverse, bf16, x, w_ih, b_ih, h0, w_hh, b_hh, d_out, d_hn)
-            return (*grads, None, None, None, None, None)
-        dxp, dh0, dw, db = native.ops().gru_backward(d_out.contiguous(), d_hn, out, h0, ws, w_hh,
-                                                     has_bias, reverse, bf16)
-        return dxp, dh0, dw, (db if has_bias else None), None, None, None, None, None
+        mode, has_bias, reverse, bf16 = ctx.flags
+        if keeps_graph() or _batched(d_out, d_hn):
+            grads = _recompute(ctx, mode, reverse, bf16, x, w_ih, b_ih, h0, w_hh, b_hh, d_out, d_hn)
+            return (*grads, None, None, None, None, None, None, None)
+        if mode == "gru":
+            dxp, dh0, dw, db = native.ops().gru_backward(d_out.contiguous(), d_hn, out, h0, ws, w_hh,
+                                                         has_bias, reverse, bf16)
+        else:
+            dxp, dh0, dw, db = native.ops().rnn_backward(d_out.contiguous(), d_hn, out, h0, w_hh,
+                                                         has_bias, mode == "rnn_relu", reverse, bf16)
+        return dxp, dh0, dw, (db if has_bias else None), None, None, None, None, None, None, None
 
 
-class _RNN(torch.autograd.Function):
-    """One Elman layer (tanh or relu), one direction: ``xp`` ``(T, B, H)`` -> ``out`` ``(T, B, H)``
-    and ``h_n`` ``(B, H)``; ``x, w_ih, b_ih`` as in `_GRU`."""
-
-    @staticmethod
-    def forward(ctx, xp, h0, w_hh, b_hh, relu: bool, reverse: bool, bf16: bool, x, w_ih, b_ih):
-        bias = _NO_BIAS.to(xp.dtype) if b_hh is None else b_hh
-        out = native.ops().rnn_forward(xp, h0, w_hh, bias, relu, reverse, bf16)
-        if any(ctx.needs_input_grad):
-            ctx.save_for_backward(out, h0, w_hh, b_hh, x, w_ih, b_ih)
-        ctx.flags = (b_hh is not None, relu, reverse, bf16)
-        return out, out[0 if reverse else -1].clone()
-
-    @staticmethod
-    def backward(ctx, d_out, d_hn):
-        out, h0, w_hh, b_hh, x, w_ih, b_ih = ctx.saved_tensors
-        has_bias, relu, reverse, bf16 = ctx.flags
-        if keeps_graph():
-            grads = _recompute(ctx, "rnn_relu" if relu else "rnn_tanh", reverse, bf16, x, w_ih, b_ih,
-                               h0, w_hh, b_hh, d_out, d_hn)
-            return (*grads, None, None, None, None, None, None)
-        dxp, dh0, dw, db = native.ops().rnn_backward(d_out.contiguous(), d_hn, out, h0, w_hh,
-                                                     has_bias, relu, reverse, bf16)
-        return dxp, dh0, dw, (db if has_bias else None), None, None, None, None, None, None
+def _batched(*tensors) -> bool:
+    """Whether any of ``tensors`` is a `torch.func.vmap` batched tensor (batched gradients)."""
+    f = torch._C._functorch
+    return any(f.is_batchedtensor(t) or f.is_legacy_batchedtensor(t) for t in tensors)
 
 
 def _recompute(ctx, mode: str, reverse: bool, bf16: bool, x, w_ih, b_ih, h0, w_hh, b_hh, d_out,
@@ -127,11 +126,13 @@ def run_layer(cell, x: Tensor, h0: Tensor, *, reverse: bool, bf16: bool) -> tupl
     h_n (B, H))`` (``out`` in the input's time order also when ``reverse``)."""
     xp = project(cell, x, bf16)
     h0 = h0.contiguous()
-    ins = (x, cell.weight_ih, cell.bias_ih)  # for a backward that keeps the graph
-    if cell.fused_mode == "gru":
-        return _GRU.apply(xp, h0, cell.weight_hh, cell.bias_hh, reverse, bf16, *ins)
-    return _RNN.apply(xp, h0, cell.weight_hh, cell.bias_hh, cell.fused_mode == "rnn_relu",
-                      reverse, bf16, *ins)
+    w_hh, b_hh = cell.weight_hh, cell.bias_hh
+    # the GRU's workspace is written only when a backward pass may need it
+    save = torch.is_grad_enabled() and any(t is not None and t.requires_grad
+                                           for t in (xp, h0, w_hh, b_hh))
+    out, h_n, _ = _Layer.apply(xp, h0, w_hh, b_hh, x, cell.weight_ih, cell.bias_ih, cell.fused_mode,
+                               reverse, bf16, save)
+    return out, h_n
 
 
 def run_native(cells, x: Tensor, hx: tuple[Tensor, ...], *, num_layers: int, bidirectional: bool,

@@ -99,7 +99,76 @@ def _build() -> str | None:
         return f"building rnnkit's C++ kernels failed: {type(e).__name__}: {_tail(str(e))}"
     finally:
         os.close(claim)
+    _register_fake_kernels()
     return None
+
+
+def _register_fake_kernels() -> None:
+    """Shape functions of the operators for `torch.compile` / `torch.export` (which trace with
+    "fake" tensors that have shapes but no data). A bias gradient the kernel leaves undefined is an
+    empty tensor here (its Function drops it)."""
+    from torch.library import register_fake
+
+    def new(like, *shape):
+        return like.new_empty(shape)
+
+    def fake(name):
+        return register_fake(f"rnnkit::{name}")
+
+    @fake("gru_forward")
+    def _(xp, h0, w_hh, b_hh, reverse, save, bf16):
+        S, B, H = xp.shape[0], xp.shape[1], h0.shape[1]
+        return [new(xp, S, B, H), new(xp, S if save else 1, B, 4 * H)]
+
+    @fake("gru_backward")
+    def _(d_out, d_hn, out, h0, ws, w_hh, has_bias, reverse, bf16):
+        S, B, H = out.shape
+        return [new(out, S, B, 3 * H), new(out, B, H), new(out, 3 * H, H),
+                new(out, 3 * H if has_bias else 0)]
+
+    @fake("rnn_forward")
+    def _(xp, h0, w_hh, b_hh, relu, reverse, bf16):
+        return new(xp, *xp.shape)
+
+    @fake("rnn_backward")
+    def _(d_out, d_hn, out, h0, w_hh, has_bias, relu, reverse, bf16):
+        S, B, H = out.shape
+        return [new(out, S, B, H), new(out, B, H), new(out, H, H), new(out, H if has_bias else 0)]
+
+    @fake("sample_step")
+    def _(pre0, h, c, w, b, head_w, head_b, mode):
+        return new(h, h.shape[1], head_w.shape[1])
+
+    @fake("min_scan_forward")
+    def _(xp, bias, h0, gates):
+        return new(xp, xp.shape[0], xp.shape[1], h0.shape[1])
+
+    @fake("min_scan_backward")
+    def _(g_out, xp, bias, out, h0, gates):
+        return [new(xp, *xp.shape), new(h0, *h0.shape)]
+
+    @fake("lnlstm_forward")
+    def _(xp, h0, c0, W, g_hh, b_hh, g_c, b_c, eps):
+        S, B, N = xp.shape
+        H = h0.shape[1]
+        return [new(xp, S, B, H), new(xp, S, B, H), new(xp, S, B, N), new(xp, S, B, 4)]
+
+    @fake("lnlstm_backward")
+    def _(d_out, d_hT, d_cT, xp, c0, W, g_hh, b_hh, g_c, b_c, call, hp, stats):
+        S, B, N = xp.shape
+        H = c0.shape[1]
+        return [new(xp, S, B, N), new(xp, S, B, N), new(xp, B, H), new(xp, B, H), new(xp, N),
+                new(xp, N), new(xp, H), new(xp, H)]
+
+    @fake("lngru_forward")
+    def _(xp, h0, W, g_hh, b_hh, eps):
+        S, B, N = xp.shape
+        return [new(xp, S, B, h0.shape[1]), new(xp, S, B, N), new(xp, S, B, 4)]
+
+    @fake("lngru_backward")
+    def _(d_out, d_hT, xp, h0, W, g_hh, b_hh, out, hp, stats):
+        S, B, N = xp.shape
+        return [new(xp, S, B, N), new(xp, S, B, N), new(xp, B, h0.shape[1]), new(xp, N), new(xp, N)]
 
 
 def claim_build(build_dir: Path, timeout_s: float | None = None) -> int | str:

@@ -66,7 +66,7 @@ class Recurrent(nn.Module):
         owner = f"Recurrent({type(self.cell).__name__})"
         checks.check_input(owner, x, self.cell.input_size, self.batch_first, self.check_finite)
         if x.dim() != 3:
-            raise ValueError(f"{owner}: expected input with 3 dimensions, got shape {tuple(x.shape)}")
+            raise checks.ShapeError(f"{owner}: expected input with 3 dimensions, got shape {tuple(x.shape)}")
         if self.batch_first:
             x = x.transpose(0, 1)
         T, B = x.shape[0], x.shape[1]
@@ -87,7 +87,8 @@ class Recurrent(nn.Module):
             state = (state,) if isinstance(state, Tensor) else tuple(state)
             shapes = self.cell.state_shapes
             if len(state) != len(shapes):
-                raise ValueError(f"{owner}: expected a state of {len(shapes)} tensor(s), got {len(state)}")
+                raise checks.ShapeError(f"{owner}: expected a state of {len(shapes)} tensor(s), "
+                                        f"got {len(state)}")
             for i, (s, shape) in enumerate(zip(state, shapes)):
                 checks.check_state(owner, f"state[{i}]", s, (B,) + shape, x)
         kernel = self.kernel_for_call(owner, step_mask=m is not None, dtype=x.dtype)

@@ -15,7 +15,7 @@ import torch
 from torch import Tensor, nn
 from torch.nn.utils.rnn import PackedSequence, pad_packed_sequence
 
-from rnnkit.cells import CELLS, Cell
+from rnnkit.cells import CELLS, Cell, GRUCell, LSTMCell, SimpleRNNCell
 from rnnkit.core import checks
 from rnnkit.core.kernels import KERNELS, run_fused_padded
 from rnnkit.core.precision import check_precision
@@ -67,6 +67,9 @@ class RecurrentStack(nn.Module):
                           "layer, so it does nothing with num_layers=1", stacklevel=2)
         if kernel not in KERNELS:
             raise ValueError(f"{owner}: kernel must be one of {KERNELS}, got {kernel!r}")
+        for name, flag in (("batch_first", batch_first), ("bidirectional", bidirectional)):
+            if not isinstance(flag, bool):  # 1 or "True" would be accepted silently otherwise
+                raise TypeError(f"{owner}: {name} must be a bool, got {type(flag).__name__} {flag!r}")
         self.input_size, self.hidden_size, self.num_layers = input_size, hidden_size, num_layers
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.check_finite = bidirectional, check_finite
@@ -137,15 +140,55 @@ class RecurrentStack(nn.Module):
         return self._cells[0].output_size
 
     def _cells_in_sync(self) -> tuple[Cell, ...]:
+        # by attribute, not from ``_parameters``: a parametrisation or weight norm replaces a
+        # parameter with a computed tensor of the same name
         for i, c in enumerate(self._cells):
             k, d = divmod(i, self.num_directions)
             for pname in c._parameters:
                 if c._parameters[pname] is not None:
-                    c._parameters[pname] = self._parameters[_torch_name(pname, k, d)]
+                    c._parameters[pname] = getattr(self, _torch_name(pname, k, d))
         return self._cells
 
     def flatten_parameters(self) -> None:
         """Accepted for compatibility with ``torch.nn.RNNBase``; nothing to do on the CPU."""
+
+    # -- torch.nn.RNNBase's attributes (weight norm and user code read them) ----------------------
+    @property
+    def _flat_weights_names(self) -> list[str]:
+        """Parameter names in ``torch.nn.RNNBase``'s flat order (layer, direction, then
+        ``weight_ih, weight_hh, bias_ih, bias_hh, weight_hr``, those that exist)."""
+        return [_torch_name(pname, *divmod(i, self.num_directions))
+                for i, c in enumerate(self._cells) for pname, p in c._parameters.items() if p is not None]
+
+    @property
+    def _flat_weights(self) -> list[Tensor]:
+        return [getattr(self, name) for name in self._flat_weights_names]
+
+    @property
+    def all_weights(self) -> list[list[Tensor]]:
+        """The parameters per layer and direction, as ``torch.nn.RNNBase.all_weights``."""
+        return [[getattr(self, _torch_name(pname, *divmod(i, self.num_directions)))
+                 for pname, p in c._parameters.items() if p is not None]
+                for i, c in enumerate(self._cells)]
+
+    @property
+    def mode(self) -> str:
+        """``torch.nn.RNNBase.mode``: "LSTM", "GRU", "RNN_TANH" or "RNN_RELU" for the stock cells,
+        else the cell's name in `rnnkit.cells.CELLS` in capitals (e.g. "LNLSTM")."""
+        cell = self._cells[0]
+        if isinstance(cell, SimpleRNNCell):
+            return "RNN_" + cell.nonlinearity.upper()
+        if isinstance(cell, (LSTMCell, GRUCell)):
+            return "LSTM" if isinstance(cell, LSTMCell) else "GRU"
+        names = [name for name, cls in CELLS.items() if cls is type(cell)]
+        return (names[0] if names else type(cell).__name__).upper()
+
+    def __prepare_scriptable__(self):
+        """``torch.jit.script`` calls this first: TorchScript (in maintenance upstream) cannot
+        compile this module's Python kernels and keyword-only ``lengths=``; say what works."""
+        raise TypeError(f"{type(self).__name__}: torch.jit.script cannot compile rnnkit's recurrent "
+                        f"modules (Python kernels, keyword-only lengths=); use torch.export.export(model, "
+                        f"(x,)) or torch.jit.trace(model, x) instead, or torch.compile(model)")
 
     # -- forward --------------------------------------------------------------------------------
     def forward(self, input, hx=None, *, lengths=None, mask=None, masked_output: str = "zero"):
@@ -177,9 +220,7 @@ class RecurrentStack(nn.Module):
         if mask is not None:
             mask = checks.check_mask(owner, mask, B, T)
             checks.check_masked_output(owner, masked_output)
-        if x.dtype != self._cells[0].weight_ih.dtype:
-            raise TypeError(f"{owner}: input dtype {x.dtype} does not match the parameters' dtype "
-                            f"{self._cells[0].weight_ih.dtype}; convert one of them (.to(dtype))")
+        checks.check_dtype(owner, x, self._cells[0].weight_ih)
         states = self._initial_states(owner, hx, x, B, unbatched)
 
         kernel = self._layers[0].kernel_for_call(owner, step_mask=mask is not None, dtype=x.dtype)
@@ -207,8 +248,8 @@ class RecurrentStack(nn.Module):
         hx = (hx,) if isinstance(hx, Tensor) else tuple(hx)
         names = ("h0", "c0")[:len(shapes)]
         if len(hx) != len(shapes):
-            raise ValueError(f"{owner}: expected the initial state as {len(shapes)} tensor(s) "
-                             f"{names}, got {len(hx)}")
+            raise checks.ShapeError(f"{owner}: expected the initial state as {len(shapes)} "
+                                    f"tensor(s) {names}, got {len(hx)}")
         out = []
         for name, h, shape in zip(names, hx, shapes):
             if unbatched and isinstance(h, Tensor) and h.dim() == 2:

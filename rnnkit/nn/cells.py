@@ -8,21 +8,22 @@ from __future__ import annotations
 from torch import Tensor
 
 from rnnkit import cells
+from rnnkit.core.checks import DtypeError, ShapeError
 
 
 def _step(cell, x: Tensor, hx, owner: str):
     if not isinstance(x, Tensor) or x.dim() not in (1, 2):
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
-        raise ValueError(f"{owner}: expected input of shape (B, I={cell.input_size}) or "
+        raise ShapeError(f"{owner}: expected input of shape (B, I={cell.input_size}) or "
                          f"(I={cell.input_size},), got {got}")
     if x.shape[-1] != cell.input_size:
-        raise ValueError(f"{owner}: expected input of shape (B, I={cell.input_size}), "
+        raise ShapeError(f"{owner}: expected input of shape (B, I={cell.input_size}), "
                          f"got {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{owner}: expected a floating-point input, got dtype {x.dtype}")
     if x.dtype != cell.weight_ih.dtype:
-        raise TypeError(f"{owner}: input dtype {x.dtype} does not match the parameters' dtype "
-                        f"{cell.weight_ih.dtype}; convert one of them (.to(dtype))")
+        raise DtypeError(f"{owner}: input dtype {x.dtype} does not match the parameters' dtype "
+                         f"{cell.weight_ih.dtype}; convert one of them (.to(dtype))")
     unbatched = x.dim() == 1
     if unbatched:
         x = x.unsqueeze(0)
@@ -31,18 +32,20 @@ def _step(cell, x: Tensor, hx, owner: str):
     else:
         state = (hx,) if isinstance(hx, Tensor) else tuple(hx)
         if len(state) != len(cell.state_shapes):
-            raise ValueError(f"{owner}: expected a state of {len(cell.state_shapes)} tensor(s), "
+            raise ShapeError(f"{owner}: expected a state of {len(cell.state_shapes)} tensor(s), "
                              f"got {len(state)}")
         state = tuple(s.unsqueeze(0) if unbatched else s for s in state)
         for i, (s, shape) in enumerate(zip(state, cell.state_shapes)):
             if tuple(s.shape) != (x.shape[0],) + shape:
-                raise ValueError(f"{owner}: expected state {i} of shape {(x.shape[0],) + shape}, "
+                raise ShapeError(f"{owner}: expected state {i} of shape {(x.shape[0],) + shape}, "
                                  f"got {tuple(s.shape)}")
     _, state = cell.step(cell.project_inputs(x), state)
     return tuple(s.squeeze(0) for s in state) if unbatched else state
 
 
 class RNNCell(cells.SimpleRNNCell):
+    allow_empty = True  # hidden_size=0 / input_size=0, as torch.nn's cells
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "tanh", device=None, dtype=None, **extra):
         super().__init__(input_size, hidden_size, bias, nonlinearity, **extra)
@@ -52,8 +55,14 @@ class RNNCell(cells.SimpleRNNCell):
     def forward(self, input: Tensor, hx: Tensor | None = None) -> Tensor:  # type: ignore[override]
         return _step(self, input, hx, "RNNCell")[0]
 
+    def extra_repr(self) -> str:  # torch.nn.RNNCell's text: the nonlinearity unquoted, tanh unsaid
+        s = super(cells.SimpleRNNCell, self).extra_repr()
+        return s + ("" if self.nonlinearity == "tanh" else f", nonlinearity={self.nonlinearity}")
+
 
 class LSTMCell(cells.LSTMCell):
+    allow_empty = True  # hidden_size=0 / input_size=0, as torch.nn's cells
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, **extra):
         super().__init__(input_size, hidden_size, bias, **extra)
@@ -66,6 +75,8 @@ class LSTMCell(cells.LSTMCell):
 
 
 class GRUCell(cells.GRUCell):
+    allow_empty = True  # hidden_size=0 / input_size=0, as torch.nn's cells
+
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
                  dtype=None, **extra):
         super().__init__(input_size, hidden_size, bias, **extra)

@@ -20,6 +20,7 @@ class RNN(RecurrentStack):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
                  dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, **extra):
+        _refuse_proj_size("RNN", extra)
         self.nonlinearity = nonlinearity
         super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype, nonlinearity=nonlinearity,
@@ -56,9 +57,18 @@ class GRU(RecurrentStack):
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
                  device=None, dtype=None, *, reset_after: bool = True, **extra):
+        _refuse_proj_size("GRU", extra)
         super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype, reset_after=reset_after, **extra)
 
     def forward(self, input, hx=None, *, lengths=None):
         out, (h,) = super().forward(input, hx, lengths=lengths)
         return out, h
+
+
+def _refuse_proj_size(owner: str, extra: dict) -> None:
+    """``proj_size`` exists for the LSTM only; torch.nn refuses it elsewhere with a ValueError."""
+    proj_size = extra.pop("proj_size", 0)
+    if proj_size != 0:
+        raise ValueError(f"{owner}: proj_size argument is only supported for LSTM, not RNN or GRU "
+                         f"(got proj_size={proj_size!r})")
