@@ -3,12 +3,13 @@ states and gates over a text and write the self-contained activation report (`rn
 from __future__ import annotations
 
 import argparse
+import json
 import sys
 from pathlib import Path
 
 from rnnkit.data.atomic import atomic_write
 from rnnkit.data.textio import decode_bytes
-from rnnkit.viz.report import MAX_BYTES, MAX_CHARS
+from rnnkit.viz.report import MAX_BYTES, MAX_CHARS, unit_budget
 
 
 def add_parser(subparsers) -> argparse.ArgumentParser:
@@ -54,10 +55,10 @@ def run(args: argparse.Namespace, out=None) -> Path:
     page = render_report(acts, title=f"rnnkit explain: {Path(args.run).name} on {Path(args.text).name}",
                          max_bytes=MAX_BYTES)
     atomic_write(args.out, page.encode("utf-8"))
-    units = sum(layer.hidden.shape[1] + (0 if layer.cell is None else layer.cell.shape[1])
-                for layer in acts.layers)
+    units = len(acts.unit_names())
+    shown = min(units, unit_budget(len(json.dumps(acts.text)), len(acts.text), max_bytes=MAX_BYTES))
     print(f"wrote {args.out}: {len(acts.text):,} characters"
           + (f" (the text was cut at --max-chars {args.max_chars:,})" if cut else "")
-          + f", {units:,} units over {len(acts.layers)} layer(s), {len(page.encode()) / 1e6:.1f} MB",
-          file=out)
+          + f", {shown:,} of {units:,} units (hidden and cell states of {len(acts.layers)} layer(s)), "
+          f"{len(page.encode()) / 1e6:.1f} MB", file=out)
     return Path(args.out)

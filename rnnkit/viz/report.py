@@ -111,6 +111,15 @@ def _property_table(names: list[str], scores: dict[str, np.ndarray], embedded: d
     return "".join(rows)
 
 
+def unit_budget(text_json_bytes: int, n_chars: int, k: int = TOP_K, max_bytes: int = MAX_BYTES) -> int:
+    """How many units' activations fit in a page of at most ``max_bytes``: the template, the text,
+    the top-``k`` predictions (3 bytes each, base64) and headroom, then base64 of one byte per unit
+    and character."""
+    fixed = len(TEMPLATE.read_bytes()) + text_json_bytes + math.ceil(n_chars * k * 3 / 3) * 4 + 400_000
+    per_unit = math.ceil(n_chars / 3) * 4 + 200                    # base64 of N bytes, + its scores
+    return max(1, (max_bytes - fixed) // per_unit)
+
+
 def render_report(acts: Activations, *, title: str = "rnnkit explain", max_bytes: int = MAX_BYTES) -> str:
     """The report page for ``acts`` as an HTML string (at most about ``max_bytes`` bytes)."""
     N = len(acts.text)
@@ -125,9 +134,7 @@ def render_report(acts: Activations, *, title: str = "rnnkit explain", max_bytes
     top_ids = np.argsort(-acts.probs, axis=1)[:, :K]               # (N, K)
     top_p = np.take_along_axis(acts.probs, top_ids, axis=1)        # (N, K)
     text_json = json.dumps(acts.text)
-    fixed = len(TEMPLATE.read_bytes()) + len(text_json) + math.ceil(N * K * 3 / 3) * 4 + 400_000
-    per_unit = math.ceil(N / 3) * 4 + 200                          # base64 of N bytes, + its scores
-    budget = max(1, (max_bytes - fixed) // per_unit)
+    budget = unit_budget(len(text_json), N, K, max_bytes)
     variance = np.concatenate([matrix[:, a:a + 64].var(axis=0) for a in range(0, matrix.shape[1], 64)])
     keep = choose_units(scores, variance, budget)
     sub = matrix[:, keep]
