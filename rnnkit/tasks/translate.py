@@ -31,7 +31,7 @@ from rnnkit.decode import beam_search, check_beam, greedy
 from rnnkit.tasks import base
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.translate_data import (PairBatcher, encode_sources, load_translation_data, make_batch,
-                                         tokenize_sentence)
+                                         read_pairs, tokenize_sentence)
 from rnnkit.tasks.translate_model import ATTENTIONS, Seq2Seq
 from rnnkit.train import Callback, RunFolder, RunFolderError
 from rnnkit.train.checkpoint import BEST
@@ -204,8 +204,8 @@ class TestCallback(Callback):
     test_metrics.json, and the attention heat map of a test sentence (attention.png)."""
 
     def on_train_end(self, trainer, result):
-        if trainer.run is None or result.best is None:
-            return
+        if trainer.run is None or result.best is None or result.status not in ("finished", "stopped"):
+            return                # an interrupted run exits at once; `rnnkit evaluate RUN` does this later
         task = trainer.task
         r = evaluate(trainer.run.path, beam=task.config.beam, device=task.device, loaded_data=task.data)
         trainer.echo(format_evaluation(r).rstrip())
@@ -321,25 +321,30 @@ def bleu_scores(pairs, hyps: list[list[str]]) -> dict:
 
 def evaluate(run, data: str | None = None, *, split: str = "test", beam: int | None = None,
              device="cpu", loaded_data=None) -> dict:
-    """BLEU and chrF of the run's best weights on a split of its data (``test`` by default; ``dev``),
-    greedy and, with ``beam`` > 1 (default: the run's), beam search; the seconds each took. Writes
-    test_metrics.json and attention.png into the run folder for the run's own test split."""
+    """BLEU and chrF of the run's best weights, greedy and, with ``beam`` > 1 (default: the run's),
+    beam search, and the seconds each took. Without ``data``: on a split of the run's own data
+    (``test`` by default, or ``dev``), and test_metrics.json and attention.png are written into the
+    run folder. With ``data`` (another pairs file): on every pair of it (``split`` is ignored; sources
+    longer than the run's ``max_len`` are cut, with a warning)."""
     import time
     loaded = load(run, device)
     cfg = loaded.config
-    if data is not None and data != cfg.data:
-        cfg = TranslateConfig(**{**cfg.__dict__, "data": data})
-    d = loaded_data or load_data(cfg, loaded.seed, (loaded.src_vocab, loaded.tgt_vocab))
     if split not in ("test", "dev"):
         raise ValueError(f"split must be 'test' or 'dev', got {split!r}")
-    pairs = d.test if split == "test" else d.dev
+    if data is not None:
+        path = resolve_data(data)
+        pairs, name, split = read_pairs(path, reverse=cfg.reverse), path.name, "all"
+    else:
+        d = loaded_data or load_data(cfg, loaded.seed, (loaded.src_vocab, loaded.tgt_vocab))
+        pairs, name = (d.test if split == "test" else d.dev), d.name
     beam = cfg.beam if beam is None else beam
-    result: dict = {"data": d.name, "split": split, "pairs": len(pairs),
+    check_beam(beam, cfg.alpha)
+    result: dict = {"data": name, "split": split, "pairs": len(pairs),
                     "sources": len({" ".join(p.src) for p in pairs})}
     for k in sorted({1, beam}):
         t = time.perf_counter()
         hyps = translate_tokens(loaded.model, loaded.src_vocab, loaded.tgt_vocab, [p.src for p in pairs],
-                                cfg.max_len, beam=k, alpha=cfg.alpha)
+                                cfg.max_len, beam=k, alpha=cfg.alpha, warn=data is not None)
         tag = "greedy" if k == 1 else f"beam{k}"
         result.update({f"{m}_{tag}": v for m, v in bleu_scores(pairs, hyps).items()})
         result[f"seconds_{tag}"] = time.perf_counter() - t

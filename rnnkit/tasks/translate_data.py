@@ -20,6 +20,7 @@ from __future__ import annotations
 import random
 import re
 import warnings
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -52,11 +53,18 @@ class Pair:
 def read_pairs(path: str | Path, *, reverse: bool = False, encoding: str = "utf-8") -> list[Pair]:
     """Every pair of ``path``, tokenised; a line without a tab or with an empty side is a
     ``ValueError`` naming the file and line."""
+    pairs = list(iter_pairs(path, reverse=reverse, encoding=encoding))
+    if not pairs:
+        raise ValueError(f"data: {path} holds no sentence pairs")
+    return pairs
+
+
+def iter_pairs(path: str | Path, *, reverse: bool = False, encoding: str = "utf-8") -> Iterator[Pair]:
+    """`read_pairs` one pair at a time (a reader can stop early)."""
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"data: {str(path)!r} is not a file (expected tab-separated sentence "
                                 f"pairs, e.g. ../shared/data/fra-eng.txt)")
-    pairs = []
     with open(path, encoding=encoding, newline="") as f:
         for n, line in enumerate(f, 1):
             line = line.rstrip("\r\n")
@@ -70,10 +78,7 @@ def read_pairs(path: str | Path, *, reverse: bool = False, encoding: str = "utf-
             for side, toks in (("source", src), ("target", tgt)):
                 if not toks:
                     raise ValueError(f"{path}, line {n}: the {side} side is empty in {line[:80]!r}")
-            pairs.append(Pair(tgt, src, n) if reverse else Pair(src, tgt, n))
-    if not pairs:
-        raise ValueError(f"data: {path} holds no sentence pairs")
-    return pairs
+            yield Pair(tgt, src, n) if reverse else Pair(src, tgt, n)
 
 
 def split_pairs(pairs: list[Pair], dev: float, test: float, seed: int) -> tuple[list[Pair], ...]:
@@ -130,11 +135,15 @@ def load_translation_data(path: str, *, reverse: bool = False, max_len: int = 10
                           test: float = 0.05, seed: int = 0, vocabs=None) -> TranslationData:
     """Read, filter (both sides at most ``max_len`` words), keep the first ``max_pairs`` left, split,
     and build the vocabularies on the training part (or use ``vocabs`` = (source, target), a run's)."""
-    pairs = read_pairs(path, reverse=reverse)
-    kept = [p for p in pairs if len(p.src) <= max_len and len(p.tgt) <= max_len]
-    dropped = len(pairs) - len(kept)
-    if max_pairs is not None:
-        kept = kept[:max_pairs]
+    kept: list[Pair] = []
+    dropped = 0
+    for p in iter_pairs(path, reverse=reverse):       # stops reading at max_pairs
+        if len(p.src) > max_len or len(p.tgt) > max_len:
+            dropped += 1
+            continue
+        kept.append(p)
+        if max_pairs is not None and len(kept) >= max_pairs:
+            break
     if not kept:
         raise ValueError(f"data: no pair of {path} has both sides within max_len={max_len} words")
     train, dv, ts = split_pairs(kept, dev, test, seed)
@@ -151,17 +160,18 @@ def encode_sources(vocab: WordVocab, sentences: list[list[str]], max_len: int | 
     """Sources ``(S, B)`` (words, ``<eos>``, then ``<pad>``), their lengths ``(B,)`` and the count of
     words the vocabulary lacks (encoded as ``<unk>``). With ``max_len``, a longer sentence is cut to
     its first ``max_len`` words, with a warning when ``warn``."""
-    ids, unknown = [], 0
+    ids, unknown, cut = [], 0, []
     for i, words in enumerate(sentences):
         if max_len is not None and len(words) > max_len:
-            if warn:
-                warnings.warn(f"sentence {i + 1} has {len(words)} words, more than the model's limit "
-                              f"of {max_len} (max_len, from training); it is cut to its first {max_len} "
-                              f"words", stacklevel=3)
+            cut.append((i + 1, len(words)))
             words = words[:max_len]
         enc = encode_words(vocab, words)
         unknown += sum(1 for w, e in zip(words, enc) if e == vocab.unk_id and w != "<unk>")
         ids.append(enc + [vocab.eos_id])
+    if cut and warn:
+        warnings.warn(f"{len(cut)} sentence(s) longer than the model's limit of {max_len} words (max_len, "
+                      f"from training) cut to their first {max_len} words; the first: sentence "
+                      f"{cut[0][0]}, {cut[0][1]} words", stacklevel=3)
     return (*pad_time_major(ids, vocab.pad_id), unknown)
 
 

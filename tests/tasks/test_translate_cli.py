@@ -39,7 +39,7 @@ def test_train_translate_evaluate(tmp_path, pairs, capsys, real_data_dir):
     assert main(["translate", str(run), "--input", str(inputs)]) == 0
     assert len(capsys.readouterr().out.splitlines()) == 2
 
-    with pytest.warns(UserWarning, match="cut to its first 10 words"):
+    with pytest.warns(UserWarning, match="cut to their first 10 words"):
         assert main(["translate", str(run), " ".join(["go"] * 14)]) == 0
     with pytest.warns(UserWarning, match=r"1 word\(s\) are not in the run's source vocabulary.*zyzzyva"):
         assert main(["translate", str(run), "go zyzzyva !"]) == 0
@@ -56,3 +56,16 @@ def test_bad_pairs_are_one_line_naming_file_and_line(tmp_path, capsys):
                  "--steps", "1", "--no-progress"]) != 0
     err = capsys.readouterr().err
     assert "bad.txt, line 2: expected 'source<TAB>target" in err and "Traceback" not in err
+
+
+def test_evaluate_on_another_pairs_file(tmp_path, pairs, data_dir):
+    from rnnkit.tasks import translate as tr
+    run = tmp_path / "run"
+    tr.train(str(pairs), out=run, steps=2, hidden=8, embedding=8, batch_size=16, threads=1, progress=False,
+             echo=None, eval_sentences=5, beam=1)
+    other = tmp_path / "other.txt"
+    with open(data_dir / "fra-eng.txt", encoding="utf-8") as f:
+        lines = [next(f) for _ in range(900)][600:]
+    other.write_text("".join(lines), encoding="utf-8")
+    r = tr.evaluate(run, str(other), beam=2)
+    assert r["split"] == "all" and r["pairs"] == 300 and "bleu_beam2" in r and "chrf_greedy" in r
