@@ -159,7 +159,8 @@ class PlainTagger(nn.Module):
 
 def speed(folder: Path, steps: int, batch_size: int) -> dict:
     from rnnkit.tasks.tag import TagConfig
-    from rnnkit.tasks.tag_encode import BucketBatcher, TagVocabs, encode, make_batch
+    from rnnkit.data.padded import BucketBatcher
+    from rnnkit.tasks.tag_encode import TagVocabs, encode, make_batch
     from rnnkit.tasks.tag_model import Tagger
     cfg = TagConfig()
     sents = read_tagged(find_splits(folder)["train"][0]).sentences
@@ -171,8 +172,8 @@ def speed(folder: Path, steps: int, batch_size: int) -> dict:
     ours = Tagger(*sizes, **kw)
     plain = PlainTagger(*sizes, **kw)
     plain.load_state_dict(ours.state_dict())
-    batcher = BucketBatcher(enc.lengths, batch_size, 0)
-    batches = [make_batch(enc, batcher.next()) for _ in range(steps + 3)]
+    order = iter(BucketBatcher(enc.lengths, batch_size, seed=0))
+    batches = [make_batch(enc, next(order)) for _ in range(steps + 3)]
     ours.eval(), plain.eval()
     with torch.no_grad():  # the same model: the same loss on the same batch
         a, b = ours.loss(batches[0])[0].item(), plain.loss(batches[0])[0].item()

@@ -17,9 +17,10 @@ import numpy as np
 import torch
 
 from rnnkit.cells import CELLS
+from rnnkit.data.padded import BucketBatcher
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.tag_data import FORMATS
-from rnnkit.tasks.tag_encode import BucketBatcher, TagVocabs, encode, make_batch, split_long
+from rnnkit.tasks.tag_encode import TagVocabs, encode, make_batch, split_long
 from rnnkit.tasks.tag_model import CHAR_ENCODERS, UNK, Tagger
 from rnnkit.train.checkpoint import VOCAB
 from rnnkit.train.config import check_fields, option
@@ -145,15 +146,21 @@ class TagTask(Task):
                 "data_format": self.data.format}
 
     def start(self):
-        self.batcher = BucketBatcher(self.train.lengths, self.config.batch_size, self.train_config.seed)
+        self.batcher = BucketBatcher(self.train.lengths, self.config.batch_size, seed=self.train_config.seed)
         self.steps_per_epoch = len(self.batcher)
+        self._it = iter(self.batcher)
         self.unk_probability = self.vocabs.unk_probability(self.config.word_dropout).to(self.device)
         ids = np.concatenate(self.train.words + self.train.tags)
         self._fingerprint = hashlib.sha256(ids.tobytes()).hexdigest()
 
     # -- the trainer's protocol -------------------------------------------------------------------
     def next_batch(self):
-        return make_batch(self.train, self.batcher.next()).to(self.device)
+        try:
+            idx = next(self._it)
+        except StopIteration:        # a new epoch (the batcher draws its order)
+            self._it = iter(self.batcher)
+            idx = next(self._it)
+        return make_batch(self.train, idx).to(self.device)
 
     def loss(self, batch):
         if self.model.training and self.config.word_dropout > 0:
@@ -175,6 +182,7 @@ class TagTask(Task):
             raise ValueError("the training data differs from the data the run was trained on (its "
                              "ids have another SHA-256); exact resumption needs the same data")
         self.batcher.load_state_dict(d["batcher"])
+        self._it = iter(self.batcher)
 
     def summary(self, best):
         f1 = f", span F1 {best['f1']:.4f}" if "f1" in best else ""

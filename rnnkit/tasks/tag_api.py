@@ -19,7 +19,8 @@ import torch
 
 from rnnkit.tasks.tag import TagConfig, TagTask
 from rnnkit.tasks.tag_data import CONLLU_COLUMNS, Sentence, TagFile, find_splits, read_tagged, tagged_text
-from rnnkit.tasks.tag_encode import EncodedSplit, TagVocabs, encode, eval_batches, make_batch
+from rnnkit.data.padded import BucketBatcher
+from rnnkit.tasks.tag_encode import EncodedSplit, TagVocabs, encode, make_batch
 from rnnkit.tasks.tag_metrics import is_bio, span_scores, tag_scores
 from rnnkit.tasks.tag_model import UNK, Tagger
 from rnnkit.train import RunFolder, RunFolderError
@@ -121,7 +122,8 @@ def tag_ids(model: Tagger, split: EncodedSplit, device="cpu", batch_size: int = 
     total, count = 0.0, 0
     try:
         with torch.no_grad():
-            for idx in eval_batches(split, batch_size):
+            # sorted by length: least padding; results go back by index
+            for idx in BucketBatcher(split.lengths, batch_size, shuffle=False).batches():
                 batch = make_batch(split, idx).to(device)
                 logits = model(batch)
                 if batch.tags is not None:

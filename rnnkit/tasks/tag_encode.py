@@ -1,5 +1,6 @@
 """Sentences -> ids -> padded batches for the tagger: its three vocabularies (words, characters,
-tags), the encoding of a split, and the length-bucketed, resumable order of training batches.
+tags), the encoding of a split and the batches (`make_batch`; which sentences go together is
+`rnnkit.data.padded.BucketBatcher`'s choice, shared with the classifier).
 
 Word ids look words up (lower-cased with ``lower``) among the training words seen ``min_freq`` times
 or more; the character encoder spells every form as written, between a begin and an end mark, so an
@@ -23,9 +24,6 @@ from rnnkit.tasks.tag_model import BOW, EOW, PAD, UNK, TagBatch
 FORMAT, VERSION = "rnnkit.tag-vocab", 1
 WORD_SPECIALS = ("<pad>", "<unk>")
 CHAR_SPECIALS = ("<pad>", "<unk>", "<bow>", "<eow>")
-#: shuffle, then sort by length within pools of this many batches: batches of like lengths (little
-#: padding) in an order that still changes every epoch
-POOL_BATCHES = 50
 
 
 @dataclass
@@ -172,48 +170,3 @@ def split_long(sentences: list[Sentence], max_len: int | None) -> tuple[list[Sen
         for a in range(0, len(s), max_len):
             out.append(Sentence(s.words[a:a + max_len], s.tags[a:a + max_len], s.rows[a:a + max_len]))
     return out, cut
-
-
-class BucketBatcher:
-    """Training batches of ``batch_size`` sentences of like lengths, in an order drawn per epoch from
-    ``(seed, epoch)``, so a position (epoch, batch) is all it takes to resume exactly."""
-
-    def __init__(self, lengths: np.ndarray, batch_size: int, seed: int):
-        self.lengths, self.batch_size, self.seed = np.asarray(lengths), batch_size, seed
-        self.epoch, self.position = 0, 0
-        self._order = self._epoch_order(0)
-
-    def __len__(self) -> int:
-        return -(-len(self.lengths) // self.batch_size)
-
-    def _epoch_order(self, epoch: int) -> list[np.ndarray]:
-        rng = np.random.default_rng([self.seed, epoch])
-        order = rng.permutation(len(self.lengths))
-        pool = POOL_BATCHES * self.batch_size
-        batches = []
-        for a in range(0, len(order), pool):
-            chunk = order[a:a + pool]
-            chunk = chunk[np.argsort(self.lengths[chunk], kind="stable")]
-            batches += [chunk[b:b + self.batch_size] for b in range(0, len(chunk), self.batch_size)]
-        return [batches[i] for i in rng.permutation(len(batches))]
-
-    def next(self) -> np.ndarray:
-        if self.position >= len(self._order):
-            self.epoch, self.position = self.epoch + 1, 0
-            self._order = self._epoch_order(self.epoch)
-        batch = self._order[self.position]
-        self.position += 1
-        return batch
-
-    def state_dict(self) -> dict:
-        return {"epoch": self.epoch, "position": self.position}
-
-    def load_state_dict(self, d: dict) -> None:
-        self.epoch, self.position = int(d["epoch"]), int(d["position"])
-        self._order = self._epoch_order(self.epoch)
-
-
-def eval_batches(split: EncodedSplit, batch_size: int) -> list[np.ndarray]:
-    """All sentences, sorted by length, in batches (evaluation: least padding, fixed order)."""
-    order = np.argsort(split.lengths, kind="stable")
-    return [order[a:a + batch_size] for a in range(0, len(order), batch_size)]
