@@ -11,7 +11,7 @@ length (`rnnkit.core.kernels.reverse_padded`), so it starts at the text's real e
 comes last. The outputs at padded steps are garbage that nothing reads: the next layer's real steps
 never see them (causality again) and every pooling masks them. So a text gets the same logits whatever
 it is batched with (tests/tasks/test_classify_model.py), and the batch runs on the unpadded kernels:
-PyTorch's LSTM on a PackedSequence (what the engine's ``lengths=`` uses) was 2-5x slower on the CPU than
+PyTorch's LSTM on a PackedSequence (what the engine's ``lengths=`` uses) was 2-6x slower on the CPU than
 on the same batch unpadded (measured here, one thread).
 """
 from __future__ import annotations
