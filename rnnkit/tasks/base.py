@@ -38,7 +38,7 @@ from typing import Any, ClassVar
 import torch
 from torch import nn
 
-from rnnkit.errors import CheckpointError, ConfigError, DataError, RnnkitError
+from rnnkit.errors import CheckpointError, ConfigError, data_errors
 from rnnkit.train import ProgressBar, RunFolder, RunFolderError, TrainConfig, Trainer, resolve_device
 from rnnkit.train.checkpoint import CONFIG, LOCK, OWN_FILES, VOCAB
 from rnnkit.train.distributed import Dist
@@ -340,12 +340,8 @@ def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: b
     if tr_cfg.threads:
         torch.set_num_threads(tr_cfg.threads)
     task = task_cls(cfg, tr_cfg, resolve_device(tr_cfg.device))
-    try:
+    with data_errors("data"):   # a loader's refusal is a DataError; OSError (a missing file) keeps its type
         task.load_data(run if resuming else None, None if progress else False)
-    except RnnkitError:
-        raise
-    except (ValueError, UnicodeError) as exc:   # OSError (a missing file) keeps its own type
-        raise DataError(str(exc)) from exc
     try:
         if not resuming and not replay:
             task.choose(echo)    # may build and time a model (the language model's recipe)

@@ -99,7 +99,7 @@ def payloads(sample: bytes):
         st.tuples(st.integers(0, n), st.sampled_from([b"\x00", b"\t", b"\n", b"\r", b"\"", b"{"])).map(
             lambda t: sample[:t[0]] + t[1] * 3 + sample[t[0]:]),                      # NUL, separators
         st.sampled_from(["utf-16", "utf-32", "latin-1", "cp1252"]).map(
-            lambda enc: sample.decode("utf-8").encode(enc, "replace")),              # wrong encodings
+            lambda enc: sample.decode("utf-8", "replace").encode(enc, "replace")),   # wrong encodings
         st.integers(1, 4).map(lambda k: sample[:20] + b"x" * (250_000 * k) + b"\n" + sample[20:]),
         st.text(max_size=300).map(lambda t: t.encode("utf-8", "surrogatepass")),     # any Unicode
     )
