@@ -71,9 +71,8 @@ class Sampler:
     # -- public ---------------------------------------------------------------------------------
     def init_state(self, batch: int) -> tuple[Tensor, ...]:
         w = self.head.weight
-        n = 2 if self.mode == "lstm" else 1
-        return tuple(torch.zeros(self.num_layers, batch, self.hidden_size, dtype=w.dtype,
-                                 device=w.device) for _ in range(n))
+        return tuple(torch.zeros(self.num_layers, batch, *shape, dtype=w.dtype, device=w.device)
+                     for shape in _state_shapes(self.stack))
 
     def prime(self, ids: Tensor, state: tuple[Tensor, ...] | None = None):
         """Run a prompt ``ids`` ``(B, T)`` through the stack's forward (its fused kernel); returns
@@ -82,7 +81,9 @@ class Sampler:
             raise ValueError(f"Sampler.prime: ids must have shape (B, T) with T >= 1, got {tuple(ids.shape)}")
         with torch.inference_mode():
             x = self._inputs(ids.t())                                    # (T, B, I)
-            hx = state if state is None or self.mode == "lstm" else state[0]
+            # torch.nn.GRU/RNN take h alone; LSTMs and rnnkit's stacks take the whole tuple (a
+            # layer-norm LSTM's (h, c) too: passing state[0] for every non-stock cell dropped c)
+            hx = state[0] if state is not None and len(state) == 1 else state
             out, new = self.stack(x, hx)
             new = new if isinstance(new, tuple) else (new,)
             return self.head(out[-1]), tuple(new)
@@ -233,6 +234,18 @@ class Sampler:
         else:
             h_new = ACTIVATIONS["relu" if self.mode == "rnn_relu" else "tanh"](pre)
         h.copy_(h_new)
+
+
+def _state_shapes(stack: nn.Module) -> tuple[tuple[int, ...], ...]:
+    """The per-row shapes of ``stack``'s state tensors: ``((H,),)`` or ``((H,), (H,))`` (LSTMs, a
+    layer-norm LSTM), from the cells of an rnnkit stack, from the class of a torch.nn one."""
+    cells = getattr(stack, "cells", None)
+    if cells:
+        return tuple(tuple(s) for s in cells[0].state_shapes)
+    H = stack.hidden_size
+    if isinstance(stack, nn.LSTM):
+        return ((getattr(stack, "proj_size", 0) or H,), (H,))
+    return ((H,),)
 
 
 def _mode(stack: nn.Module) -> str | None:

@@ -41,10 +41,8 @@ def reference(run: Path, d: dict) -> dict:
     with torch.no_grad():
         logits, state = model(d["ids"], tuple(d["state"]))
         prompt_logits, gen_state = model(d["prompt"])
-    sampler = Sampler(model.rnn, model.embed, model.head)
-    # the Sampler's fast step for stock cells; the model's own step (the engine) for the others
-    # (Sampler.step's fallback passes only h to a layer-norm LSTM: reported, not this area's code)
-    step = sampler.step if sampler.fast_unavailable is None else torch.no_grad()(model.step)
+    # the Sampler's fast step for stock cells, the stack's own forward for the others
+    step = Sampler(model.rnn, model.embed, model.head).step
     next_logits, tokens, step_logits = prompt_logits[:, -1], [], []
     for _ in range(STEPS):
         token = next_logits.argmax(-1)
