@@ -31,6 +31,7 @@ from tqdm.auto import tqdm
 
 from rnnkit.data.atomic import atomic_path
 from rnnkit.data.textio import decode_bytes, read_text
+from rnnkit.errors import DataError
 
 
 @dataclass(frozen=True)
@@ -121,8 +122,9 @@ def resolve_named(name: str, *, path: str | os.PathLike | None = None, download:
                   progress: bool = True) -> Path:
     """The local file of the named corpus ``name``, downloading it into the cache if need be.
 
-    Order: ``path``; ``$RNNKIT_DATA/<file>``; the cache; a checked download (skipped when
-    ``download=False`` or ``$RNNKIT_OFFLINE`` is ``1``). ``ValueError`` for an unknown name;
+    Order: ``path``; ``$RNNKIT_DATA/<file>``; the cache (its copy checked against the SHA-256: a
+    changed one is a `DataError`); a checked download (skipped when ``download=False`` or
+    ``$RNNKIT_OFFLINE`` is ``1``). ``ValueError`` for an unknown name;
     ``FileNotFoundError`` saying where to put the file when no copy can be had.
     """
     if name not in CORPORA:
@@ -137,6 +139,12 @@ def resolve_named(name: str, *, path: str | os.PathLike | None = None, download:
     folders.append(cache_dir())
     for folder in folders:
         if (folder / info.filename).is_file():
+            if folder == cache_dir() and sha256_file(folder / info.filename) != info.sha256:
+                # rnnkit put it there after checking it: a different file now was tampered with or
+                # damaged (a copy of one's own goes in $RNNKIT_DATA, which is not checked)
+                raise DataError(f"corpus {name!r}: the cached copy {folder / info.filename} does not have "
+                                f"the SHA-256 it was downloaded with ({info.sha256}); it was changed or "
+                                f"damaged: delete it and rnnkit downloads it again")
             return folder / info.filename
         for alias in info.aliases:  # a generic name such as input.txt counts only if it is this file
             if (folder / alias).is_file() and sha256_file(folder / alias) == info.sha256:

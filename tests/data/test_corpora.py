@@ -14,6 +14,7 @@ import pytest
 from rnnkit.data import corpora
 from rnnkit.data.corpora import (CORPORA, download_file, known_corpora, load_corpus, resolve_named,
                                  stdlib_files, val_file_mask)
+from rnnkit.errors import DataError
 
 
 class _QuietHandler(SimpleHTTPRequestHandler):
@@ -66,6 +67,7 @@ def test_lookup_order(env, tmp_path, monkeypatch):
     data = tmp_path / "data"
     data.mkdir()
     env.mkdir(parents=True)
+    _fake_corpus(monkeypatch, "timemachine", b"from the cache\n", "http://127.0.0.1:9/none")
     (env / "timemachine.txt").write_text("from the cache\n")
     assert resolve_named("timemachine") == env / "timemachine.txt"            # cache
     monkeypatch.setenv("RNNKIT_DATA", str(data))
@@ -80,6 +82,17 @@ def test_lookup_order(env, tmp_path, monkeypatch):
     assert load_corpus("timemachine", val_fraction=0).train_text == "from RNNKIT_DATA\n"
     monkeypatch.chdir(tmp_path)
     assert load_corpus("mine.txt", val_fraction=0).train_text == "explicit\n"   # a path wins
+
+
+def test_a_tampered_cached_copy_is_detected(env, monkeypatch):
+    text = b"The Time Traveller (for so it will be convenient to speak of him)\n"
+    _fake_corpus(monkeypatch, "timemachine", text, "http://127.0.0.1:9/none")
+    env.mkdir(parents=True)
+    (env / "timemachine.txt").write_bytes(text)
+    assert resolve_named("timemachine") == env / "timemachine.txt"
+    (env / "timemachine.txt").write_bytes(text.replace(b"Time", b"Tame"))
+    with pytest.raises(DataError, match="does not have the SHA-256 it was downloaded with.*delete it"):
+        resolve_named("timemachine")
 
 
 def test_alias_counts_only_with_the_right_checksum(env, tmp_path, monkeypatch):
