@@ -96,7 +96,8 @@ def main(argv=None) -> None:
         per_100k = slope(xs, ys) * 100_000
         print(f"generation: {n:,} characters in {gen_s:.0f} s, RSS {ys[0]:.0f} -> {ys[-1]:.0f} MiB, "
               f"slope {per_100k:+.3f} MiB per 100,000 characters")
-        rows.append(("generation", f"{n:,} characters", ys[0], ys[-1], f"{per_100k:+.3f} MiB / 100,000 chars"))
+        rows.append(("generation", f"{n:,} characters", ys[0], ys[-1],
+                     f"{per_100k:+.3f} MiB / 100,000 chars"))
     print("\n| run | length | RSS start (MiB) | RSS end (MiB) | slope after warm-up |")
     print("| --- | --- | --- | --- | --- |")
     for r in rows:
