@@ -136,9 +136,9 @@ def test_an_unseen_gold_tag_is_counted_wrong_and_reported(trained, ewt_slice, tm
 def test_resuming_continues_exactly(ewt_slice, tmp_path):
     common = ["train", "--task", "tag", "--data", str(ewt_slice), "--hidden", "16", "--embedding", "16",
               "--char-hidden", "8", "--char-embedding", "8", "--layers", "1", "--batch-size", "8",
-              "--log-every", "1", "--eval-every", "3", "--threads", "1", "--no-progress", "--max-len", "12",
+              "--log-every", "1", "--eval-every", "3", "--threads", "1", "--no-progress", "--max-len", "4",
               "--schedule", "constant"]  # a cosine would end with the first budget
-    with pytest.warns(UserWarning, match=r"training sentences are longer than --max-len 12 words"):
+    with pytest.warns(UserWarning, match=r"training sentences are longer than --max-len 4 words"):
         _run(common + ["--steps", "6", "--out", str(tmp_path / "a")])
     with pytest.warns(UserWarning):
         _run(common + ["--steps", "3", "--out", str(tmp_path / "b")])
