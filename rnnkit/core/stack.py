@@ -46,9 +46,10 @@ class RecurrentStack(nn.Module):
     products in bf16 with fp32 accumulation and states, `rnnkit.core.precision`; the loop and scan
     kernels run in the parameters' dtype)."""
 
-    #: the cells, kept out of the module tree (set with ``object.__setattr__``) so parameter names
-    #: match torch.nn's
+    #: the cells and their per-layer engines, kept out of the module tree (set with
+    #: ``object.__setattr__``) so parameter names match torch.nn's
     _cells: tuple[Cell, ...]
+    _layers: tuple[Recurrent, ...]
 
     def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
@@ -74,7 +75,7 @@ class RecurrentStack(nn.Module):
         self.bias, self.batch_first, self.dropout = bias, batch_first, float(dropout)
         self.bidirectional, self.check_finite = bidirectional, check_finite
         self.num_directions = 2 if bidirectional else 1
-        cells = []
+        cells: list[Cell] = []
         for k in range(num_layers):
             for d in range(self.num_directions):
                 layer_in = input_size if k == 0 else cells[-1].output_size * self.num_directions
