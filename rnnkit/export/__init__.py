@@ -5,8 +5,11 @@
 >>> export_run("runs/tm", "onnx", "exports/tm")      # model.onnx, step.onnx, vocab.json, export.json
 
 - `contract`: what a task provides (`Graph`, `ExportPlan`, `register`), keyed on config.json's "task";
-- `recurrence`: a recurrent stack in exportable PyTorch operators (the time loop as one scan);
+- `recurrence`: a recurrent stack in exportable PyTorch operators (the time loop as one scan; lengths
+  and bidirectional stacks for whole sequences);
 - `language_model`: the language model's whole-sequence and one-step graphs;
+- `forecast`, `classify`, `tag`, `translate`: the other tasks' graphs (`translate`: an encoder and a
+  one-step decoder);
 - `formats`: the ONNX and ``.pt2`` writers and runners;
 - `exporter`: the export folder, written atomically, each file checked against rnnkit.
 """

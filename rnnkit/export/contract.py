@@ -62,6 +62,10 @@ class ExportPlan:
 #: task name (config.json's "task") -> its plan function, or "module:function" imported on first use
 EXPORTERS: dict[str, Callable[[RunFolder], ExportPlan] | str] = {
     "lm": "rnnkit.export.language_model:plan",
+    "forecast": "rnnkit.export.forecast:plan",
+    "classify": "rnnkit.export.classify:plan",
+    "tag": "rnnkit.export.tag:plan",
+    "translate": "rnnkit.export.translate:plan",
 }
 
 

@@ -107,7 +107,8 @@ def _check(graph, fmt: str, file: Path) -> float:
             if tuple(a.shape) != tuple(b.shape):
                 raise ExportError(f"{file.name}: output {name!r} has shape {tuple(a.shape)} at batch "
                                   f"{batch}, time {time}; rnnkit gives {tuple(b.shape)}")
-            d = float((a.double() - b.double()).abs().max() / max(1.0, float(b.abs().max())))
+            a, b = a.double(), b.double()  # a bool output (a mask) compares as 0/1
+            d = float((a - b).abs().max() / max(1.0, float(b.abs().max())))
             if not d <= CHECK_TOLERANCE:  # NaN fails too
                 raise ExportError(f"{file.name}: output {name!r} differs from rnnkit by {d:.3e} "
                                   f"(relative) at batch {batch}, time {time}; more than "

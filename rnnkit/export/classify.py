@@ -1,0 +1,94 @@
+"""Export of a text-classification run (`rnnkit.tasks.classify.TextClassifier`): one graph, ``model``:
+``ids (B, T) int64, lengths (B,) int64 -> logits (B, K)``.
+
+The lengths are in the graph, as in the model: each direction of each layer runs over the padded
+batch and every pooling reads only a text's real steps (the backward direction gets each text
+reversed within its own length), so padding — however much, whatever the text is batched with —
+never changes a text's logits. Pad past each length with the vocabulary's ``<pad>`` id (any id gives
+the same logits); every length must be at least 1. The vocabulary, the labels (the order of the
+logits) and config.json are written beside the model.
+
+Shapes: B batch, T time (the longest text of the batch), K classes.
+"""
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from rnnkit.core.kernels import reverse_padded
+from rnnkit.export.contract import ExportError, ExportPlan, Graph
+from rnnkit.export.recurrence import ExportStack, export_unavailable
+from rnnkit.train import RunFolder, RunFolderError
+from rnnkit.train.checkpoint import CONFIG, VOCAB
+
+
+class ExportClassifier(nn.Module):
+    """``forward(ids (B, T), lengths (B,)) -> (logits (B, K),)``: `TextClassifier.forward` in
+    exportable operators (no checks on the lengths: the graph trusts them)."""
+
+    def __init__(self, model):
+        super().__init__()
+        self.model = model
+        self.fwd = nn.ModuleList(ExportStack(s) for s in model.forward_layers)
+        self.bwd = nn.ModuleList(ExportStack(s) for s in model.backward_layers)
+
+    def _zeros(self, stack, x: Tensor) -> tuple[Tensor, ...]:
+        return tuple(x.new_zeros((1, x.shape[1], *s)) for s in stack.stack.cells[0].state_shapes)
+
+    def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor]:
+        m = self.model
+        x = m.embed(ids.t())                                              # (T, B, E)
+        for k, fwd in enumerate(self.fwd):
+            out, _ = fwd(x, self._zeros(fwd, x))                          # (T, B, H)
+            if m.bidirectional:
+                back, _ = self.bwd[k](reverse_padded(x, lengths), self._zeros(self.bwd[k], x))
+                out = torch.cat([out, reverse_padded(back, lengths)], 2)  # (T, B, 2H)
+            x = out
+        return (m.head(m.pool(x, lengths)),)                              # (B, K)
+
+
+def plan(run: RunFolder) -> ExportPlan:
+    """The export plan of a classification run (`rnnkit.export.contract`)."""
+    from rnnkit.tasks.classify.task import LABELS, load
+    loaded = load(run)
+    model = loaded.model
+    for stack in (*model.forward_layers, *model.backward_layers):
+        reason = export_unavailable(stack)
+        if reason:
+            raise ExportError(f"{run.path}: this classifier ({model.cell}) cannot be exported: {reason}")
+    V, pad = model.vocab_size, loaded.pad_id
+
+    def sample(batch: int, time: int) -> tuple[Tensor, ...]:
+        g = torch.Generator().manual_seed(batch * 1000 + time)
+        lengths = torch.randint(1, time + 1, (batch,), generator=g)
+        lengths[0] = time                                                 # the longest fills the batch
+        ids = torch.randint(0, V, (batch, time), generator=g)
+        ids = ids.masked_fill(torch.arange(time) >= lengths.unsqueeze(1), pad)
+        return ids, lengths
+
+    def reference(ids: Tensor, lengths: Tensor) -> tuple[Tensor, ...]:
+        with torch.no_grad():
+            return (model(ids, lengths),)
+
+    graph = Graph("model", ExportClassifier(model).eval(), sample, ("ids", "lengths"), ("logits",),
+                  {"ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
+                  reference,
+                  "token ids (batch, time) int64, padded past each text's length, and the lengths "
+                  "(batch,) int64 (each in [1, time]) -> class logits (batch, K) in the order of "
+                  "labels.json (softmax over the last axis for probabilities)")
+    files = {}
+    for name in (VOCAB, LABELS, CONFIG):
+        try:
+            files[name] = run.require(name).read_bytes()
+        except OSError as exc:
+            raise RunFolderError(f"{run / name} cannot be read: {exc}") from None
+    cfg, vocab = loaded.config, loaded.vocab
+    info = {
+        "cell": model.cell, "layers": model.layers, "hidden": model.hidden,
+        "bidirectional": model.bidirectional, "pooling": model.pooling, "labels": loaded.labels,
+        "vocabulary": {"file": VOCAB, "level": cfg.level, "lower": cfg.lower, "pad_id": pad,
+                       "unk_id": getattr(vocab, "unk_id", None), "max_len": cfg.max_len},
+        "padding": "pad each text past its length (any id; <pad> by convention); the logits of a "
+                   "text do not depend on the padding or on the other texts of the batch",
+    }
+    return ExportPlan("classify", [graph], files, info)
