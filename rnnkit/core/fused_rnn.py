@@ -78,6 +78,20 @@ class _Layer(torch.autograd.Function):
         return dxp, dh0, dw, (db if has_bias else None), None, None, None, None, None, None, None
 
 
+class _LayerCtx(torch.autograd.Function):
+    """`_Layer` in the older style (``ctx`` in ``forward``), the one used outside `torch.func`:
+    ``apply`` of a Function with ``setup_context`` binds the call to ``forward``'s signature with
+    ``inspect`` every time (~25 us a call, measured: GRU(8, 16) inference per call 37 -> 85 us)."""
+
+    @staticmethod
+    def forward(ctx, *inputs):
+        output = _Layer.forward(*inputs)
+        _Layer.setup_context(ctx, inputs, output)
+        return output
+
+    backward = _Layer.backward
+
+
 def _batched(*tensors) -> bool:
     """Whether any of ``tensors`` is a `torch.func.vmap` batched tensor (batched gradients)."""
     f = torch._C._functorch
@@ -130,8 +144,9 @@ def run_layer(cell, x: Tensor, h0: Tensor, *, reverse: bool, bf16: bool) -> tupl
     # the GRU's workspace is written only when a backward pass may need it
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                            for t in (xp, h0, w_hh, b_hh))
-    out, h_n, _ = _Layer.apply(xp, h0, w_hh, b_hh, x, cell.weight_ih, cell.bias_ih, cell.fused_mode,
-                               reverse, bf16, save)
+    fn = _LayerCtx if torch._C._functorch.maybe_current_level() is None else _Layer  # torch.func
+    out, h_n, _ = fn.apply(xp, h0, w_hh, b_hh, x, cell.weight_ih, cell.bias_ih, cell.fused_mode,
+                           reverse, bf16, save)
     return out, h_n
 
 

@@ -141,13 +141,15 @@ class RecurrentStack(nn.Module):
         return self._cells[0].output_size
 
     def _cells_in_sync(self) -> tuple[Cell, ...]:
-        # by attribute, not from ``_parameters``: a parametrisation or weight norm replaces a
-        # parameter with a computed tensor of the same name
+        # by attribute where it is not in ``_parameters``: a parametrisation or weight norm replaces
+        # a parameter with a computed tensor of the same name (the dictionary first: cheaper)
+        params = self._parameters
         for i, c in enumerate(self._cells):
             k, d = divmod(i, self.num_directions)
             for pname in c._parameters:
                 if c._parameters[pname] is not None:
-                    c._parameters[pname] = getattr(self, _torch_name(pname, k, d))
+                    name = _torch_name(pname, k, d)
+                    c._parameters[pname] = params[name] if name in params else getattr(self, name)
         return self._cells
 
     def flatten_parameters(self) -> None:
