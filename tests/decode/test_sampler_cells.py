@@ -40,7 +40,10 @@ def test_sampler_generates_from_every_cell(cell):
     with torch.no_grad():
         out, _ = stack(embed(seq.t()))
         logits = head(out).transpose(0, 1)[:, prompt.shape[1] - 1:]     # (3, LENGTH, V)
-    assert torch.equal(logits.argmax(-1), tokens), f"{cell}: generated tokens are not the greedy ones"
+    # (compared by score, so a near-tie rounded differently by the two kernels cannot flip the test)
+    chosen = logits.gather(2, tokens.unsqueeze(2)).squeeze(2)
+    gap = float((logits.amax(-1) - chosen).max())
+    assert gap <= 1e-5, f"{cell}: a generated token scores {gap:.2e} below the greedy one"
 
     # the public step takes and returns the whole state, starting from init_state
     state = sampler.init_state(3)
