@@ -146,7 +146,7 @@ def test_loop_cost_grows_linearly_with_T(name):
 def test_language_model_by_name_step_by_step_equals_whole_sequence(assert_close, name):
     """The names the CLI's ``--cell`` takes build a language model whose token-by-token generation
     path (the loop step for every cell) gives the whole-sequence path's logits (scan / BPTT)."""
-    from rnnkit.tasks.lm_model import LanguageModel
+    from rnnkit.tasks.lm.model import LanguageModel
     torch.manual_seed(0)
     model = LanguageModel(28, cell=name, hidden=8, embedding=4).to(D).eval()
     ids = torch.randint(0, 28, (2, 6))
