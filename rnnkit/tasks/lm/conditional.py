@@ -27,7 +27,6 @@ from torch import Tensor, nn
 from rnnkit.data import CharVocab, load_vocab
 from rnnkit.data.padded import BucketBatcher, pad_batch
 from rnnkit.decode import sample_tokens
-from rnnkit.tasks.lm import recipe
 from rnnkit.tasks.lm.model import LanguageModel
 from rnnkit.tasks.lm.task import LanguageModelTask
 from rnnkit.train import RunFolder
@@ -144,16 +143,8 @@ class ConditionalLMTask(LanguageModelTask):
         self.train_chars = int(sum(len(self.seqs[i]) - 1 for i in self.train_idx))
         self.source = cfg.data
 
-    def choose(self, echo):
-        self.measured = {}
-        cfg, tr_cfg, why = recipe.choose(
-            self.config, self.train_config, self.train_chars,
-            lambda: recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device),
-            record=self.measured)
-        self.config = cfg
-        self.train_config = dataclasses.replace(tr_cfg, lr=tr_cfg.learning_rate)
-        if why:
-            echo(why)
+    def train_tokens(self) -> int:
+        return self.train_chars
 
     def check(self):
         if len(self.train_idx) < self.config.batch_size:

@@ -50,13 +50,17 @@ class LanguageModelTask(Task):
     def choose(self, echo):
         self.measured = {}   # config.json's record of what the recipe measured and chose
         cfg, tr_cfg, why = recipe.choose(
-            self.config, self.train_config, len(self.data.train_ids),
+            self.config, self.train_config, self.train_tokens(),
             lambda: recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device),
             record=self.measured)
         self.config = cfg
         self.train_config = dataclasses.replace(tr_cfg, lr=tr_cfg.learning_rate)
         if why:
             echo(why)
+
+    def train_tokens(self) -> int:
+        """How many tokens one pass over the training data reads (what the recipe sizes by)."""
+        return len(self.data.train_ids)
 
     def check(self):
         check_batch_fits(self.config, self.data)
