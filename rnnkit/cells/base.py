@@ -14,6 +14,8 @@ every cell alike.
 """
 from __future__ import annotations
 
+from typing import NoReturn
+
 import math
 
 import torch
@@ -101,7 +103,8 @@ class Cell(nn.Module):
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
         raise NotImplementedError
 
-    def forward(self, x: Tensor, state: tuple[Tensor, ...] | Tensor | None = None):
+    def forward(self, x: Tensor, state: tuple[Tensor, ...] | Tensor | None = None
+                ) -> tuple[Tensor, tuple[Tensor, ...]]:
         """One step from a raw input ``x`` ``(B, I)``; returns ``(out (B, H_out), state)``."""
         if state is None:
             state = self.init_state(x.shape[0], dtype=x.dtype, device=x.device)
@@ -109,7 +112,7 @@ class Cell(nn.Module):
             state = (state,)
         return self.step(self.project_inputs(x), tuple(state))
 
-    def __prepare_scriptable__(self):
+    def __prepare_scriptable__(self) -> NoReturn:
         """``torch.jit.script`` calls this first: TorchScript (in maintenance upstream) does not
         compile the cells' Python steps; say what works instead."""
         raise TypeError(f"{type(self).__name__}: torch.jit.script cannot compile rnnkit's cells; use "
@@ -123,7 +126,7 @@ class Cell(nn.Module):
         return s
 
 
-def _check_size(name: str, value, owner: str, allow_empty: bool = False) -> None:
+def _check_size(name: str, value: object, owner: str, allow_empty: bool = False) -> None:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{owner}: {name} must be an int, got {type(value).__name__} {value!r}")
     if value < 0 or (value == 0 and not allow_empty):

@@ -10,14 +10,18 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor
 
 from rnnkit.cells.base import Cell
 
 
-def gru_pointwise(rz_pre: Tensor, n_in: Tensor, n_rec: Tensor | None, h: Tensor, activation=torch.tanh,
-                  recurrent_activation=torch.sigmoid) -> Tensor:
+def gru_pointwise(rz_pre: Tensor, n_in: Tensor, n_rec: Tensor | None, h: Tensor,
+                  activation: Callable[[Tensor], Tensor] = torch.tanh,
+                  recurrent_activation: Callable[[Tensor], Tensor] = torch.sigmoid) -> Tensor:
     """The element-wise end of the GRU step: ``rz_pre`` ``(B, 2H)`` the summed input and recurrent
     pre-activations of ``r, z``; the candidate's input part ``n_in`` and recurrent part ``n_rec``
     ``(B, H)`` (``W_hn h + b_hn`` with the reset gate after the product, which ``r`` then scales;
@@ -29,8 +33,9 @@ def gru_pointwise(rz_pre: Tensor, n_in: Tensor, n_rec: Tensor | None, h: Tensor,
 
 
 def gru_step(xp_t: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None, *,
-             reset_after: bool = True, h_rec: Tensor | None = None, activation=torch.tanh,
-             recurrent_activation=torch.sigmoid) -> Tensor:
+             reset_after: bool = True, h_rec: Tensor | None = None,
+             activation: Callable[[Tensor], Tensor] = torch.tanh,
+             recurrent_activation: Callable[[Tensor], Tensor] = torch.sigmoid) -> Tensor:
     """The GRU step, the one definition every path uses (the cell, the regularisers, the Keras cell,
     the sampler's element-wise part; rnnkit's C++ kernel and PyTorch's are held to it by tests):
     ``xp_t`` ``(B, 3H)`` (``x_t W_ih^T + b_ih``, gates ``r, z, n``), ``h`` ``(B, H)`` -> ``h_t``.
@@ -63,7 +68,7 @@ class GRUCell(Cell):
     gates = 3
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *,
-                 reset_after: bool = True, **kw):
+                 reset_after: bool = True, **kw: Any) -> None:
         if not isinstance(reset_after, bool):
             raise TypeError(f"GRUCell: reset_after must be a bool, got {reset_after!r}")
         self.reset_after = reset_after
@@ -77,7 +82,8 @@ class GRUCell(Cell):
         h = gru_step(xp_t, state[0], self.weight_hh, self.bias_hh, reset_after=self.reset_after)
         return h, (h,)
 
-    def step_with_recurrent_input(self, xp_t: Tensor, state: tuple[Tensor, ...], h_rec: Tensor):
+    def step_with_recurrent_input(self, xp_t: Tensor, state: tuple[Tensor, ...],
+                                  h_rec: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
         """The step with ``h_rec`` in place of ``h_{t-1}`` inside the recurrent matrix products
         only (the interpolation keeps ``h_{t-1}``): the hook recurrent dropout uses."""
         h = gru_step(xp_t, state[0], self.weight_hh, self.bias_hh, reset_after=self.reset_after,

@@ -10,6 +10,8 @@ long memory the last layer from ``U(2^(-1/T), 1)``, i.e. ``recurrent_init=(0.5 *
 """
 from __future__ import annotations
 
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -33,7 +35,7 @@ class IndRNNCell(Cell):
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
                  nonlinearity: str = "relu", *, recurrent_max_abs: float | None = None,
-                 recurrent_init: tuple[float, float] = (0.0, 1.0), **kw):
+                 recurrent_init: tuple[float, float] = (0.0, 1.0), **kw: Any) -> None:
         owner = type(self).__name__
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"{owner}: nonlinearity must be one of {NONLINEARITIES}, "

@@ -24,6 +24,8 @@ once and the step keeps one matrix product, one or two layer norms and fused ele
 """
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -33,14 +35,18 @@ from rnnkit.cells.base import Cell
 _ln_backward = torch.ops.aten.native_layer_norm_backward
 
 
-def _ln_grads(d_out: Tensor, v: Tensor, stats, gain: Tensor, shift: Tensor | None):
+def _ln_grads(d_out: Tensor, v: Tensor, stats: list[Tensor], gain: Tensor,
+              shift: Tensor | None) -> tuple[Tensor, Tensor, Any]:
     """Layer-norm backward (PyTorch's own kernel): ``(d_v, d_gain, d_shift)``."""
     mean, rstd = stats
-    return _ln_backward(d_out, v, (v.shape[-1],), mean, rstd, gain, shift,
-                        (True, True, shift is not None))
+    # torch.ops.aten's operators are untyped (Any); this one returns (d_v, d_gain, d_shift), d_shift
+    # being None exactly when shift is (Any: callers know which, mypy cannot)
+    return cast("tuple[Tensor, Tensor, Any]",
+                _ln_backward(d_out, v, (v.shape[-1],), mean, rstd, gain, shift,
+                             (True, True, shift is not None)))
 
 
-def _check_eps(owner: str, eps) -> float:
+def _check_eps(owner: str, eps: object) -> float:
     if isinstance(eps, bool) or not isinstance(eps, (int, float)) or not eps > 0:
         raise ValueError(f"{owner}: eps must be a positive number, got {eps!r}")
     return float(eps)
@@ -51,7 +57,7 @@ class _LayerNormCell(Cell):
     ``bias_ih`` / ``bias_hh`` (absent with ``bias=False``)."""
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, *, eps: float = 1e-5,
-                 **kw):
+                 **kw: Any) -> None:
         self.eps = _check_eps(type(self).__name__, eps)
         super().__init__(input_size, hidden_size, bias, **kw)
 
@@ -97,7 +103,7 @@ class LayerNormLSTMCell(_LayerNormCell):
             self.register_parameter("ln_c_bias", None)
 
     @property
-    def state_shapes(self):
+    def state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((self.hidden_size,), (self.hidden_size,))
 
     def _set_forget_bias(self, value: float) -> None:
@@ -122,10 +128,11 @@ class LayerNormLSTMCell(_LayerNormCell):
     def recurrent_matrix(self) -> Tensor:
         return self.weight_hh
 
-    def pointwise_params(self) -> tuple:
+    def pointwise_params(self) -> tuple[Tensor | None, ...]:
         return (self.ln_hh_weight, self.bias_hh, self.ln_c_weight, self.ln_c_bias)
 
-    def pointwise_forward(self, xp_t: Tensor, hp_t: Tensor, state, params):
+    def pointwise_forward(self, xp_t: Tensor, hp_t: Tensor, state: tuple[Tensor, ...],
+                          params: tuple[Any, ...]) -> tuple[tuple[Tensor, ...], tuple[Any, ...]]:
         """`step` after its matrix product ``hp_t = h_{t-1} W_hh^T``; same numbers as `step`."""
         g_hh, b_hh, g_c, b_c = params
         c_prev = state[1]
@@ -140,7 +147,9 @@ class LayerNormLSTMCell(_LayerNormCell):
         h = sig[:, 3 * H:] * tc
         return (h, c), (hp_t, st1, sig, tg, c_prev, c, st2, tc)
 
-    def pointwise_backward(self, saved, params, d_state, d_xp):
+    def pointwise_backward(self, saved: tuple[Any, ...], params: tuple[Any, ...],
+                           d_state: tuple[Tensor, ...], d_xp: Tensor
+                           ) -> tuple[Tensor, tuple[Tensor | None, ...], tuple[Tensor | None, ...]]:
         g_hh, b_hh, g_c, b_c = params
         hp_t, st1, sig, tg, c_prev, c, st2, tc = saved
         dh, dc = d_state
@@ -186,7 +195,8 @@ class LayerNormGRUCell(_LayerNormCell):
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
         return self.step_with_recurrent_input(xp_t, state, state[0])
 
-    def step_with_recurrent_input(self, xp_t: Tensor, state: tuple[Tensor, ...], h_rec: Tensor):
+    def step_with_recurrent_input(self, xp_t: Tensor, state: tuple[Tensor, ...],
+                                  h_rec: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
         """The step with ``h_rec`` in place of ``h_{t-1}`` inside the recurrent matrix product
         only (the interpolation keeps ``h_{t-1}``): the hook recurrent dropout uses. The product,
         then `pointwise_forward` (the step's one definition)."""
@@ -198,10 +208,11 @@ class LayerNormGRUCell(_LayerNormCell):
     def recurrent_matrix(self) -> Tensor:
         return self.weight_hh
 
-    def pointwise_params(self) -> tuple:
+    def pointwise_params(self) -> tuple[Tensor | None, ...]:
         return (self.ln_hh_weight, self.bias_hh)
 
-    def pointwise_forward(self, xp_t: Tensor, hp_t: Tensor, state, params):
+    def pointwise_forward(self, xp_t: Tensor, hp_t: Tensor, state: tuple[Tensor, ...],
+                          params: tuple[Any, ...]) -> tuple[tuple[Tensor, ...], tuple[Any, ...]]:
         """`step` after its matrix product ``hp_t = h_{t-1} W_hh^T``; same numbers as `step`."""
         gain, shift = params
         (h_prev,) = state
@@ -217,7 +228,9 @@ class LayerNormGRUCell(_LayerNormCell):
         h = torch.lerp(n, h_prev, rz[:, H:])
         return (h,), (v_rz, st_rz, v_n, st_n, n_n, rz, n, h_prev)
 
-    def pointwise_backward(self, saved, params, d_state, d_xp):
+    def pointwise_backward(self, saved: tuple[Any, ...], params: tuple[Any, ...],
+                           d_state: tuple[Tensor, ...], d_xp: Tensor
+                           ) -> tuple[Tensor, tuple[Tensor | None, ...], tuple[Tensor | None, ...]]:
         gain, shift = params
         v_rz, st_rz, v_n, st_n, n_n, rz, n, h_prev = saved
         (dh,) = d_state

@@ -9,14 +9,17 @@
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
 from rnnkit.cells.base import Cell
 
 
-def lstm_pointwise(gates: Tensor, c: Tensor, activation=torch.tanh,
-                   recurrent_activation=torch.sigmoid) -> tuple[Tensor, Tensor]:
+def lstm_pointwise(gates: Tensor, c: Tensor, activation: Callable[[Tensor], Tensor] = torch.tanh,
+                   recurrent_activation: Callable[[Tensor], Tensor] = torch.sigmoid) -> tuple[Tensor, Tensor]:
     """The element-wise part of the LSTM step: pre-activations ``gates`` ``(B, 4H)`` (blocks
     ``i, f, g, o``) and ``c_{t-1}`` ``(B, H)`` -> ``(o ⊙ act(c_t), c_t)`` (before any projection).
     ``activation`` / ``recurrent_activation``: Keras's names for tanh and σ above."""
@@ -26,8 +29,8 @@ def lstm_pointwise(gates: Tensor, c: Tensor, activation=torch.tanh,
 
 
 def lstm_step(xp_t: Tensor, h: Tensor, c: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
-              weight_hr: Tensor | None = None, activation=torch.tanh,
-              recurrent_activation=torch.sigmoid) -> tuple[Tensor, Tensor]:
+              weight_hr: Tensor | None = None, activation: Callable[[Tensor], Tensor] = torch.tanh,
+              recurrent_activation: Callable[[Tensor], Tensor] = torch.sigmoid) -> tuple[Tensor, Tensor]:
     """The LSTM step, the one definition every path uses (the cell, the regularisers, the Keras cell,
     the sampler's element-wise part; PyTorch's fused kernel is held to it by tests): ``xp_t``
     ``(B, 4H)``, ``h`` ``(B, H_out)``, ``c`` ``(B, H)`` -> ``(h_t (B, H_out), c_t (B, H))``."""
@@ -52,7 +55,7 @@ class LSTMCell(Cell):
     fused_mode = "lstm"
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True, proj_size: int = 0,
-                 **kw):
+                 **kw: Any) -> None:
         if isinstance(proj_size, bool) or not isinstance(proj_size, int) or proj_size < 0:
             raise ValueError(f"LSTMCell: proj_size must be an int >= 0, got {proj_size!r}")
         if proj_size and proj_size >= hidden_size:
@@ -74,7 +77,7 @@ class LSTMCell(Cell):
         return self.proj_size or self.hidden_size
 
     @property
-    def state_shapes(self):
+    def state_shapes(self) -> tuple[tuple[int, ...], ...]:
         return ((self.output_size,), (self.hidden_size,))
 
     def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:

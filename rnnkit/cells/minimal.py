@@ -21,6 +21,8 @@ Parameters: ``weight_ih (G*H, I)`` and ``bias_ih (G*H,)`` with gate blocks ``z, 
 """
 from __future__ import annotations
 
+from typing import Any, cast
+
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
@@ -49,12 +51,12 @@ class _G(torch.autograd.Function):
     operations, so second derivatives (``create_graph=True``) are exact too."""
 
     @staticmethod
-    def forward(ctx, v: Tensor) -> Tensor:
+    def forward(ctx: Any, v: Tensor) -> Tensor:
         ctx.save_for_backward(v)
         return torch.sigmoid(v.clamp(max=0)) + torch.relu(v)
 
     @staticmethod
-    def backward(ctx, grad: Tensor) -> Tensor:
+    def backward(ctx: Any, grad: Tensor) -> Tensor:
         (v,) = ctx.saved_tensors
         return grad * g_and_slope(v)[1]
 
@@ -62,7 +64,8 @@ class _G(torch.autograd.Function):
 def g(v: Tensor) -> Tensor:
     """The paper's positive activation: ``v + 1/2`` for ``v >= 0``, ``σ(v)`` below (continuous)."""
     if torch.is_grad_enabled() and v.requires_grad:
-        return _G.apply(v)
+        # torch's Function.apply is unannotated; it returns what forward does
+        return cast(Tensor, _G.apply(v))  # type: ignore[no-untyped-call]
     return torch.sigmoid(v.clamp(max=0)) + torch.relu(v)
 
 
@@ -149,7 +152,8 @@ class MinGRUCell(_MinCell):
         k, v = xp.chunk(2, -1)
         return -F.softplus(k), -F.softplus(-k) + log_g(v)  # log(1 - z), log z + log h~
 
-    def scan_coefficients_backward(self, xp, a, g, h_prev, d_xp) -> None:
+    def scan_coefficients_backward(self, xp: Tensor, a: Tensor, g: Tensor, h_prev: Tensor,
+                                   d_xp: Tensor) -> None:
         v = xp.chunk(2, -1)[1]
         z = 1 - a
         gv, slope = g_and_slope(v)
@@ -185,7 +189,8 @@ class MinLSTMCell(_MinCell):
         d = self._log_ratio(kf, ki)
         return -F.softplus(d), -F.softplus(-d) + log_g(v)
 
-    def scan_coefficients_backward(self, xp, a, g, h_prev, d_xp) -> None:
+    def scan_coefficients_backward(self, xp: Tensor, a: Tensor, g: Tensor, h_prev: Tensor,
+                                   d_xp: Tensor) -> None:
         kf, ki, v = xp.chunk(3, -1)
         i = 1 - a  # i' (a is f')
         gv, slope = g_and_slope(v)

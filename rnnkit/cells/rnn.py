@@ -7,6 +7,9 @@ the bias split in two, as PyTorch stores it).
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any
+
 import torch
 from torch import Tensor
 
@@ -17,7 +20,7 @@ ACTIVATIONS = {"tanh": torch.tanh, "relu": torch.relu}
 
 
 def elman_step(xp_t: Tensor, h: Tensor, weight_hh: Tensor, bias_hh: Tensor | None,
-               activation=torch.tanh) -> Tensor:
+               activation: Callable[[Tensor], Tensor] = torch.tanh) -> Tensor:
     """The Elman step, the one definition every path uses (the cell, the regularisers, the Keras
     cell; rnnkit's C++ kernel is held to it by tests): ``xp_t`` ``(B, H)`` (``x_t W_ih^T + b_ih``),
     ``h`` ``(B, H)`` -> ``h_t`` ``(B, H)``. ``activation``: any element-wise function."""
@@ -34,7 +37,7 @@ class SimpleRNNCell(Cell):
     gates = 1
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", **kw):
+                 nonlinearity: str = "tanh", **kw: Any) -> None:
         if nonlinearity not in NONLINEARITIES:
             raise ValueError(f"SimpleRNNCell: nonlinearity must be one of {NONLINEARITIES}, "
                              f"got {nonlinearity!r}")
