@@ -20,7 +20,7 @@ class DtypeError(TypeError, ValueError):
     also the ``ValueError`` ``torch.nn.RNN/LSTM/GRU`` raise for it."""
 
 
-def check_input(owner: str, x, input_size: int, batch_first: bool, check_finite: bool) -> None:
+def check_input(owner: str, x: object, input_size: int, batch_first: bool, check_finite: bool) -> None:
     layout = "(B, T, I)" if batch_first else "(T, B, I)"
     if not isinstance(x, Tensor):
         raise TypeError(f"{owner}: expected input to be a torch.Tensor or PackedSequence of shape "
@@ -40,7 +40,7 @@ def check_input(owner: str, x, input_size: int, batch_first: bool, check_finite:
                          f"check_finite=True refuses non-finite input")
 
 
-def check_lengths(owner: str, lengths, batch: int, steps: int) -> Tensor:
+def check_lengths(owner: str, lengths: object, batch: int, steps: int) -> Tensor:
     """Validate ``lengths`` (B,) and return it as an int64 CPU tensor."""
     if isinstance(lengths, (list, tuple)):
         lengths = torch.as_tensor(lengths)
@@ -61,7 +61,7 @@ def check_lengths(owner: str, lengths, batch: int, steps: int) -> Tensor:
     return lengths
 
 
-def check_state(owner: str, name: str, state, shape: tuple[int, ...], x: Tensor) -> None:
+def check_state(owner: str, name: str, state: object, shape: tuple[int, ...], x: Tensor) -> None:
     if not isinstance(state, Tensor):
         raise TypeError(f"{owner}: {name} must be a torch.Tensor of shape {shape}, "
                         f"got {type(state).__name__}")
@@ -78,12 +78,12 @@ def check_dtype(owner: str, x: Tensor, param: Tensor) -> None:
                         f"{param.dtype}; convert one of them (.to(dtype))")
 
 
-def check_masked_output(owner: str, masked_output) -> None:
+def check_masked_output(owner: str, masked_output: object) -> None:
     if masked_output not in ("zero", "hold"):
         raise ValueError(f"{owner}: masked_output must be 'zero' or 'hold', got {masked_output!r}")
 
 
-def check_mask(owner: str, mask, batch: int, steps: int) -> Tensor:
+def check_mask(owner: str, mask: object, batch: int, steps: int) -> Tensor:
     if not isinstance(mask, Tensor) or mask.shape != (batch, steps):
         got = tuple(mask.shape) if isinstance(mask, Tensor) else type(mask).__name__
         raise ShapeError(f"{owner}: mask must be a tensor of shape (B={batch}, T={steps}), got {got}")

@@ -14,6 +14,8 @@ tolerates (the language model's validation loss moves by well under 1 %, see the
 """
 from __future__ import annotations
 
+from typing import Any
+
 import contextlib
 
 import torch
@@ -21,14 +23,14 @@ import torch
 PRECISIONS = ("fp32", "bf16")
 
 
-def check_precision(owner: str, precision) -> str:
+def check_precision(owner: str, precision: str) -> str:
     """``precision`` if it is one of `PRECISIONS`, else a ValueError naming it."""
     if precision not in PRECISIONS:
         raise ValueError(f"{owner}: precision must be one of {PRECISIONS}, got {precision!r}")
     return precision
 
 
-def autocast(precision: str = "bf16", device_type: str = "cpu"):
+def autocast(precision: str = "bf16", device_type: str = "cpu") -> contextlib.AbstractContextManager[Any]:
     """A context running the matrix products of everything inside in ``precision``."""
     check_precision("autocast", precision)
     if precision == "fp32":
