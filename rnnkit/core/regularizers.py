@@ -20,15 +20,20 @@ then per step one ``rand`` per state tensor for zoneout), so a seed reproduces a
 """
 from __future__ import annotations
 
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from typing import TYPE_CHECKING, cast
 
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
+if TYPE_CHECKING:
+    from rnnkit.cells.base import Cell
 
-def _check_rate(owner: str, name: str, value) -> float:
+
+def _check_rate(owner: str, name: str, value: object) -> float:
     if isinstance(value, bool) or not isinstance(value, (int, float)) or not 0 <= value < 1:
         raise ValueError(f"{owner}: {name} must be a number in [0, 1), got {value!r}")
     return float(value)
@@ -43,8 +48,8 @@ class Regularizers:
     weight_drop: float = 0.0
 
     @classmethod
-    def checked(cls, owner: str, cells, recurrent_dropout=0.0, zoneout=0.0,
-                weight_drop=0.0) -> Regularizers:
+    def checked(cls, owner: str, cells: Sequence[Cell], recurrent_dropout: float = 0.0,
+                zoneout: float = 0.0, weight_drop: float = 0.0) -> Regularizers:
         """Validate the rates against the cells (a cell without a recurrent matrix has nothing
         for recurrent dropout or weight drop to act on)."""
         regs = cls(_check_rate(owner, "recurrent_dropout", recurrent_dropout),
@@ -68,7 +73,7 @@ class Regularizers:
             return f"zoneout={self.zoneout} needs the loop kernel"
         return None
 
-    def wrap(self, cell, training: bool):
+    def wrap(self, cell: Cell, training: bool) -> Cell | RegularizedStep:
         """What the loop kernel should step: ``cell`` itself, or a `RegularizedStep` around it."""
         if (self.recurrent_dropout and training) or self.zoneout:
             return RegularizedStep(cell, self.recurrent_dropout if training else 0.0,
@@ -76,14 +81,16 @@ class Regularizers:
         return cell
 
     @contextmanager
-    def dropped_weights(self, cells, training: bool):
+    def dropped_weights(self, cells: Sequence[Cell], training: bool) -> Iterator[None]:
         """Within the block, each cell's ``weight_hh`` is ``dropout(raw, p)`` (training only)."""
         if not (self.weight_drop and training):
             yield
             return
         raw = [c._parameters["weight_hh"] for c in cells]
         for c, w in zip(cells, raw):
-            c._parameters["weight_hh"] = F.dropout(w, self.weight_drop, True)
+            # torch types the slot Parameter | None: the dropped weight is a plain tensor on purpose
+            # (gradients reach the raw one through it), and every cell checked has a weight_hh
+            c._parameters["weight_hh"] = F.dropout(w, self.weight_drop, True)  # type: ignore[assignment, arg-type]
         try:
             yield
         finally:  # put the parameters back even when the forward raises
@@ -98,11 +105,11 @@ class RegularizedStep:
     """A cell's step with recurrent dropout and/or zoneout around it (the loop kernel calls
     ``step(xp_t, state)`` on it as on a cell). Made afresh for each sequence and layer."""
 
-    def __init__(self, cell, recurrent_dropout: float, zoneout: float, training: bool):
+    def __init__(self, cell: Cell, recurrent_dropout: float, zoneout: float, training: bool) -> None:
         self.cell, self.p_drop, self.p_zone, self.training = cell, recurrent_dropout, zoneout, training
         self.mask: Tensor | None = None
 
-    def step(self, xp_t: Tensor, state: tuple[Tensor, ...]):
+    def step(self, xp_t: Tensor, state: tuple[Tensor, ...]) -> tuple[Tensor, tuple[Tensor, ...]]:
         if self.p_drop:
             if self.mask is None:  # one mask per sequence, reused at every step
                 keep = 1.0 - self.p_drop
@@ -120,7 +127,8 @@ class RegularizedStep:
         return out, new
 
 
-def step_with_recurrent_input(cell, xp_t: Tensor, state: tuple[Tensor, ...], h_rec: Tensor):
+def step_with_recurrent_input(cell: Cell, xp_t: Tensor, state: tuple[Tensor, ...],
+                              h_rec: Tensor) -> tuple[Tensor, tuple[Tensor, ...]]:
     """One step of ``cell`` with ``h_rec`` in place of ``h_{t-1}`` where it enters the recurrent
     matrix product, and the true ``h_{t-1}`` everywhere else.
 
@@ -130,5 +138,6 @@ def step_with_recurrent_input(cell, xp_t: Tensor, state: tuple[Tensor, ...], h_r
     ``h`` is exact."""
     own = getattr(cell, "step_with_recurrent_input", None)
     if own is not None:
-        return own(xp_t, state, h_rec)
+        # found by name (a GRU's own hook), so untyped: it returns what `step` does
+        return cast("tuple[Tensor, tuple[Tensor, ...]]", own(xp_t, state, h_rec))
     return cell.step(xp_t, (h_rec,) + tuple(state[1:]))
