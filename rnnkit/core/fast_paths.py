@@ -19,9 +19,13 @@ sampler report their choice under the same name (``.fast_path_unavailable(...)``
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 
 from rnnkit.cells import GRUCell, LayerNormGRUCell, LayerNormLSTMCell, LSTMCell, SimpleRNNCell
+from rnnkit.cells.base import Cell
 from rnnkit.cells.minimal import MinGRUCell, MinLSTMCell
 from rnnkit.core import native
 
@@ -30,7 +34,7 @@ _STOCK = (SimpleRNNCell, LSTMCell, GRUCell)
 _FLOAT = (torch.float32, torch.float64, torch.float16, torch.bfloat16)
 
 
-def fast_path_unavailable(cells, path: str = "fused", *, step_mask: bool = False,
+def fast_path_unavailable(cells: Sequence[Cell], path: str = "fused", *, step_mask: bool = False,
                           dtype: torch.dtype | None = None, lengths: bool = False,
                           device: torch.device | str | None = None) -> str | None:
     """Why ``path`` (one of `PATHS`) cannot run ``cells`` (the cells of a stack, layer-major), or
@@ -56,7 +60,8 @@ def fast_path_unavailable(cells, path: str = "fused", *, step_mask: bool = False
     return _native_tensors(path, dtype, device)
 
 
-def _fused(cells, native_kernel: bool, step_mask: bool, dtype, lengths: bool, device) -> str | None:
+def _fused(cells: Sequence[Cell], native_kernel: bool, step_mask: bool, dtype: torch.dtype | None,
+           lengths: bool, device: torch.device | str | None) -> str | None:
     cell = cells[0]
     if type(cell) not in _STOCK:
         return f"{type(cell).__name__} is not one of PyTorch's stock cells"
@@ -81,7 +86,7 @@ def _fused(cells, native_kernel: bool, step_mask: bool, dtype, lengths: bool, de
     return native.unavailable()
 
 
-def _native_tensors(path: str, dtype, device) -> str | None:
+def _native_tensors(path: str, dtype: torch.dtype | None, device: torch.device | str | None) -> str | None:
     """The C++ scan's and layer-norm kernels' conditions on the tensors and the context."""
     what = "scan" if path == "native_scan" else "layer-norm kernel"
     on_cpu = device is None or torch.device(device).type == "cpu"
@@ -92,7 +97,7 @@ def _native_tensors(path: str, dtype, device) -> str | None:
     return native.unavailable()
 
 
-def fused_unavailable(cells, *, native_kernel: bool = False, **kw) -> str | None:
+def fused_unavailable(cells: Sequence[Cell], *, native_kernel: bool = False, **kw: Any) -> str | None:
     """The former name of ``fast_path_unavailable(cells, "native" if native_kernel else "fused")``,
     kept because earlier releases documented it."""
     return fast_path_unavailable(cells, "native" if native_kernel else "fused", **kw)
