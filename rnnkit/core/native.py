@@ -17,6 +17,9 @@ engine uses PyTorch's fused kernel instead (`rnnkit.core.kernels.fused_unavailab
 """
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import Any, cast
+
 import hashlib
 import os
 import platform
@@ -28,6 +31,7 @@ import time
 from pathlib import Path
 
 import torch
+from torch import Tensor
 
 try:
     import fcntl
@@ -43,7 +47,7 @@ FLAGS = ["-O3", "-march=native", "-mprefer-vector-width=512", "-fopenmp", "-fno-
 BUILD_TIMEOUT_S = 900.0
 
 _lock = threading.Lock()
-_state: dict = {"tried": False, "error": None}
+_state: dict[str, Any] = {"tried": False, "error": None}
 
 
 def unavailable() -> str | None:
@@ -54,10 +58,11 @@ def unavailable() -> str | None:
         if not _state["tried"]:
             _state["error"] = _build()
             _state["tried"] = True
-    return _state["error"]
+    error: str | None = _state["error"]
+    return error
 
 
-def ops():
+def ops() -> Any:  # operators registered at run time (signatures in csrc/bindings.cpp)
     """The kernels as PyTorch operators (``torch.ops.rnnkit``); call `unavailable()` first."""
     return torch.ops.rnnkit
 
@@ -109,64 +114,73 @@ def _register_fake_kernels() -> None:
     empty tensor here (its Function drops it)."""
     from torch.library import register_fake
 
-    def new(like, *shape):
+    def new(like: Tensor, *shape: int) -> Tensor:
         return like.new_empty(shape)
 
-    def fake(name):
-        return register_fake(f"rnnkit::{name}")
+    def fake(name: str) -> Callable[[Callable[..., Any]], Callable[..., Any]]:
+        # torch.library.register_fake has no return annotation; it returns the registering decorator
+        return cast("Callable[[Callable[..., Any]], Callable[..., Any]]", register_fake(f"rnnkit::{name}"))
 
     @fake("gru_forward")
-    def _(xp, h0, w_hh, b_hh, reverse, save, bf16):
+    def _(xp: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, reverse: bool, save: bool,
+          bf16: bool) -> list[Tensor]:
         S, B, H = xp.shape[0], xp.shape[1], h0.shape[1]
         return [new(xp, S, B, H), new(xp, S if save else 1, B, 4 * H)]
 
     @fake("gru_backward")
-    def _(d_out, d_hn, out, h0, ws, w_hh, has_bias, reverse, bf16):
+    def _(d_out: Tensor, d_hn: Tensor, out: Tensor, h0: Tensor, ws: Tensor, w_hh: Tensor, has_bias: bool,
+          reverse: bool, bf16: bool) -> list[Tensor]:
         S, B, H = out.shape
         return [new(out, S, B, 3 * H), new(out, B, H), new(out, 3 * H, H),
                 new(out, 3 * H if has_bias else 0)]
 
     @fake("rnn_forward")
-    def _(xp, h0, w_hh, b_hh, relu, reverse, bf16):
+    def _(xp: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor, relu: bool, reverse: bool,
+          bf16: bool) -> Tensor:
         return new(xp, *xp.shape)
 
     @fake("rnn_backward")
-    def _(d_out, d_hn, out, h0, w_hh, has_bias, relu, reverse, bf16):
+    def _(d_out: Tensor, d_hn: Tensor, out: Tensor, h0: Tensor, w_hh: Tensor, has_bias: bool, relu: bool,
+          reverse: bool, bf16: bool) -> list[Tensor]:
         S, B, H = out.shape
         return [new(out, S, B, H), new(out, B, H), new(out, H, H), new(out, H if has_bias else 0)]
 
     @fake("sample_step")
-    def _(pre0, h, c, w, b, head_w, head_b, mode):
+    def _(pre0: Tensor, h: Tensor, c: Tensor, w: list[Tensor], b: list[Tensor], head_w: Tensor,
+          head_b: Tensor, mode: int) -> Tensor:
         return new(h, h.shape[1], head_w.shape[1])
 
     @fake("min_scan_forward")
-    def _(xp, bias, h0, gates):
+    def _(xp: Tensor, bias: Tensor, h0: Tensor, gates: int) -> Tensor:
         return new(xp, xp.shape[0], xp.shape[1], h0.shape[1])
 
     @fake("min_scan_backward")
-    def _(g_out, xp, bias, out, h0, gates):
+    def _(g_out: Tensor, xp: Tensor, bias: Tensor, out: Tensor, h0: Tensor, gates: int) -> list[Tensor]:
         return [new(xp, *xp.shape), new(h0, *h0.shape)]
 
     @fake("lnlstm_forward")
-    def _(xp, h0, c0, W, g_hh, b_hh, g_c, b_c, eps):
+    def _(xp: Tensor, h0: Tensor, c0: Tensor, W: Tensor, g_hh: Tensor, b_hh: Tensor, g_c: Tensor,
+          b_c: Tensor, eps: float) -> list[Tensor]:
         S, B, N = xp.shape
         H = h0.shape[1]
         return [new(xp, S, B, H), new(xp, S, B, H), new(xp, S, B, N), new(xp, S, B, 4)]
 
     @fake("lnlstm_backward")
-    def _(d_out, d_hT, d_cT, xp, c0, W, g_hh, b_hh, g_c, b_c, call, hp, stats):
+    def _(d_out: Tensor, d_hT: Tensor, d_cT: Tensor, xp: Tensor, c0: Tensor, W: Tensor, g_hh: Tensor,
+          b_hh: Tensor, g_c: Tensor, b_c: Tensor, call: Tensor, hp: Tensor, stats: Tensor) -> list[Tensor]:
         S, B, N = xp.shape
         H = c0.shape[1]
         return [new(xp, S, B, N), new(xp, S, B, N), new(xp, B, H), new(xp, B, H), new(xp, N),
                 new(xp, N), new(xp, H), new(xp, H)]
 
     @fake("lngru_forward")
-    def _(xp, h0, W, g_hh, b_hh, eps):
+    def _(xp: Tensor, h0: Tensor, W: Tensor, g_hh: Tensor, b_hh: Tensor, eps: float) -> list[Tensor]:
         S, B, N = xp.shape
         return [new(xp, S, B, h0.shape[1]), new(xp, S, B, N), new(xp, S, B, 4)]
 
     @fake("lngru_backward")
-    def _(d_out, d_hT, xp, h0, W, g_hh, b_hh, out, hp, stats):
+    def _(d_out: Tensor, d_hT: Tensor, xp: Tensor, h0: Tensor, W: Tensor, g_hh: Tensor, b_hh: Tensor,
+          out: Tensor, hp: Tensor, stats: Tensor) -> list[Tensor]:
         S, B, N = xp.shape
         return [new(xp, S, B, N), new(xp, S, B, N), new(xp, B, h0.shape[1]), new(xp, N), new(xp, N)]
 
