@@ -17,6 +17,9 @@ Shapes: T time, B batch, I input, H hidden, L layers, D directions.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import Tensor, nn
 
@@ -24,6 +27,9 @@ from rnnkit.cells.gru import gru_step
 from rnnkit.cells.rnn import ACTIVATIONS, elman_step
 from rnnkit.core import native
 from rnnkit.core.higher_order import keeps_graph, recompute_grads
+
+if TYPE_CHECKING:
+    from rnnkit.cells.base import Cell
 
 _NO_BIAS = torch.empty(0)
 
@@ -43,8 +49,9 @@ class _Layer(torch.autograd.Function):
     rule."""
 
     @staticmethod
-    def forward(xp, h0, w_hh, b_hh, x, w_ih, b_ih, mode: str, reverse: bool, bf16: bool,
-                save: bool):
+    def forward(xp: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, x: Tensor, w_ih: Tensor,
+                b_ih: Tensor | None, mode: str, reverse: bool, bf16: bool,
+                save: bool) -> tuple[Tensor, Tensor, Tensor]:
         bias = _NO_BIAS.to(xp.dtype) if b_hh is None else b_hh
         if mode == "gru":
             out, ws = native.ops().gru_forward(xp, h0, w_hh, bias, reverse, save, bf16)
@@ -54,7 +61,7 @@ class _Layer(torch.autograd.Function):
         return out, out[0 if reverse else -1].clone(), ws
 
     @staticmethod
-    def setup_context(ctx, inputs, output):
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: tuple[Tensor, Tensor, Tensor]) -> None:
         xp, h0, w_hh, b_hh, x, w_ih, b_ih, mode, reverse, bf16, save = inputs
         out, _, ws = output
         ctx.mark_non_differentiable(ws)
@@ -63,7 +70,7 @@ class _Layer(torch.autograd.Function):
         ctx.flags = (mode, b_hh is not None, reverse, bf16)
 
     @staticmethod
-    def backward(ctx, d_out, d_hn, _d_ws):
+    def backward(ctx: Any, d_out: Tensor, d_hn: Tensor, _d_ws: Tensor | None) -> tuple[Tensor | None, ...]:
         out, h0, ws, w_hh, b_hh, x, w_ih, b_ih = ctx.saved_tensors
         mode, has_bias, reverse, bf16 = ctx.flags
         if keeps_graph() or _batched(d_out, d_hn):
@@ -84,7 +91,7 @@ class _LayerCtx(torch.autograd.Function):
     ``inspect`` every time (~25 us a call, measured: GRU(8, 16) inference per call 37 -> 85 us)."""
 
     @staticmethod
-    def forward(ctx, *inputs):
+    def forward(ctx: Any, *inputs: Any) -> tuple[Tensor, Tensor, Tensor]:
         output = _Layer.forward(*inputs)
         _Layer.setup_context(ctx, inputs, output)
         return output
@@ -92,20 +99,21 @@ class _LayerCtx(torch.autograd.Function):
     backward = _Layer.backward
 
 
-def _batched(*tensors) -> bool:
+def _batched(*tensors: Tensor) -> bool:
     """Whether any of ``tensors`` is a `torch.func.vmap` batched tensor (batched gradients)."""
     f = torch._C._functorch
     return any(f.is_batchedtensor(t) or f.is_legacy_batchedtensor(t) for t in tensors)
 
 
-def _recompute(ctx, mode: str, reverse: bool, bf16: bool, x, w_ih, b_ih, h0, w_hh, b_hh, d_out,
-               d_hn) -> list:
+def _recompute(ctx: Any, mode: str, reverse: bool, bf16: bool, x: Tensor, w_ih: Tensor,
+               b_ih: Tensor | None, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None, d_out: Tensor,
+               d_hn: Tensor) -> list[Tensor | None]:
     """Differentiable ``(d xp, d h0, d w_hh, d b_hh)`` for a backward that keeps the graph: the layer
     recomputed with the cell's own step (`rnnkit.cells`), products in bf16 if the kernel's were."""
     with torch.enable_grad(), torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
         xp = _linear(x, w_ih, b_ih, bf16)
 
-    def layer(xp, h0, w_hh, b_hh):
+    def layer(xp: Tensor, h0: Tensor, w_hh: Tensor, b_hh: Tensor | None) -> tuple[Tensor, Tensor]:
         with torch.autocast("cpu", dtype=torch.bfloat16, enabled=bf16):
             h, outs = h0, []
             for xp_t in (reversed(xp.unbind(0)) if reverse else xp.unbind(0)):
@@ -129,13 +137,13 @@ def _linear(x: Tensor, w: Tensor, b: Tensor | None, bf16: bool) -> Tensor:
     return nn.functional.linear(x.to(torch.bfloat16), w.to(torch.bfloat16), b).to(x.dtype)
 
 
-def project(cell, x: Tensor, bf16: bool) -> Tensor:
+def project(cell: Cell, x: Tensor, bf16: bool) -> Tensor:
     """``x W_ih^T + b_ih`` for all steps: ``(T, B, I) -> (T, B, G*H)``, contiguous. With ``bf16``
     the product takes bf16 inputs (autocast's rule for ``linear``) and the result is fp32 again."""
     return _linear(x, cell.weight_ih, cell.bias_ih, bf16).contiguous()
 
 
-def run_layer(cell, x: Tensor, h0: Tensor, *, reverse: bool, bf16: bool) -> tuple[Tensor, Tensor]:
+def run_layer(cell: Cell, x: Tensor, h0: Tensor, *, reverse: bool, bf16: bool) -> tuple[Tensor, Tensor]:
     """One layer in one direction: ``x`` ``(T, B, I)``, ``h0`` ``(B, H)`` -> ``(out (T, B, H),
     h_n (B, H))`` (``out`` in the input's time order also when ``reverse``)."""
     xp = project(cell, x, bf16)
@@ -145,13 +153,15 @@ def run_layer(cell, x: Tensor, h0: Tensor, *, reverse: bool, bf16: bool) -> tupl
     save = torch.is_grad_enabled() and any(t is not None and t.requires_grad
                                            for t in (xp, h0, w_hh, b_hh))
     fn = _LayerCtx if torch._C._functorch.maybe_current_level() is None else _Layer  # torch.func
-    out, h_n, _ = fn.apply(xp, h0, w_hh, b_hh, x, cell.weight_ih, cell.bias_ih, cell.fused_mode,
-                           reverse, bf16, save)
+    # torch's Function.apply is unannotated; it returns what forward does
+    out, h_n, _ = fn.apply(xp, h0, w_hh, b_hh, x, cell.weight_ih, cell.bias_ih,  # type: ignore[no-untyped-call]
+                           cell.fused_mode, reverse, bf16, save)
     return out, h_n
 
 
-def run_native(cells, x: Tensor, hx: tuple[Tensor, ...], *, num_layers: int, bidirectional: bool,
-               dropout: float, training: bool, bf16: bool = False):
+def run_native(cells: Sequence[Cell], x: Tensor, hx: tuple[Tensor, ...], *, num_layers: int,
+               bidirectional: bool, dropout: float, training: bool,
+               bf16: bool = False) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The whole stack on time-major ``x`` ``(T, B, I)`` from ``hx`` ``((L*D, B, H),)``; returns
     ``(out (T, B, D*H), (h_n (L*D, B, H),))``, as `rnnkit.core.kernels.run_fused`."""
     D = 2 if bidirectional else 1
