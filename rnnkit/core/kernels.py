@@ -16,6 +16,9 @@
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any, cast
+
 import torch
 from torch import Tensor, _VF
 from torch.nn.utils.rnn import PackedSequence, pack_padded_sequence, pad_packed_sequence
@@ -24,24 +27,28 @@ from rnnkit.core.fast_paths import fast_path_unavailable
 from rnnkit.core.fused_rnn import run_native
 from rnnkit.core.precision import effective as effective_precision
 
+if TYPE_CHECKING:
+    from rnnkit.cells.base import Cell
+    from rnnkit.core.regularizers import RegularizedStep
+
 KERNELS = ("auto", "fused", "loop", "scan")
 
 
-def flat_weights(cells) -> list[Tensor]:
+def flat_weights(cells: Sequence[Cell]) -> list[Tensor]:
     """Parameters in the order of ``torch.nn.RNNBase._flat_weights`` (layer-major, then direction)."""
     out = []
     for c in cells:
         out += [c.weight_ih, c.weight_hh]
         if c.bias:
-            out += [c.bias_ih, c.bias_hh]
+            out += [cast(Tensor, c.bias_ih), cast(Tensor, c.bias_hh)]  # present: c.bias
         if getattr(c, "proj_size", 0):
-            out.append(c.weight_hr)
+            out.append(cast(Tensor, c.weight_hr))  # nn.Module.__getattr__ is typed Tensor | Module
     return out
 
 
-def run_fused(cells, x, hx: tuple[Tensor, ...], *, num_layers: int, bidirectional: bool,
-              dropout: float, training: bool, batch_sizes: Tensor | None = None,
-              precision: str = "fp32"):
+def run_fused(cells: Sequence[Cell], x: Tensor, hx: tuple[Tensor, ...], *, num_layers: int,
+              bidirectional: bool, dropout: float, training: bool, batch_sizes: Tensor | None = None,
+              precision: str = "fp32") -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run the whole stack with PyTorch's fused function.
 
     ``x``: time-major ``(T, B, I)`` or, with ``batch_sizes``, packed data ``(N, I)``.
@@ -54,7 +61,7 @@ def run_fused(cells, x, hx: tuple[Tensor, ...], *, num_layers: int, bidirectiona
         return out.to(x.dtype), tuple(s.to(x.dtype) for s in states)
     cell = cells[0]
     mode, weights, bias = cell.fused_mode, flat_weights(cells), cell.bias
-    fn = getattr(_VF, mode)
+    fn = getattr(_VF, cast(str, mode))  # a stock cell's fused_mode (fast_path_unavailable checked)
     hx_arg = hx if mode == "lstm" else hx[0]
     if batch_sizes is None:
         res = fn(x, hx_arg, weights, bias, num_layers, dropout, training, bidirectional, False)
@@ -63,11 +70,13 @@ def run_fused(cells, x, hx: tuple[Tensor, ...], *, num_layers: int, bidirectiona
     return res[0], tuple(res[1:])
 
 
-def run_fused_padded(cells, x, hx: tuple[Tensor, ...], lengths: Tensor | None, *,
-                     precision: str = "fp32", **args):
+def run_fused_padded(cells: Sequence[Cell], x: Any, hx: tuple[Tensor, ...], lengths: Tensor | None, *,
+                     precision: str = "fp32", **args: Any) -> tuple[Any, tuple[Tensor, ...]]:
     """The fused kernel on time-major ``x`` ``(T, B, I)`` with optional ``lengths``, or on a
     ``PackedSequence`` (then the output is packed too). States are in the caller's batch order.
     ``precision``: "fp32" or "bf16" (`rnnkit.core.precision`; a CPU bf16 autocast means "bf16")."""
+    # x and the output: a Tensor or a PackedSequence, told apart by `packed` below, which mypy cannot
+    # follow; hence Any
     packed = isinstance(x, PackedSequence)
     data = x.data if packed else x
     precision = effective_precision(precision, data.dtype)
@@ -89,7 +98,7 @@ def run_fused_padded(cells, x, hx: tuple[Tensor, ...], lengths: Tensor | None, *
     return pad_packed_sequence(out, total_length=x.shape[0])[0], hx
 
 
-def run_loop(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
+def run_loop(cell: Cell | RegularizedStep, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
              masked_output: str = "zero") -> tuple[Tensor, tuple[Tensor, ...]]:
     """Run ``cell`` forward over projected inputs ``xp`` ``(T, B, G*H)`` from ``state``.
 
