@@ -4,6 +4,9 @@ place where a layer's kernel is chosen and run (`RecurrentStack` composes these 
 Shapes: B batch, T time, I input, H_out the cell's output width."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
 import torch
 from torch import Tensor, nn
 
@@ -37,7 +40,7 @@ class Recurrent(nn.Module):
 
     def __init__(self, cell: Cell, *, batch_first: bool = False, reverse: bool = False,
                  kernel: str = "auto", check_finite: bool = False, recurrent_dropout: float = 0.0,
-                 zoneout: float = 0.0, weight_drop: float = 0.0, owner: str = "Recurrent"):
+                 zoneout: float = 0.0, weight_drop: float = 0.0, owner: str = "Recurrent") -> None:
         super().__init__()
         if not isinstance(cell, Cell):
             raise TypeError(f"{owner}: cell must be an rnnkit.cells.Cell, got {type(cell).__name__}")
@@ -50,7 +53,7 @@ class Recurrent(nn.Module):
         check_kernel(owner, kernel, [cell], self.regularizers)
 
     # -- the choice ------------------------------------------------------------------------------
-    def fast_path_unavailable(self, path: str = "fused", **call) -> str | None:
+    def fast_path_unavailable(self, path: str = "fused", **call: Any) -> str | None:
         """Why ``path`` (`rnnkit.core.fast_paths.PATHS`) cannot run this layer, or None; ``call``:
         the call's ``step_mask``, ``dtype``, ``lengths``, ``device``."""
         return layers_fast_path_unavailable([self.cell], self.regularizers, path, **call)
@@ -61,8 +64,9 @@ class Recurrent(nn.Module):
         return choose_kernel(self._requested_kernel, [self.cell], self.regularizers)
 
     # -- forward ---------------------------------------------------------------------------------
-    def forward(self, x: Tensor, state=None, *, lengths=None, mask=None,
-                masked_output: str = "zero"):
+    def forward(self, x: Tensor, state: Tensor | Sequence[Tensor] | None = None, *,
+                lengths: Tensor | Sequence[int] | None = None, mask: Tensor | None = None,
+                masked_output: str = "zero") -> tuple[Tensor, tuple[Tensor, ...]]:
         owner = f"Recurrent({type(self.cell).__name__})"
         checks.check_input(owner, x, self.cell.input_size, self.batch_first, self.check_finite)
         if x.dim() != 3:
@@ -96,13 +100,13 @@ class Recurrent(nn.Module):
             out, state = self.run(kernel, x, state, lengths, m, masked_output, self.training)
         return (out.transpose(0, 1) if self.batch_first else out), state
 
-    def kernel_for_call(self, owner: str, **call) -> str:
+    def kernel_for_call(self, owner: str, **call: Any) -> str:
         """The kernel for one call; a forced kernel that cannot serve it raises, quoting why."""
         return choose_kernel(self._requested_kernel, [self.cell], self.regularizers, owner=owner,
                              **call)
 
     def run(self, kernel: str, x: Tensor, state: tuple[Tensor, ...], lengths: Tensor | None,
-            mask: Tensor | None, masked_output: str, training: bool):
+            mask: Tensor | None, masked_output: str, training: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
         """The layer on checked, time-major ``x`` ``(T, B, I)`` with ``kernel`` (`kernel_for_call`):
         ``state`` ``((B, ·), ...)``, ``lengths`` ``(B,)`` int64 on the CPU or None, ``mask``
         ``(T, B, 1)`` bool or None (not both). Returns ``(out (T, B, H_out), final state)``; the
@@ -130,16 +134,16 @@ class Recurrent(nn.Module):
         return out, state
 
 
-def layers_fast_path_unavailable(cells, regularizers: Regularizers, path: str = "fused",
-                                 **call) -> str | None:
+def layers_fast_path_unavailable(cells: Sequence[Cell], regularizers: Regularizers, path: str = "fused",
+                                 **call: Any) -> str | None:
     """`fast_path_unavailable` for layers of ``cells`` with ``regularizers`` (a per-step
     regulariser restricts the layer to the loop kernel)."""
     restriction = regularizers.kernel_restriction() if path in ("fused", "native", "scan") else None
     return fast_path_unavailable(cells, path, **call) or restriction
 
 
-def choose_kernel(requested: str, cells, regularizers: Regularizers, *, owner: str | None = None,
-                  **call) -> str:
+def choose_kernel(requested: str, cells: Sequence[Cell], regularizers: Regularizers, *,
+                  owner: str | None = None, **call: Any) -> str:
     """The kernel a layer of ``cells`` runs: ``requested`` unless "auto", then "fused" if it can
     serve, else "scan" if it can, else "loop". With ``owner`` (a call's check), a forced kernel that
     cannot serve raises a ValueError naming the reason."""
@@ -156,7 +160,7 @@ def choose_kernel(requested: str, cells, regularizers: Regularizers, *, owner: s
     return requested
 
 
-def check_kernel(owner: str, kernel: str, cells, regularizers: Regularizers) -> None:
+def check_kernel(owner: str, kernel: str, cells: Sequence[Cell], regularizers: Regularizers) -> None:
     """At construction: a forced kernel that cannot serve this configuration raises, quoting why."""
     if kernel in ("fused", "scan"):
         reason = layers_fast_path_unavailable(cells, regularizers, kernel)
