@@ -10,6 +10,8 @@ L layers, D directions (1 or 2).
 from __future__ import annotations
 
 import warnings
+from collections.abc import Sequence
+from typing import Any, NoReturn, cast
 
 import torch
 from torch import Tensor, nn
@@ -51,11 +53,12 @@ class RecurrentStack(nn.Module):
     _cells: tuple[Cell, ...]
     _layers: tuple[Recurrent, ...]
 
-    def __init__(self, cell, input_size: int, hidden_size: int, num_layers: int = 1,
+    def __init__(self, cell: str | type[Cell], input_size: int, hidden_size: int, num_layers: int = 1,
                  bias: bool = True, batch_first: bool = False, dropout: float = 0.0,
                  bidirectional: bool = False, *, kernel: str = "auto", check_finite: bool = False,
                  recurrent_dropout: float = 0.0, zoneout: float = 0.0, weight_drop: float = 0.0,
-                 precision: str = "fp32", device=None, dtype=None, **cell_kwargs):
+                 precision: str = "fp32", device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, **cell_kwargs: Any) -> None:
         super().__init__()
         owner = type(self).__name__
         cell_cls = _resolve_cell(owner, cell)
@@ -104,7 +107,7 @@ class RecurrentStack(nn.Module):
         """The kernel ``forward`` uses for inputs without a per-step mask: "fused", "scan" or "loop"."""
         return choose_kernel(self._requested_kernel, self._cells, self.regularizers)
 
-    def fast_path_unavailable(self, path: str = "fused", **call) -> str | None:
+    def fast_path_unavailable(self, path: str = "fused", **call: Any) -> str | None:
         """Why ``path`` (`rnnkit.core.fast_paths.PATHS`: "fused", "native", "scan", ...) cannot run
         this stack, or None; ``call``: a call's ``step_mask``, ``dtype``, ``lengths``, ``device``
         (by default those of the parameters, for "native"). Asking about "native" builds the C++
@@ -186,7 +189,7 @@ class RecurrentStack(nn.Module):
         names = [name for name, cls in CELLS.items() if cls is type(cell)]
         return (names[0] if names else type(cell).__name__).upper()
 
-    def __prepare_scriptable__(self):
+    def __prepare_scriptable__(self) -> NoReturn:
         """``torch.jit.script`` calls this first: TorchScript (in maintenance upstream) cannot
         compile this module's Python kernels and keyword-only ``lengths=``; say what works."""
         raise TypeError(f"{type(self).__name__}: torch.jit.script cannot compile rnnkit's recurrent "
@@ -194,7 +197,9 @@ class RecurrentStack(nn.Module):
                         f"(x,)) or torch.jit.trace(model, x) instead, or torch.compile(model)")
 
     # -- forward --------------------------------------------------------------------------------
-    def forward(self, input, hx=None, *, lengths=None, mask=None, masked_output: str = "zero"):
+    def forward(self, input: Tensor | PackedSequence, hx: Tensor | Sequence[Tensor] | None = None, *,
+                lengths: Tensor | Sequence[int] | None = None, mask: Tensor | None = None,
+                masked_output: str = "zero") -> tuple[Tensor | PackedSequence, tuple[Tensor, ...]]:
         owner = type(self).__name__
         cells = self._cells_in_sync()
         packed = isinstance(input, PackedSequence)
@@ -205,10 +210,11 @@ class RecurrentStack(nn.Module):
                                  "do not pass lengths= or mask= with it")
             checks.check_input(owner, input.data.unsqueeze(0), self.input_size, False,
                                self.check_finite)
-            x, lengths = pad_packed_sequence(input)  # (T, B, I), original batch order
+            # `packed` is the isinstance above, which mypy does not carry over
+            x, lengths = pad_packed_sequence(cast(PackedSequence, input))  # (T, B, I), original batch order
         else:
             checks.check_input(owner, input, self.input_size, self.batch_first, self.check_finite)
-            x = input
+            x = cast(Tensor, input)  # not packed
             if x.dim() == 2:
                 unbatched, x = True, x.unsqueeze(1)
             elif self.batch_first:
@@ -236,14 +242,15 @@ class RecurrentStack(nn.Module):
             else:
                 out, states = self._forward_layers(kernel, x, states, lengths, mask, masked_output)
                 if packed:
-                    out = _repack(out, input)
+                    out = _repack(out, cast(PackedSequence, input))
         if packed:
             return out, states
         if unbatched:
             return out.squeeze(1), tuple(s.squeeze(1) for s in states)
         return (out.transpose(0, 1) if self.batch_first else out), states
 
-    def _initial_states(self, owner, hx, x, B, unbatched) -> tuple[Tensor, ...]:
+    def _initial_states(self, owner: str, hx: Tensor | Sequence[Tensor] | None, x: Tensor, B: int,
+                        unbatched: bool) -> tuple[Tensor, ...]:
         LD = self.num_layers * self.num_directions
         shapes = [(LD, B) + s for s in self._cells[0].state_shapes]
         if hx is None:
@@ -261,11 +268,12 @@ class RecurrentStack(nn.Module):
             out.append(h)
         return tuple(out)
 
-    def _forward_layers(self, kernel, x, states, lengths, mask, masked_output):
+    def _forward_layers(self, kernel: str, x: Tensor, states: tuple[Tensor, ...], lengths: Tensor | None,
+                        mask: Tensor | None, masked_output: str) -> tuple[Tensor, tuple[Tensor, ...]]:
         """Layer by layer, each direction a `Recurrent` (``mask`` ``(B, T)`` or None)."""
         D = self.num_directions
         m = None if mask is None else mask.transpose(0, 1).unsqueeze(2)  # (T, B, 1)
-        finals = [[] for _ in states]
+        finals: list[list[Tensor]] = [[] for _ in states]
         layer_in = x
         for k in range(self.num_layers):
             outs = []
@@ -302,7 +310,7 @@ def _torch_name(pname: str, layer: int, direction: int) -> str:
     return f"{pname}_l{layer}" + ("_reverse" if direction else "")
 
 
-def _resolve_cell(owner: str, cell) -> type:
+def _resolve_cell(owner: str, cell: str | type[Cell]) -> type:
     if isinstance(cell, str):
         if cell not in CELLS:
             raise ValueError(f"{owner}: unknown cell {cell!r}; known cells: {sorted(CELLS)}")
