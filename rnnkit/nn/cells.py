@@ -5,13 +5,18 @@
 ``x`` ``(B, I)`` or ``(I,)`` unbatched; states ``(B, H)`` or ``(H,)``."""
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import torch
 from torch import Tensor
 
 from rnnkit import cells
 from rnnkit.core.checks import DtypeError, ShapeError
 
 
-def _step(cell, x: Tensor, hx, owner: str):
+def _step(cell: cells.Cell, x: Tensor, hx: Tensor | Sequence[Tensor] | None,
+          owner: str) -> tuple[Tensor, ...]:
     if not isinstance(x, Tensor) or x.dim() not in (1, 2):
         got = tuple(x.shape) if isinstance(x, Tensor) else type(x).__name__
         raise ShapeError(f"{owner}: expected input of shape (B, I={cell.input_size}) or "
@@ -47,7 +52,8 @@ class RNNCell(cells.SimpleRNNCell):
     allow_empty = True  # hidden_size=0 / input_size=0, as torch.nn's cells
 
     def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
-                 nonlinearity: str = "tanh", device=None, dtype=None, **extra):
+                 nonlinearity: str = "tanh", device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, **extra: Any) -> None:
         super().__init__(input_size, hidden_size, bias, nonlinearity, **extra)
         self.to(device=device, dtype=dtype)
 
@@ -63,22 +69,24 @@ class RNNCell(cells.SimpleRNNCell):
 class LSTMCell(cells.LSTMCell):
     allow_empty = True  # hidden_size=0 / input_size=0, as torch.nn's cells
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, **extra):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                 **extra: Any) -> None:
         super().__init__(input_size, hidden_size, bias, **extra)
         self.to(device=device, dtype=dtype)
 
     # torch.nn's one-step signature, narrower than the base cell's
     def forward(self, input: Tensor,  # type: ignore[override]
-                hx: tuple[Tensor, Tensor] | None = None):
+                hx: tuple[Tensor, Tensor] | None = None) -> tuple[Tensor, ...]:
         return _step(self, input, hx, "LSTMCell")
 
 
 class GRUCell(cells.GRUCell):
     allow_empty = True  # hidden_size=0 / input_size=0, as torch.nn's cells
 
-    def __init__(self, input_size: int, hidden_size: int, bias: bool = True, device=None,
-                 dtype=None, **extra):
+    def __init__(self, input_size: int, hidden_size: int, bias: bool = True,
+                 device: torch.device | str | None = None, dtype: torch.dtype | None = None,
+                 **extra: Any) -> None:
         super().__init__(input_size, hidden_size, bias, **extra)
         self.to(device=device, dtype=dtype)
 

@@ -11,6 +11,13 @@ options. ``forward(input, hx=None, *, lengths=None)``: input ``(T, B, I)`` (``(B
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
+
 from rnnkit.core.stack import RecurrentStack
 
 
@@ -21,11 +28,13 @@ class _OneState(RecurrentStack):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, **extra):
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, **extra: Any) -> None:
         super().__init__(self.cell_name, input_size, hidden_size, num_layers, bias, batch_first,
                          dropout, bidirectional, device=device, dtype=dtype, **extra)
 
-    def forward(self, input, hx=None, *, lengths=None):
+    def forward(self, input: Tensor | PackedSequence, hx: Tensor | Sequence[Tensor] | None = None, *,  # type: ignore[override]  # torch.nn's signature: no mask=
+                lengths: Tensor | Sequence[int] | None = None) -> tuple[Tensor | PackedSequence, Tensor]:
         out, (h,) = super().forward(input, hx, lengths=lengths)
         return out, h
 
@@ -37,11 +46,14 @@ class LayerNormLSTM(RecurrentStack):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, **extra):
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, **extra: Any) -> None:
         super().__init__("lnlstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype, **extra)
 
-    def forward(self, input, hx=None, *, lengths=None):
+    def forward(self, input: Tensor | PackedSequence, hx: Tensor | Sequence[Tensor] | None = None, *,  # type: ignore[override]  # torch.nn's signature: no mask=
+                lengths: Tensor | Sequence[int] | None = None
+                ) -> tuple[Tensor | PackedSequence, tuple[Tensor, Tensor]]:
         out, (h, c) = super().forward(input, hx, lengths=lengths)
         return out, (h, c)
 
@@ -63,7 +75,8 @@ class IndRNN(_OneState):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "relu", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, **extra):
+                 dropout: float = 0.0, bidirectional: bool = False, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, **extra: Any) -> None:
         self.nonlinearity = nonlinearity
         super().__init__(input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype, nonlinearity=nonlinearity,

@@ -8,6 +8,13 @@ This module owns no maths: it translates arguments and return values for `Recurr
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import Any
+
+import torch
+from torch import Tensor
+from torch.nn.utils.rnn import PackedSequence
+
 from rnnkit.core.stack import RecurrentStack
 
 
@@ -19,14 +26,16 @@ class RNN(RecurrentStack):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1,
                  nonlinearity: str = "tanh", bias: bool = True, batch_first: bool = False,
-                 dropout: float = 0.0, bidirectional: bool = False, device=None, dtype=None, **extra):
+                 dropout: float = 0.0, bidirectional: bool = False, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, **extra: Any) -> None:
         _refuse_proj_size("RNN", extra)
         self.nonlinearity = nonlinearity
         super().__init__("rnn", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype, nonlinearity=nonlinearity,
                          **extra)
 
-    def forward(self, input, hx=None, *, lengths=None):
+    def forward(self, input: Tensor | PackedSequence, hx: Tensor | Sequence[Tensor] | None = None, *,  # type: ignore[override]  # torch.nn's signature: no mask=
+                lengths: Tensor | Sequence[int] | None = None) -> tuple[Tensor | PackedSequence, Tensor]:
         out, (h,) = super().forward(input, hx, lengths=lengths)
         return out, h
 
@@ -39,11 +48,14 @@ class LSTM(RecurrentStack):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 proj_size: int = 0, device=None, dtype=None, **extra):
+                 proj_size: int = 0, device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, **extra: Any) -> None:
         super().__init__("lstm", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype, proj_size=proj_size, **extra)
 
-    def forward(self, input, hx=None, *, lengths=None):
+    def forward(self, input: Tensor | PackedSequence, hx: Tensor | Sequence[Tensor] | None = None, *,  # type: ignore[override]  # torch.nn's signature: no mask=
+                lengths: Tensor | Sequence[int] | None = None
+                ) -> tuple[Tensor | PackedSequence, tuple[Tensor, Tensor]]:
         out, (h, c) = super().forward(input, hx, lengths=lengths)
         return out, (h, c)
 
@@ -56,17 +68,19 @@ class GRU(RecurrentStack):
 
     def __init__(self, input_size: int, hidden_size: int, num_layers: int = 1, bias: bool = True,
                  batch_first: bool = False, dropout: float = 0.0, bidirectional: bool = False,
-                 device=None, dtype=None, *, reset_after: bool = True, **extra):
+                 device: torch.device | str | None = None,
+                 dtype: torch.dtype | None = None, *, reset_after: bool = True, **extra: Any) -> None:
         _refuse_proj_size("GRU", extra)
         super().__init__("gru", input_size, hidden_size, num_layers, bias, batch_first, dropout,
                          bidirectional, device=device, dtype=dtype, reset_after=reset_after, **extra)
 
-    def forward(self, input, hx=None, *, lengths=None):
+    def forward(self, input: Tensor | PackedSequence, hx: Tensor | Sequence[Tensor] | None = None, *,  # type: ignore[override]  # torch.nn's signature: no mask=
+                lengths: Tensor | Sequence[int] | None = None) -> tuple[Tensor | PackedSequence, Tensor]:
         out, (h,) = super().forward(input, hx, lengths=lengths)
         return out, h
 
 
-def _refuse_proj_size(owner: str, extra: dict) -> None:
+def _refuse_proj_size(owner: str, extra: dict[str, Any]) -> None:
     """``proj_size`` exists for the LSTM only; torch.nn refuses it elsewhere with a ValueError."""
     proj_size = extra.pop("proj_size", 0)
     if proj_size != 0:
