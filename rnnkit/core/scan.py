@@ -26,6 +26,8 @@ Three ways to compute all ``h_t`` of a sequence (shapes: T time, B batch, H hidd
 from __future__ import annotations
 
 import math
+from collections.abc import Callable
+from typing import Any, cast
 
 import torch
 from torch import Tensor
@@ -51,14 +53,14 @@ class SequentialScan(torch.autograd.Function):
     """``h = SequentialScan.apply(a, b, h0)``: ``(T, B, H), (T, B, H), (B, H) -> (T, B, H)``."""
 
     @staticmethod
-    def forward(ctx, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
+    def forward(ctx: Any, a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
         out = torch.empty_like(b)
         _scan_into(out, a, b, h0)
         ctx.save_for_backward(a, out, h0, b)
         return out
 
     @staticmethod
-    def backward(ctx, g_out: Tensor):
+    def backward(ctx: Any, g_out: Tensor) -> tuple[Tensor | None, ...]:
         a, out, h0, b = ctx.saved_tensors
         if keeps_graph():  # the graph is kept: the scan again, differentiably (`higher_order`)
             return tuple(recompute_grads(_scan_steps, [a, b, h0], ctx.needs_input_grad, [g_out]))
@@ -87,7 +89,7 @@ def _scan_steps(a: Tensor, b: Tensor, h: Tensor) -> tuple[Tensor]:
     return (torch.stack(outs),)
 
 
-def _cell_steps(step, xp: Tensor, h: Tensor) -> tuple[Tensor]:
+def _cell_steps(step: Callable[[Tensor, Tensor], Tensor], xp: Tensor, h: Tensor) -> tuple[Tensor]:
     """``step(xp_t, h) -> h_t`` over the whole sequence, differentiably: ``(T, B, H)``."""
     outs = []
     for xp_t in xp.unbind(0):
@@ -97,7 +99,7 @@ def _cell_steps(step, xp: Tensor, h: Tensor) -> tuple[Tensor]:
 
 
 def sequential_scan(a: Tensor, b: Tensor, h0: Tensor) -> Tensor:
-    return SequentialScan.apply(a, b, h0)
+    return cast(Tensor, SequentialScan.apply(a, b, h0))  # type: ignore[no-untyped-call]  # torch's Function.apply is unannotated
 
 
 #: CellScan computes the coefficients of this many elements (C steps of B*H) per call: large enough
@@ -116,7 +118,7 @@ class CellScan(torch.autograd.Function):
     coefficients through memory several times, and per-step ops pay the per-op overhead T times."""
 
     @staticmethod
-    def forward(ctx, cell, xp: Tensor, h0: Tensor) -> Tensor:
+    def forward(ctx: Any, cell: Any, xp: Tensor, h0: Tensor) -> Tensor:
         T, B, H = xp.shape[0], xp.shape[1], h0.shape[-1]
         C = max(1, BLOCK_ELEMENTS // (B * H))
         out = xp.new_empty(T, B, H)
@@ -131,7 +133,7 @@ class CellScan(torch.autograd.Function):
         return out
 
     @staticmethod
-    def backward(ctx, g_out: Tensor):
+    def backward(ctx: Any, g_out: Tensor) -> tuple[Tensor | None, ...]:
         xp, a_all, out, h0 = ctx.saved_tensors
         if keeps_graph():  # the cell's own steps, differentiably (`higher_order`)
             cell = ctx.cell
@@ -161,22 +163,22 @@ class NativeMinScan(torch.autograd.Function):
     to ``xp`` inside the kernel (None: ``xp`` includes it)."""
 
     @staticmethod
-    def forward(ctx, xp: Tensor, bias: Tensor | None, h0: Tensor, gates: int) -> Tensor:
+    def forward(ctx: Any, xp: Tensor, bias: Tensor | None, h0: Tensor, gates: int) -> Tensor:
         b = xp.new_empty(0) if bias is None else bias.contiguous()
-        out = native.ops().min_scan_forward(xp.contiguous(), b, h0.contiguous(), gates)
+        out: Tensor = native.ops().min_scan_forward(xp.contiguous(), b, h0.contiguous(), gates)
         ctx.gates = gates
         ctx.save_for_backward(xp, b, out, h0)  # the inputs themselves: a kept graph starts there
         return out
 
     @staticmethod
-    def backward(ctx, g_out: Tensor):
+    def backward(ctx: Any, g_out: Tensor) -> tuple[Tensor | None, ...]:
         xp, b, out, h0 = ctx.saved_tensors
         if keeps_graph():  # the cells' own steps, differentiably (`higher_order`)
             from rnnkit.cells.minimal import mingru_step, minlstm_step
             step = mingru_step if ctx.gates == 2 else minlstm_step
             bias = b if ctx.needs_input_grad[1] else None
 
-            def steps(xp, bias, h0):
+            def steps(xp: Tensor, bias: Tensor | None, h0: Tensor) -> tuple[Tensor]:
                 return _cell_steps(step, xp if bias is None else xp + bias, h0)
             if bias is None and b.numel():
                 xp = xp + b  # a bias that wants no gradient: added before, as a constant
@@ -188,14 +190,17 @@ class NativeMinScan(torch.autograd.Function):
         return d_xp, d_b, d_h0, None
 
 
-def scan_layer(cell, x: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
-               masked_output: str = "zero", algorithm: str = "auto"):
+# `cell` below is Any: a cell linear in the state (`linear_recurrence`, `scan_coefficients` and its
+# relatives, as rnnkit.cells.minimal's), which the engine finds by duck typing
+def scan_layer(cell: Any, x: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
+               masked_output: str = "zero", algorithm: str = "auto") -> tuple[Tensor, tuple[Tensor, ...]]:
     """`run_scan` of ``cell`` on raw inputs ``x`` ``(T, B, I)``: the engine's entry point. Where
     `NativeMinScan` applies, the input projection is one product without the bias (adding the bias
     to a product's output costs a pass over ``(T, B, G*H)``; the kernel adds it on the fly)."""
     if (algorithm in ("auto", "sequential") and mask is None
             and fast_path_unavailable([cell], "native_scan", dtype=x.dtype, device=x.device) is None):
-        h = NativeMinScan.apply(F.linear(x, cell.weight_ih), cell.bias_ih, state[0], cell.gates)
+        h = NativeMinScan.apply(F.linear(x, cell.weight_ih), cell.bias_ih, state[0],  # type: ignore[no-untyped-call]  # torch's Function.apply is unannotated
+                                cell.gates)
         return h, (h[-1],)
     return run_scan(cell, cell.project_inputs(x), state, mask, masked_output, algorithm)
 
@@ -284,8 +289,8 @@ def linear_scan(a: Tensor, b: Tensor, h0: Tensor, algorithm: str = "auto", *,
     return parallel_scan_log(log_a, log_b, h0)
 
 
-def run_scan(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
-             masked_output: str = "zero", algorithm: str = "auto"):
+def run_scan(cell: Any, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
+             masked_output: str = "zero", algorithm: str = "auto") -> tuple[Tensor, tuple[Tensor, ...]]:
     """The engine's scan kernel, with `rnnkit.core.kernels.run_loop`'s contract: run ``cell`` over
     projected inputs ``xp`` ``(T, B, G*H)`` from ``state`` ``((B, H),)``; ``mask`` ``(T, B, 1)`` bool
     or None (masked steps keep the state: ``a=1, b=0``). Returns ``(out (T, B, H), (h_T,))``."""
@@ -295,13 +300,13 @@ def run_scan(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
             and fast_path_unavailable([cell], "native_scan", dtype=xp.dtype,
                                                              device=xp.device) is None):
         # the C++ scan has no per-step overhead: sequential is then the fastest at every size
-        h = NativeMinScan.apply(xp, None, h0, cell.gates)
+        h = NativeMinScan.apply(xp, None, h0, cell.gates)  # type: ignore[no-untyped-call]  # torch's Function.apply is unannotated
         return h, (h[-1],)
     if algorithm == "auto":
         algorithm = choose_algorithm(T, B, cell.hidden_size, device=xp.device)
     logs = None
     if algorithm == "sequential" and mask is None and hasattr(cell, "scan_coefficients_backward"):
-        h = CellScan.apply(cell, xp, h0)
+        h = CellScan.apply(cell, xp, h0)  # type: ignore[no-untyped-call]  # torch's Function.apply is unannotated
         return h, (h[-1],)
     if algorithm == "parallel":
         logs = cell.log_scan_coefficients(xp)
