@@ -25,6 +25,9 @@ Shapes: T time, B batch, G*H gate width, H_out the state ``h``'s width.
 """
 from __future__ import annotations
 
+from collections.abc import Sequence
+from typing import TYPE_CHECKING, Any
+
 import torch
 from torch import Tensor
 
@@ -33,10 +36,14 @@ from rnnkit.core.fast_paths import fast_path_unavailable
 from rnnkit.core.higher_order import keeps_graph, recompute_grads
 from rnnkit.core.kernels import run_loop
 
+if TYPE_CHECKING:
+    from rnnkit.cells.base import Cell
+    from rnnkit.core.regularizers import Regularizers
+
 _HOOKS = ("recurrent_matrix", "pointwise_params", "pointwise_forward", "pointwise_backward")
 
 
-def has_bptt(cell) -> bool:
+def has_bptt(cell: object) -> bool:
     """Whether ``cell`` offers the hooks of the hand-written backward pass."""
     return all(callable(getattr(cell, name, None)) for name in _HOOKS)
 
@@ -46,8 +53,10 @@ class BPTT(torch.autograd.Function):
 
     ``mask`` ``(T, B, 1)`` bool or None: where False the state is carried unchanged."""
 
+    # cell: Any here and below, a cell found by duck typing to have the hooks (`has_bptt`)
     @staticmethod
-    def forward(ctx, cell, mask, W, xp, n_state, *rest):
+    def forward(ctx: Any, cell: Any, mask: Tensor | None, W: Tensor, xp: Tensor, n_state: int,
+                *rest: Any) -> tuple[Tensor, ...]:
         state, params = tuple(rest[:n_state]), tuple(rest[n_state:])
         T, B = xp.shape[0], xp.shape[1]
         h_seq = xp.new_empty(T, B, state[0].shape[-1])
@@ -67,11 +76,11 @@ class BPTT(torch.autograd.Function):
         return (h_seq, *state)
 
     @staticmethod
-    def backward(ctx, d_h_seq, *d_final):
+    def backward(ctx: Any, d_h_seq: Tensor, *d_final: Tensor) -> tuple[Tensor | None, ...]:
         cell, keep, saved = ctx.cell, ctx.keep, ctx.saved_steps
         W, xp, h_seq, *rest = ctx.saved_tensors
         if keeps_graph():  # the cell's own step, differentiably (`rnnkit.core.higher_order`)
-            def steps(W, xp, *rest):
+            def steps(W: Tensor, xp: Tensor, *rest: Any) -> tuple[Tensor, ...]:
                 return _bptt_steps(cell, ctx.mask, W, xp, ctx.n_state, rest)
             grads = recompute_grads(steps, [W, xp, *rest],
                                     ctx.needs_input_grad[2:4] + ctx.needs_input_grad[5:],
@@ -81,8 +90,8 @@ class BPTT(torch.autograd.Function):
         T = h_seq.shape[0]
         d_state = list(d_final)  # autograd gives zeros for unused outputs
         d_xp = h_seq.new_empty(T, h_seq.shape[1], ctx.xp_width)
-        d_hp_all = None
-        d_params = [[] for _ in params]  # per step; summed once at the end
+        d_hp_all: Any = None  # (T, B, G*H), allocated at the first step
+        d_params: list[Any] = [[] for _ in params]  # per step; summed once at the end
         for t in range(T - 1, -1, -1):
             d_state[0] = d_state[0] + d_h_seq[t]
             if keep is not None:  # the carried part skips this step
@@ -107,7 +116,8 @@ class BPTT(torch.autograd.Function):
         return (None, None, d_W, d_xp, None, *d_state, *d_params)
 
 
-def _bptt_steps(cell, mask, W, xp, n_state, rest):
+def _bptt_steps(cell: Any, mask: Tensor | None, W: Tensor, xp: Tensor, n_state: int,
+                rest: Sequence[Any]) -> tuple[Tensor, ...]:
     """`BPTT`'s forward as plain differentiable steps: ``(h_seq, *final state)``."""
     state, params = tuple(rest[:n_state]), tuple(rest[n_state:])
     outs = []
@@ -120,10 +130,10 @@ def _bptt_steps(cell, mask, W, xp, n_state, rest):
     return (torch.stack(outs), *state)
 
 
-def run_bptt(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
-             masked_output: str = "zero"):
+def run_bptt(cell: Any, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
+             masked_output: str = "zero") -> tuple[Tensor, tuple[Tensor, ...]]:
     """`rnnkit.core.kernels.run_loop`'s contract, computed by `BPTT`."""
-    h_seq, *final = BPTT.apply(cell, mask, cell.recurrent_matrix(), xp, len(state), *state,
+    h_seq, *final = BPTT.apply(cell, mask, cell.recurrent_matrix(), xp, len(state), *state,  # type: ignore[no-untyped-call]  # torch's Function.apply is unannotated
                                *cell.pointwise_params())
     out = h_seq if mask is None or masked_output == "hold" else h_seq * mask
     return out, tuple(final)
@@ -136,7 +146,9 @@ class NativeLayerNormLSTM(torch.autograd.Function):
     ``apply(xp, h0, c0, W_hh, g_hh, b_hh, g_c, b_c, eps) -> (h_seq, h_T, c_T)``."""
 
     @staticmethod
-    def forward(ctx, cell, xp, h0, c0, W, g_hh, b_hh, g_c, b_c, eps):
+    def forward(ctx: Any, cell: Any, xp: Tensor, h0: Tensor, c0: Tensor, W: Tensor, g_hh: Tensor,
+                b_hh: Tensor | None, g_c: Tensor, b_c: Tensor | None,
+                eps: float) -> tuple[Tensor, Tensor, Tensor]:
         e = xp.new_empty(0)
         args = [t.contiguous() for t in (xp, h0, c0, W, g_hh)]
         b1 = e if b_hh is None else b_hh.contiguous()
@@ -149,7 +161,7 @@ class NativeLayerNormLSTM(torch.autograd.Function):
         return out, out[-1].clone(), c_all[-1].clone()
 
     @staticmethod
-    def backward(ctx, d_out, d_hT, d_cT):
+    def backward(ctx: Any, d_out: Tensor, d_hT: Tensor, d_cT: Tensor) -> tuple[Tensor | None, ...]:
         xp, h0, c0, W, g_hh, b_hh, g_c, b_c, out, c_all, hp, stats = ctx.saved_tensors
         if keeps_graph():
             grads = recompute_grads(lambda W, xp, *rest: _bptt_steps(ctx.cell, None, W, xp, 2, rest),
@@ -176,7 +188,8 @@ class NativeLayerNormGRU(torch.autograd.Function):
     `NativeLayerNormLSTM`. ``apply(xp, h0, W_hh, g_hh, b_hh, eps) -> (h_seq, h_T)``."""
 
     @staticmethod
-    def forward(ctx, cell, xp, h0, W, g_hh, b_hh, eps):
+    def forward(ctx: Any, cell: Any, xp: Tensor, h0: Tensor, W: Tensor, g_hh: Tensor, b_hh: Tensor | None,
+                eps: float) -> tuple[Tensor, Tensor]:
         args = [t.contiguous() for t in (xp, h0, W, g_hh)]
         b = xp.new_empty(0) if b_hh is None else b_hh.contiguous()
         out, hp, stats = native.ops().lngru_forward(*args, b, float(eps))
@@ -185,7 +198,7 @@ class NativeLayerNormGRU(torch.autograd.Function):
         return out, out[-1].clone()
 
     @staticmethod
-    def backward(ctx, d_out, d_hT):
+    def backward(ctx: Any, d_out: Tensor, d_hT: Tensor) -> tuple[Tensor | None, ...]:
         xp, h0, W, g_hh, b_hh, out, hp, stats = ctx.saved_tensors
         if keeps_graph():
             grads = recompute_grads(lambda W, xp, *rest: _bptt_steps(ctx.cell, None, W, xp, 1, rest),
@@ -203,8 +216,9 @@ class NativeLayerNormGRU(torch.autograd.Function):
         return None, d_xp, d_h0, d_W, d_g, d_b if ctx.has_bias else None, None
 
 
-def run_cell_loop(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
-                  masked_output: str, regularizers, training: bool):
+def run_cell_loop(cell: Cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | None,
+                  masked_output: str, regularizers: Regularizers,
+                  training: bool) -> tuple[Tensor, tuple[Tensor, ...]]:
     """The loop kernel for one layer and direction: the hand-written backward when the cell offers
     it and no per-step regulariser is active (in C++ for the layer-normalised LSTM and GRU without a
     mask), else the autograd loop (with the regularisers)."""
@@ -212,10 +226,10 @@ def run_cell_loop(cell, xp: Tensor, state: tuple[Tensor, ...], mask: Tensor | No
     if stepper is cell and mask is None and fast_path_unavailable(
             [cell], "native_layernorm", dtype=xp.dtype, device=xp.device) is None:
         if cell.gates == 3:  # the GRU
-            h_seq, h_T = NativeLayerNormGRU.apply(cell, xp, state[0], cell.weight_hh,
+            h_seq, h_T = NativeLayerNormGRU.apply(cell, xp, state[0], cell.weight_hh,  # type: ignore[no-untyped-call]  # torch's Function.apply is unannotated
                                                   cell.ln_hh_weight, cell.bias_hh, cell.eps)
             return h_seq, (h_T,)
-        h_seq, h_T, c_T = NativeLayerNormLSTM.apply(
+        h_seq, h_T, c_T = NativeLayerNormLSTM.apply(  # type: ignore[no-untyped-call]  # torch's Function.apply is unannotated
             cell, xp, state[0], state[1], cell.weight_hh, cell.ln_hh_weight, cell.bias_hh,
             cell.ln_c_weight, cell.ln_c_bias, cell.eps)
         return h_seq, (h_T, c_T)
