@@ -83,7 +83,39 @@ def _quiet_broken_pipe() -> int:
     return 0
 
 
+class _InterruptWatch:
+    """Remembers a Ctrl-C (SIGINT) while ``main`` runs. An interrupt that lands inside an import (torch
+    loads parts of itself lazily) can leave a module half-initialised, so the error that surfaces is
+    a RecursionError or an ImportError rather than the KeyboardInterrupt: with this record, ``main``
+    still reports it as the interrupt it was."""
+
+    def __init__(self) -> None:
+        self.seen = False
+        self.previous = None
+
+    def _handle(self, signum, frame) -> None:
+        self.seen = True
+        raise KeyboardInterrupt
+
+    def __enter__(self) -> _InterruptWatch:
+        import signal
+        import threading
+        if threading.current_thread() is threading.main_thread():
+            self.previous = signal.signal(signal.SIGINT, self._handle)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        if self.previous is not None:
+            import signal
+            signal.signal(signal.SIGINT, self.previous)
+
+
 def main(argv: list[str] | None = None) -> int:
+    with _InterruptWatch() as watch:
+        return _main(argv, watch)
+
+
+def _main(argv: list[str] | None, watch: _InterruptWatch) -> int:
     debug = os.environ.get("RNNKIT_DEBUG") == "1" or "--debug" in (sys.argv[1:] if argv is None else argv)
     command = "rnnkit"
     try:
@@ -103,6 +135,9 @@ def main(argv: list[str] | None = None) -> int:
     except SystemExit:
         raise   # argparse's usage errors (status 2) and --help
     except Exception as exc:
+        if watch.seen and not debug:   # the interrupt, surfacing as another error (see _InterruptWatch)
+            print(f"\n{command}: interrupted", file=sys.stderr)
+            return EXIT_INTERRUPTED
         status = exit_status(exc)
         if status is None or debug:
             raise
