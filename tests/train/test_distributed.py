@@ -163,8 +163,17 @@ def test_a_minutes_budget_ends_on_every_rank_at_the_same_step(text, tmp_path):
     assert done.stdout.count("budget: 0.02 minutes ->") == 1 and "finished:" in done.stdout
 
 
+def _gloo_threads() -> list[str]:
+    """The names of this process's threads that belong to gloo (Linux: /proc)."""
+    tasks = Path("/proc/self/task")
+    names = [(t / "comm").read_text().strip() for t in tasks.iterdir()] if tasks.is_dir() else []
+    return [n for n in names if "gloo" in n]
+
+
 def _train_in_own_group(rank, store, text, out):
     """A user's own launcher: init the group, then train as usual (rnnkit joins that group)."""
+    import warnings
+    warnings.filterwarnings("error", "the default process group was initialised before")   # rnnkit's
     torch.distributed.init_process_group("gloo", init_method=f"file://{store}", rank=rank,
                                          world_size=2)
     try:
@@ -174,6 +183,9 @@ def _train_in_own_group(rank, store, text, out):
                  lr=0.003, progress=False, echo=None)
     finally:
         torch.distributed.destroy_process_group()
+    # destroyed for real: gloo's threads are joined now, not left to race the interpreter's exit
+    # (a thread releasing a tensor during finalisation aborts the process: SIGABRT at random)
+    assert not _gloo_threads(), _gloo_threads()
 
 
 def test_the_python_api_joins_a_process_group_the_caller_initialised(text, tmp_path):
