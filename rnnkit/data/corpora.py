@@ -31,7 +31,7 @@ from tqdm.auto import tqdm
 
 from rnnkit.data.atomic import atomic_path
 from rnnkit.data.textio import decode_bytes, read_text
-from rnnkit.errors import DataError
+from rnnkit.errors import ConfigError, DataError
 
 
 @dataclass(frozen=True)
@@ -88,7 +88,7 @@ def download_file(url: str, dest: str | os.PathLike, sha256: str, *, progress: b
     """Download ``url`` to ``dest`` if its SHA-256 is ``sha256``; return ``dest``.
 
     Streams into a temporary file next to ``dest`` (hashing as it goes, with a tqdm bar), then renames it
-    into place, so ``dest`` is never half-written. A wrong checksum raises ``ValueError`` (``dest`` is
+    into place, so ``dest`` is never half-written. A wrong checksum raises `DataError` (``dest`` is
     left untouched); a network failure raises the ``OSError`` of urllib.
     """
     dest = Path(dest)
@@ -104,8 +104,8 @@ def download_file(url: str, dest: str | os.PathLike, sha256: str, *, progress: b
                     bar.update(len(block))
         got = h.hexdigest()
         if got != sha256:
-            raise ValueError(f"download of {url}: SHA-256 is {got}, expected {sha256}; the file is "
-                             f"corrupt or changed upstream and was not saved to {str(dest)!r}")
+            raise DataError(f"download of {url}: SHA-256 is {got}, expected {sha256}; the file is "
+                            f"corrupt or changed upstream and was not saved to {str(dest)!r}")
     return dest
 
 
@@ -124,11 +124,11 @@ def resolve_named(name: str, *, path: str | os.PathLike | None = None, download:
 
     Order: ``path``; ``$RNNKIT_DATA/<file>``; the cache (its copy checked against the SHA-256: a
     changed one is a `DataError`); a checked download (skipped when ``download=False`` or
-    ``$RNNKIT_OFFLINE`` is ``1``). ``ValueError`` for an unknown name;
+    ``$RNNKIT_OFFLINE`` is ``1``). `ConfigError` for an unknown name;
     ``FileNotFoundError`` saying where to put the file when no copy can be had.
     """
     if name not in CORPORA:
-        raise ValueError(f"unknown corpus name {name!r}; known names: {', '.join(known_corpora())}")
+        raise ConfigError(f"unknown corpus name {name!r}; known names: {', '.join(known_corpora())}")
     info = CORPORA[name]
     if path is not None:
         path = Path(path)
@@ -221,10 +221,10 @@ def _check_split_args(val_fraction: float, split: str | None) -> None:
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
         raise TypeError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
     if not 0 <= val_fraction < 1:
-        raise ValueError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
+        raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
     if split not in (None, "tail", "file"):
-        raise ValueError(f"split must be 'tail', 'file' or None (file for a folder, else tail), "
-                         f"got {split!r}")
+        raise ConfigError(f"split must be 'tail', 'file' or None (file for a folder, else tail), "
+                          f"got {split!r}")
 
 
 def _join(texts: Iterable[str]) -> str:
@@ -235,8 +235,8 @@ def _join(texts: Iterable[str]) -> str:
 def _split_tail(name: str, source: str, text: str, val_fraction: float) -> Corpus:
     n_val = round(len(text) * val_fraction)
     if val_fraction > 0 and (n_val == 0 or n_val == len(text)):
-        raise ValueError(f"{source}: {len(text)} characters are too few to split off "
-                         f"val_fraction={val_fraction} for validation")
+        raise DataError(f"{source}: {len(text)} characters are too few to split off "
+                        f"val_fraction={val_fraction} for validation")
     cut = len(text) - n_val
     return Corpus(name, text[:cut], text[cut:], source)
 
@@ -245,9 +245,9 @@ def _split_files(name: str, source: str, files: list[Path], val_fraction: float,
                  errors: str, root: Path | None = None) -> Corpus:
     mask = val_file_mask(len(files), val_fraction)
     if all(mask):
-        raise ValueError(f"{source}: {len(files)} file(s) are too few to hold val_fraction="
-                         f"{val_fraction} out for validation and keep some for training; use "
-                         f"split='tail'")
+        raise DataError(f"{source}: {len(files)} file(s) are too few to hold val_fraction="
+                        f"{val_fraction} out for validation and keep some for training; use "
+                        f"split='tail'")
     train: list[str] = []
     val: list[str] = []
     for p, is_val in zip(files, mask):
@@ -263,7 +263,7 @@ def _folder_files(folder: Path) -> list[Path]:
                     and not any(part.startswith(".") for part in p.relative_to(folder).parts)),
                    key=lambda p: p.relative_to(folder).as_posix())
     if not files:
-        raise ValueError(f"folder {str(folder)!r} holds no .txt files; expected one or more")
+        raise DataError(f"folder {str(folder)!r} holds no .txt files; expected one or more")
     return files
 
 
@@ -280,10 +280,10 @@ def load_corpus(spec: str | os.PathLike, *, val_fraction: float = 0.1, split: st
     _check_split_args(val_fraction, split)
     if isinstance(spec, str) and spec == "-":
         if split == "file":
-            raise ValueError("split='file' needs several files; standard input is one text")
+            raise ConfigError("split='file' needs several files; standard input is one text")
         text = decode_bytes(sys.stdin.buffer.read(), "<stdin>", encoding, errors)
         if not text:
-            raise ValueError("standard input is empty; expected some text to train on")
+            raise DataError("standard input is empty; expected some text to train on")
         return _split_tail("<stdin>", "<stdin>", text, val_fraction)
     if not isinstance(spec, (str, os.PathLike)):
         raise TypeError(f"corpus spec must be a name, a path or '-', got {type(spec).__name__}")
@@ -299,13 +299,13 @@ def load_corpus(spec: str | os.PathLike, *, val_fraction: float = 0.1, split: st
             return _split_files(name, str(root), files, val_fraction, encoding, errors, root)
         if spec in CORPORA:
             if split == "file":
-                raise ValueError(f"split='file' needs several files; corpus {spec!r} is one file")
+                raise ConfigError(f"split='file' needs several files; corpus {spec!r} is one file")
             path = resolve_named(spec, download=download, progress=progress)
             return _split_tail(spec, str(path), read_text(path, encoding, errors), val_fraction)
         if os.sep not in spec and "/" not in spec and not path.suffix:
-            raise ValueError(f"unknown corpus name {spec!r}; known names: "
-                             f"{', '.join(known_corpora())}; or give the path of a text file or of a "
-                             f"folder of .txt files, or '-' for standard input")
+            raise ConfigError(f"unknown corpus name {spec!r}; known names: "
+                              f"{', '.join(known_corpora())}; or give the path of a text file or of a "
+                              f"folder of .txt files, or '-' for standard input")
         raise FileNotFoundError(f"corpus file or folder {spec!r} does not exist")
     if not path.exists():
         raise FileNotFoundError(f"corpus file or folder {str(path)!r} does not exist")
@@ -316,6 +316,6 @@ def load_corpus(spec: str | os.PathLike, *, val_fraction: float = 0.1, split: st
             return _split_tail(path.name, str(path), text, val_fraction)
         return _split_files(path.name, str(path), files, val_fraction, encoding, errors, path)
     if split == "file":
-        raise ValueError(f"split='file' needs several files; {str(path)!r} is one file; "
-                         f"use split='tail'")
+        raise ConfigError(f"split='file' needs several files; {str(path)!r} is one file; "
+                          f"use split='tail'")
     return _split_tail(path.stem, str(path), read_text(path, encoding, errors), val_fraction)

@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING
 import numpy as np
 from tqdm.auto import tqdm
 
-from rnnkit.errors import DataError
+from rnnkit.errors import ConfigError, DataError
 
 if TYPE_CHECKING:  # pragma: no cover
     from rnnkit.data.vocab import Vocab
@@ -44,12 +44,12 @@ def _check_codec(encoding: str, errors: str) -> None:
     try:
         codecs.lookup(encoding)
     except LookupError:
-        raise ValueError(f"encoding: unknown text encoding {encoding!r}; expected one such as 'utf-8' "
+        raise ConfigError(f"encoding: unknown text encoding {encoding!r}; expected one such as 'utf-8' "
                          "or 'latin-1'") from None
     try:
         codecs.lookup_error(errors)
     except LookupError:
-        raise ValueError(f"errors: unknown error handler {errors!r}; expected 'strict', 'replace' "
+        raise ConfigError(f"errors: unknown error handler {errors!r}; expected 'strict', 'replace' "
                          "or 'ignore'") from None
 
 
@@ -142,6 +142,23 @@ def iter_text_chunks(path: str | os.PathLike, encoding: str = "utf-8", errors: s
                 yield text
             if final:
                 return
+
+
+def iter_lines(path: str | os.PathLike, encoding: str = "utf-8", errors: str = "strict"
+               ) -> Iterator[tuple[int, str]]:
+    """``(line number, line)`` for every line of ``path`` (1-based, without its end), streamed by
+    `iter_text_chunks` (so an undecodable byte is a `DataError` with its byte offset). A line ends at
+    ``"\\n"``, ``"\\r\\n"`` or a lone ``"\\r"`` (what ``open(newline="")`` splits on); a final line
+    without an end is yielded too."""
+    rest, n = "", 0
+    for chunk in iter_text_chunks(path, encoding, errors, progress=False):
+        pieces = (rest + chunk).replace("\r", "\n").split("\n")   # "\r\n" is already "\n" here
+        rest = pieces.pop()
+        for line in pieces:
+            n += 1
+            yield n, line
+    if rest:
+        yield n + 1, rest
 
 
 def encode_file(path: str | os.PathLike, vocab: Vocab, encoding: str = "utf-8",

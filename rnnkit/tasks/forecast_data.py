@@ -1,6 +1,6 @@
 """Time series in: a CSV with a date column and value columns -> a checked, gap-reported float array.
 
-Rules (each broken rule is a `ValueError` naming the file, the row and what was expected):
+Rules (each broken rule is a `rnnkit.errors.DataError` naming the file, the row and what was expected):
 
 - the first row is a header; fields may be quoted; CRLF line ends and a missing final newline are fine;
 - the date column (``date_col``, else the first column) holds ISO dates: ``1949``, ``1949-01``,
@@ -24,6 +24,7 @@ from pathlib import Path
 import numpy as np
 
 from rnnkit.data.textio import read_text
+from rnnkit.errors import ConfigError, DataError
 
 FILLS = ("none", "ffill", "linear")
 MISSING = {"", "na", "nan", "null", "none", "?"}
@@ -86,13 +87,18 @@ def load_series(path: str | Path, columns: list[str] | None = None, *, date_col:
     """Read ``path`` by the module's rules; ``columns``: value columns to use (default: every column
     but the date, which must then be exactly one)."""
     if fill not in FILLS:
-        raise ValueError(f"fill must be one of {list(FILLS)}, got {fill!r}")
+        raise ConfigError(f"fill must be one of {list(FILLS)}, got {fill!r}")
     path = Path(path)
     text = read_text(path, encoding=encoding)
-    rows = list(csv.reader(io.StringIO(text)))
+    reader = csv.reader(io.StringIO(text))
+    try:
+        rows = list(reader)
+    except csv.Error as exc:   # e.g. a field over the csv module's size limit (131,072 characters)
+        raise DataError(f"{path}, line {reader.line_num}: {exc}; expected CSV rows of a date and "
+                        f"numbers") from None
     rows = [r for r in rows if any(cell.strip() for cell in r)]
     if len(rows) < 2:
-        raise ValueError(f"{path}: expected a header row and at least one data row, got {len(rows)} "
+        raise DataError(f"{path}: expected a header row and at least one data row, got {len(rows)} "
                          f"row(s)")
     header = [h.strip() for h in rows[0]]
     if date_col is None:
@@ -100,28 +106,28 @@ def load_series(path: str | Path, columns: list[str] | None = None, *, date_col:
     elif date_col in header:
         d = header.index(date_col)
     else:
-        raise ValueError(f"{path}: no date column {date_col!r}; the columns are {header}")
+        raise DataError(f"{path}: no date column {date_col!r}; the columns are {header}")
     if columns:
         missing = [c for c in columns if c not in header]
         if missing:
-            raise ValueError(f"{path}: no column {missing[0]!r}; the columns are {header}")
+            raise DataError(f"{path}: no column {missing[0]!r}; the columns are {header}")
         if header[d] in columns:
-            raise ValueError(f"{path}: column {header[d]!r} is the date column; name value columns")
+            raise DataError(f"{path}: column {header[d]!r} is the date column; name value columns")
         use = [header.index(c) for c in columns]
     else:
         use = [i for i in range(len(header)) if i != d]
         if len(use) != 1:
-            raise ValueError(f"{path}: {len(use)} value columns {[header[i] for i in use]}; name the "
+            raise DataError(f"{path}: {len(use)} value columns {[header[i] for i in use]}; name the "
                              f"one to forecast with --column (and any covariates after it)")
     dates, values = [], np.empty((len(rows) - 1, len(use)))
     n_missing = 0
     for r, row in enumerate(rows[1:], start=2):
         if len(row) != len(header):
-            raise ValueError(f"{path}, row {r}: {len(row)} fields, expected {len(header)} like the "
+            raise DataError(f"{path}, row {r}: {len(row)} fields, expected {len(header)} like the "
                              f"header {header}")
         date = _parse_date(row[d])
         if date is None:
-            raise ValueError(f"{path}, row {r}: column {header[d]!r} holds {row[d]!r}, expected an "
+            raise DataError(f"{path}, row {r}: column {header[d]!r} holds {row[d]!r}, expected an "
                              f"ISO date such as 1949-01 or 1981-01-01 (or --date-col another column)")
         dates.append(date)
         for j, i in enumerate(use):
@@ -133,10 +139,10 @@ def load_series(path: str | Path, columns: list[str] | None = None, *, date_col:
             try:
                 values[r - 2, j] = float(cell)
             except ValueError:
-                raise ValueError(f"{path}, row {r}: column {header[i]!r} holds {row[i]!r}, expected a "
+                raise DataError(f"{path}, row {r}: column {header[i]!r} holds {row[i]!r}, expected a "
                                  f"number") from None
             if not math.isfinite(values[r - 2, j]):
-                raise ValueError(f"{path}, row {r}: column {header[i]!r} holds {row[i]!r}, expected a "
+                raise DataError(f"{path}, row {r}: column {header[i]!r} holds {row[i]!r}, expected a "
                                  f"finite number")
     if n_missing:
         values = _fill(values, fill, path, [header[i] for i in use])
@@ -148,7 +154,7 @@ def load_series(path: str | Path, columns: list[str] | None = None, *, date_col:
         bad = np.flatnonzero(diffs <= np.timedelta64(0))
         if len(bad):
             i = int(bad[0])
-            raise ValueError(f"{path}, row {i + 3}: date {stamps[i + 1]} does not come after {stamps[i]} "
+            raise DataError(f"{path}, row {i + 3}: date {stamps[i + 1]} does not come after {stamps[i]} "
                              f"(row {i + 2}); expected increasing dates")
         kinds, counts = np.unique(diffs, return_counts=True)
         step_delta = kinds[np.argmax(counts)]
@@ -165,7 +171,7 @@ def _fill(values: np.ndarray, fill: str, path: Path, names: list[str]) -> np.nda
     bad = np.argwhere(np.isnan(values))
     if fill == "none":
         r, c = bad[0]
-        raise ValueError(f"{path}, row {r + 2}: column {names[c]!r} is missing ({len(bad)} missing "
+        raise DataError(f"{path}, row {r + 2}: column {names[c]!r} is missing ({len(bad)} missing "
                          f"value(s) in all); fill them with --fill ffill or --fill linear")
     out = values.copy()
     for c in range(out.shape[1]):
@@ -175,7 +181,7 @@ def _fill(values: np.ndarray, fill: str, path: Path, names: list[str]) -> np.nda
             continue
         ok = np.flatnonzero(~nan)
         if len(ok) == 0:
-            raise ValueError(f"{path}: column {names[c]!r} has no value at all")
+            raise DataError(f"{path}: column {names[c]!r} has no value at all")
         if fill == "ffill":
             idx = np.where(~nan, np.arange(len(col)), 0)
             np.maximum.accumulate(idx, out=idx)

@@ -25,6 +25,7 @@ from pathlib import Path
 
 from rnnkit.data.atomic import atomic_write
 from rnnkit.data.textio import read_text
+from rnnkit.errors import ConfigError, DataError
 
 CONLLU_COLUMNS = ("id", "form", "lemma", "upos", "xpos", "feats", "head", "deprel", "deps", "misc")
 FORMATS = ("auto", "conllu", "columns")
@@ -34,8 +35,9 @@ SPLIT_WORDS = {"train": ("train",), "dev": ("dev", "valid", "val", "testa"), "te
 _NOT_DATA = (".md", ".json", ".zip", ".gz", ".tgz", ".bz2", ".xz", ".py", ".pdf", ".html")
 
 
-class TagDataError(ValueError):
-    """A tagged file is malformed; the message names the file, the line and what was expected."""
+class TagDataError(DataError):
+    """A tagged file is malformed; the message names the file, the line and what was expected (a
+    `rnnkit.errors.DataError`, so also a ``ValueError``)."""
 
 
 @dataclass
@@ -110,7 +112,7 @@ def read_tagged(path, *, fmt: str = "auto", word_col: str | None = None, tag_col
     """Read ``path`` (CoNLL-U or columns, ``fmt="auto"`` sniffs). ``need_tags=False`` (prediction
     input) accepts unannotated tags (``_``) and, in column files, a single word column."""
     if fmt not in FORMATS:
-        raise ValueError(f"format must be one of {FORMATS}, got {fmt!r}")
+        raise ConfigError(f"format must be one of {FORMATS}, got {fmt!r}")
     path = str(path)
     text = read_text(path, encoding, errors, allow_empty=True)
     if text.startswith("\ufeff"):
@@ -251,12 +253,12 @@ def tagged_text(tf: TagFile, predictions: list[list[str]]) -> str:
     """``tf``'s text with each word's tag column replaced by its prediction (a column appended to
     a words-only column file); every other line and column as read."""
     if len(predictions) != len(tf.sentences):
-        raise ValueError(f"{len(predictions)} predicted sentences for {len(tf.sentences)} in {tf.path}")
+        raise ConfigError(f"{len(predictions)} predicted sentences for {len(tf.sentences)} in {tf.path}")
     out = list(tf.lines)
     join = tf.separator if tf.separator is not None else " "
     for s, tags in zip(tf.sentences, predictions):
         if len(tags) != len(s):
-            raise ValueError(f"{tf.path}:{s.rows[0] + 1}: {len(tags)} tags for a sentence of {len(s)} words")
+            raise ConfigError(f"{tf.path}:{s.rows[0] + 1}: {len(tags)} tags for a sentence of {len(s)} words")
         for row, tag in zip(s.rows, tags):
             parts = out[row].split(tf.separator)
             if tf.columns == 1:

@@ -28,6 +28,8 @@ import torch
 from torch import Tensor
 
 from rnnkit.data import WordVocab
+from rnnkit.data.textio import iter_lines
+from rnnkit.errors import DataError
 
 _SPACE_BEFORE = re.compile(r"(?<=\S)([,.!?])")
 _NBSP = str.maketrans({"\u202f": " ", "\u00a0": " "})
@@ -51,11 +53,12 @@ class Pair:
 
 
 def read_pairs(path: str | Path, *, reverse: bool = False, encoding: str = "utf-8") -> list[Pair]:
-    """Every pair of ``path``, tokenised; a line without a tab or with an empty side is a
-    ``ValueError`` naming the file and line."""
+    """Every pair of ``path``, tokenised; a line without a tab or with an empty side, an undecodable
+    byte or a file without pairs is a `rnnkit.errors.DataError` naming the file and line (or byte)."""
     pairs = list(iter_pairs(path, reverse=reverse, encoding=encoding))
     if not pairs:
-        raise ValueError(f"data: {path} holds no sentence pairs")
+        raise DataError(f"data: {path} holds no sentence pairs; expected lines of "
+                        f"'source<TAB>target[<TAB>attribution]'")
     return pairs
 
 
@@ -65,20 +68,18 @@ def iter_pairs(path: str | Path, *, reverse: bool = False, encoding: str = "utf-
     if not path.is_file():
         raise FileNotFoundError(f"data: {str(path)!r} is not a file (expected tab-separated sentence "
                                 f"pairs, e.g. ../shared/data/fra-eng.txt)")
-    with open(path, encoding=encoding, newline="") as f:
-        for n, line in enumerate(f, 1):
-            line = line.rstrip("\r\n")
-            if not line.strip():
-                continue
-            fields = line.split("\t")
-            if len(fields) < 2:
-                raise ValueError(f"{path}, line {n}: expected 'source<TAB>target[<TAB>attribution]', "
-                                 f"found no tab in {line[:80]!r}")
-            src, tgt = tokenize_sentence(fields[0]), tokenize_sentence(fields[1])
-            for side, toks in (("source", src), ("target", tgt)):
-                if not toks:
-                    raise ValueError(f"{path}, line {n}: the {side} side is empty in {line[:80]!r}")
-            yield Pair(tgt, src, n) if reverse else Pair(src, tgt, n)
+    for n, line in iter_lines(path, encoding):
+        if not line.strip():
+            continue
+        fields = line.split("\t")
+        if len(fields) < 2:
+            raise DataError(f"{path}, line {n}: expected 'source<TAB>target[<TAB>attribution]', "
+                            f"found no tab in {line[:80]!r}")
+        src, tgt = tokenize_sentence(fields[0]), tokenize_sentence(fields[1])
+        for side, toks in (("source", src), ("target", tgt)):
+            if not toks:
+                raise DataError(f"{path}, line {n}: the {side} side is empty in {line[:80]!r}")
+        yield Pair(tgt, src, n) if reverse else Pair(src, tgt, n)
 
 
 def split_pairs(pairs: list[Pair], dev: float, test: float, seed: int) -> tuple[list[Pair], ...]:
@@ -145,10 +146,12 @@ def load_translation_data(path: str, *, reverse: bool = False, max_len: int = 10
         if max_pairs is not None and len(kept) >= max_pairs:
             break
     if not kept:
-        raise ValueError(f"data: no pair of {path} has both sides within max_len={max_len} words")
+        raise DataError(f"data: no pair of {path} has both sides within max_len={max_len} words "
+                        f"({dropped} longer); raise --max-len")
     train, dv, ts = split_pairs(kept, dev, test, seed)
     if not train:
-        raise ValueError(f"data: {len(kept)} pairs leave nothing to train on after the dev/test split")
+        raise DataError(f"data: {path}: {len(kept)} pair(s) leave nothing to train on after the dev/test "
+                        f"split (dev={dev:g}, test={test:g}); expected more pairs")
     if vocabs is None:
         vocabs = (build_vocab([p.src for p in train], min_freq),
                   build_vocab([p.tgt for p in train], min_freq))

@@ -1,12 +1,14 @@
 """Every loader fuzzed with hypothesis: random bytes, truncations, insertions (NUL bytes among them),
 wrong encodings, huge lines, arbitrary Unicode. A loader may return or raise rnnkit's own error
-(`rnnkit.errors.RnnkitError`); anything else escaping is a crash. The tasks' loaders are called
-through `rnnkit.errors.data_errors`, the boundary the training flow puts around every ``load_data``,
-which turns their ``ValueError`` refusals into ``DataError`` and lets any other exception through.
+(`rnnkit.errors.RnnkitError`); anything else escaping is a crash. Every loader is called directly, as
+a user of the Python API would: not through `rnnkit.errors.data_errors`, the boundary the training
+flow puts around ``load_data`` (a ``ValueError``, ``UnicodeDecodeError`` or ``csv.Error`` of a loader
+escaping here is a failure even though that boundary would have caught it).
 
 Crashes found are kept below as explicit regression cases (``REGRESSIONS``).
 
-To fuzz a new loader: add ``(name, sample bytes, call)`` to `LOADERS`; ``call(path)`` reads ``path``.
+To fuzz a new loader: add ``(name, sample, call)`` to `LOADERS`; ``call(path)`` reads ``path`` (the
+fuzzed bytes, in a file named ``input`` with the suffix ``call.suffix``, ``.txt`` if it has none).
 """
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rnnkit.errors import RnnkitError, data_errors
+from rnnkit.errors import RnnkitError
 
 EXAMPLES = int(os.environ.get("RNNKIT_FUZZ_EXAMPLES", "150"))
 FUZZ = settings(max_examples=EXAMPLES, deadline=None, derandomize=True,
@@ -47,8 +49,7 @@ def _text(path):
 
 def _corpus(path):
     from rnnkit.data import load_corpus
-    with data_errors(str(path)):        # the language model's load_data, as training calls it
-        return load_corpus(str(path), val_fraction=0.2)
+    return load_corpus(str(path), val_fraction=0.2)
 
 
 def _vocab(path):
@@ -64,16 +65,29 @@ def _config(path):
     return RunFolder(folder).read_config()
 
 
-def _task_loader(module: str, function: str, **kw):
+def _task_loader(module: str, function: str, suffix: str = ".txt", **kw):
+    """``module.function(path, **kw)``, called directly (no boundary around it)."""
     def call(path):
         import importlib
-        try:
-            fn = getattr(importlib.import_module(module), function)
-        except (ImportError, AttributeError):
-            pytest.skip(f"{module}.{function} is not there")
-        with data_errors(str(path)):
-            return fn(path, **kw)
+        return getattr(importlib.import_module(module), function)(path, **kw)
+    call.suffix = suffix
     return call
+
+
+def _translation_data(path):
+    from rnnkit.tasks.translate_data import load_translation_data
+    return load_translation_data(str(path), max_pairs=50, dev=0.2, test=0.2)
+
+
+def _labelled_splits(path):
+    """The classifier's whole reading: a folder of train/dev files (both the fuzzed file)."""
+    from rnnkit.tasks.classify.config import ClassifyConfig
+    from rnnkit.tasks.classify.data import read_splits
+    folder = Path(path).parent / "folder"
+    folder.mkdir(exist_ok=True)
+    for name in ("train.txt", "dev.txt"):
+        (folder / name).write_bytes(Path(path).read_bytes())
+    return read_splits(ClassifyConfig(data=str(folder)))
 
 
 LOADERS = [
@@ -82,8 +96,14 @@ LOADERS = [
     ("vocab JSON", VOCAB, _vocab),
     ("config JSON", CONFIG, _config),
     ("TSV pairs (translate)", PAIRS, _task_loader("rnnkit.tasks.translate_data", "read_pairs")),
+    ("translation data (split, vocabularies)", PAIRS, _translation_data),
     ("labelled TSV (classify)", LABELLED, _task_loader("rnnkit.tasks.classify.data", "read_labelled")),
+    ("labelled CSV (classify)", LABELLED.replace("\t", ","),
+     _task_loader("rnnkit.tasks.classify.data", "read_labelled", ".csv")),
+    ("labelled folder (classify splits)", LABELLED, _labelled_splits),
     ("CoNLL-U (tag)", CONLLU, _task_loader("rnnkit.tasks.tag_data", "read_tagged")),
+    ("columns (tag)", "EU NNP B-ORG\nrejects VBZ O\n\nPeter NNP B-PER\n",
+     _task_loader("rnnkit.tasks.tag_data", "read_tagged", fmt="columns")),
     ("CSV series (forecast)", CSV, _task_loader("rnnkit.tasks.forecast_data", "load_series")),
 ]
 
@@ -107,7 +127,7 @@ def payloads(sample: bytes):
 
 def check_one(call, data: bytes) -> None:
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "input.txt"
+        path = Path(d) / ("input" + getattr(call, "suffix", ".txt"))
         path.write_bytes(data)
         try:
             call(path)
@@ -136,6 +156,16 @@ REGRESSIONS = [
     ("config JSON", b'{"format": "rnnkit.run", "version": 2, "task": "lm", "run_id": "0", "files": 3}'),
     ("config JSON", b'{"format": "rnnkit.run", "version": 2, "task": "lm", "run_id": "0", '
                     b'"files": {"../x": "0"}}'),
+    # found fuzzing the tasks' loaders called directly (before, only the training boundary caught them)
+    ("TSV pairs (translate)", b"Go.\tVa !\nHi.\t\x80Salut\n"),           # UnicodeDecodeError
+    ("TSV pairs (translate)", b"Go.\tVa !\nno tab\n"),                    # ValueError
+    ("translation data (split, vocabularies)", b"Go.\tVa !\n"),           # nothing left to train on
+    ("CSV series (forecast)", b'"Month","P"\n"' + b"x" * 200_000 + b'",1\n'),   # csv.Error: field limit
+    ("CSV series (forecast)", b'"Month","P"\n"1949-01",x\n'),              # ValueError
+    ("labelled CSV (classify)", b'"' + b"x" * 200_000 + b'",1\n'),          # csv.Error: field limit
+    ("labelled TSV (classify)", b"Loved it.\t1\nno label here\n"),         # ValueError
+    ("CoNLL-U (tag)", b"1\tThe\tthe\tDET\tDT\t_\t0\troot\t_\t_\n2\tcat\n"),   # ValueError (TagDataError)
+    ("corpus file", b"ab"),                                                # too short to split
 ]
 
 
@@ -148,7 +178,7 @@ def test_found_crashes_stay_fixed(name, data):
 
 def check_one_strict(call, data: bytes):
     with tempfile.TemporaryDirectory() as d:
-        path = Path(d) / "input.txt"
+        path = Path(d) / ("input" + getattr(call, "suffix", ".txt"))
         path.write_bytes(data)
         return call(path)
 

@@ -25,6 +25,7 @@ import numpy as np
 from rnnkit.data import CharVocab, read_text
 from rnnkit.data.padded import truncate, word_vocab_from_tokens
 from rnnkit.data.vocab import Vocab, normalize, tokenize
+from rnnkit.errors import ConfigError, DataError
 
 SUFFIXES = (".txt", ".tsv", ".csv")
 ROLES = {"train": ("train",), "dev": ("dev", "valid", "val", "validation"), "test": ("test",)}
@@ -60,28 +61,34 @@ def _column(spec: str | None, header: list[str] | None, path: str, what: str) ->
     if spec.isdigit():
         return int(spec)
     shown = f"its header has {header}" if header is not None else "it has no header"
-    raise ValueError(f"{path}: --{what} {spec!r} is not a column; {shown}")
+    raise ConfigError(f"{path}: --{what} {spec!r} is not a column; {shown}")
 
 
 def read_labelled(path: str | Path, *, text_col: str | None = None, label_col: str | None = None,
                   delimiter: str | None = None, encoding: str = "utf-8", errors: str = "strict"
                   ) -> Examples:
-    """The examples of one labelled file (module docstring); ``ValueError`` naming file and line for an
-    empty file or a malformed line."""
+    """The examples of one labelled file (module docstring); `rnnkit.errors.DataError` naming file and
+    line for an empty file, an undecodable byte or a malformed line."""
     path = Path(path)
     name = str(path)
     text = read_text(path, encoding, errors, allow_empty=True)
+    if delimiter not in (None, "tab", "comma"):
+        raise ConfigError(f"delimiter: expected 'tab' or 'comma' (or None: by the file's suffix), got "
+                          f"{delimiter!r}")
     sep = {"tab": "\t", "comma": ","}[delimiter] if delimiter else ("," if path.suffix == ".csv" else "\t")
     sep_name = "comma" if sep == "," else "tab"
     form = "text<TAB>label" if sep == "\t" else "text,label"
     if sep == ",":
         reader = csv.reader(io.StringIO(text, newline=""))
-        rows = [(reader.line_num, row) for row in reader]
+        try:
+            rows = [(reader.line_num, row) for row in reader]
+        except csv.Error as exc:   # e.g. a field over the csv module's size limit (131,072 characters)
+            raise DataError(f"{name}, line {reader.line_num}: {exc}; expected CSV rows of {form}") from None
     else:
         rows = [(i + 1, line.split("\t")) for i, line in enumerate(text.split("\n"))]
     rows = [(n, r) for n, r in rows if any(c.strip() for c in r)]       # blank lines
     if not rows:
-        raise ValueError(f"{name}: the file is empty; expected lines of {form}")
+        raise DataError(f"{name}: the file is empty; expected lines of {form}")
     named = any(c is not None and not c.isdigit() for c in (text_col, label_col))
     header = None
     if named:
@@ -93,27 +100,27 @@ def read_labelled(path: str | Path, *, text_col: str | None = None, label_col: s
     for n, row in rows:
         if ti is None and li is None:
             if len(row) < 2:
-                raise ValueError(f"{name}, line {n}: expected {form} (the label after the last "
+                raise DataError(f"{name}, line {n}: expected {form} (the label after the last "
                                  f"{sep_name}); found no {sep_name} in {sep.join(row)[:80]!r}")
             txt, label = sep.join(row[:-1]), row[-1]
         else:
             need = max(i for i in (ti, li) if i is not None) + 1
             if len(row) < need:
-                raise ValueError(f"{name}, line {n}: expected at least {need} {sep_name}-separated "
+                raise DataError(f"{name}, line {n}: expected at least {need} {sep_name}-separated "
                                  f"columns (text column {ti}, label column {li}), found {len(row)} in "
                                  f"{sep.join(row)[:80]!r}")
             label = row[li if li is not None else -1]
             txt = row[ti] if ti is not None else sep.join(c for i, c in enumerate(row) if i != li)
         txt, label = txt.strip(), label.strip()
         if not label:
-            raise ValueError(f"{name}, line {n}: the label is empty; expected a label after the text")
+            raise DataError(f"{name}, line {n}: the label is empty; expected a label after the text")
         if not txt:
-            raise ValueError(f"{name}, line {n}: the text is empty; expected a text before the label")
+            raise DataError(f"{name}, line {n}: the text is empty; expected a text before the label")
         out.texts.append(txt)
         out.labels.append(label)
         out.where.append((name, n))
     if not out.texts:
-        raise ValueError(f"{name}: the file has a header but no examples")
+        raise DataError(f"{name}: the file has a header but no examples")
     return out
 
 
@@ -131,7 +138,7 @@ def find_files(folder: Path) -> dict[str, list[Path]]:
     if "train" in roles:
         return roles
     if not files:
-        raise ValueError(f"{folder}: the folder holds no labelled files (expected .txt, .tsv or .csv "
+        raise DataError(f"{folder}: the folder holds no labelled files (expected .txt, .tsv or .csv "
                          f"files: train/dev/test, or files to split)")
     return {"pool": files}
 
@@ -176,7 +183,7 @@ class Splits:
 def read_splits(cfg) -> Splits:
     """Read ``cfg.data`` (a file or folder) and split it as the configuration says."""
     if not cfg.data:
-        raise ValueError("data: give the labelled texts with --data PATH (a TSV/CSV file or a folder)")
+        raise ConfigError("data: give the labelled texts with --data PATH (a TSV/CSV file or a folder)")
     path = Path(cfg.data)
     if not path.exists():
         raise FileNotFoundError(f"data: {cfg.data!r} does not exist; expected a TSV/CSV file of "
@@ -195,7 +202,7 @@ def read_splits(cfg) -> Splits:
     dev = read_all(roles["dev"]) if roles.get("dev") else None
     test = read_all(roles["test"]) if roles.get("test") else None
     if cfg.folds is not None and (test is not None):
-        raise ValueError(f"data: {cfg.data} has a test file; --folds/--fold cross-validate over data "
+        raise ConfigError(f"data: {cfg.data} has a test file; --folds/--fold cross-validate over data "
                          f"without one (drop the test file from the folder or --folds)")
     check_classes(pool, cfg.data)
     need_test = test is None and (cfg.folds is not None or cfg.test_fraction > 0)
@@ -215,17 +222,17 @@ def read_splits(cfg) -> Splits:
 def check_classes(ex: Examples, source: str) -> None:
     classes = sorted(set(ex.labels))
     if len(classes) < 2:
-        raise ValueError(f"{source}: the label column holds a single class {classes[0]!r} in all "
+        raise DataError(f"{source}: the label column holds a single class {classes[0]!r} in all "
                          f"{len(ex):,} training examples; a classifier needs at least 2 classes "
                          f"(is --label-col the right column?)")
 
 
 def check_known_labels(ex: Examples, labels: list[str]) -> None:
-    """``ValueError`` naming file and line of the first label the model does not know."""
+    """`rnnkit.errors.DataError` naming file and line of the first label the model does not know."""
     known = set(labels)
     for label, (name, n) in zip(ex.labels, ex.where):
         if label not in known:
-            raise ValueError(f"{name}, line {n}: label {label!r} was not seen in training; the model "
+            raise DataError(f"{name}, line {n}: label {label!r} was not seen in training; the model "
                              f"knows {labels}")
 
 
@@ -253,7 +260,7 @@ def encode(vocab: Vocab, ex: Examples, max_len: int | None, *, what: str = "text
     ids = [vocab.encode(t).astype(np.int64) for t in ex.texts]
     for seq, (name, n) in zip(ids, ex.where):
         if len(seq) == 0:
-            raise ValueError(f"{name}, line {n}: the text has no tokens; expected at least one word "
+            raise DataError(f"{name}, line {n}: the text has no tokens; expected at least one word "
                              f"or character")
     ids, cut = truncate(ids, max_len)
     if cut:

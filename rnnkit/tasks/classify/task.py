@@ -18,6 +18,7 @@ from torch.nn import functional as F
 
 from rnnkit.data import load_vocab, read_text
 from rnnkit.data.padded import BucketBatcher, pad_batch
+from rnnkit.errors import ConfigError, DataError
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.classify.config import ClassifyConfig
 from rnnkit.tasks.classify.data import (
@@ -163,7 +164,7 @@ class ClassifyTask(Task):
         cfg = loaded.config
         if data is not None and Path(data).is_file():
             if split not in (None, "all"):
-                raise ValueError(f"evaluate: --split {split} needs a folder or the run's own data; "
+                raise ConfigError(f"evaluate: --split {split} needs a folder or the run's own data; "
                                  f"{data} is one file (all of it is evaluated)")
             ex = read_labelled(data, text_col=cfg.text_col, label_col=cfg.label_col,
                                delimiter=cfg.delimiter, encoding=encoding, errors=errors)
@@ -180,8 +181,8 @@ class ClassifyTask(Task):
             else:
                 ex = getattr(splits, split)
                 if ex is None:
-                    raise ValueError(f"evaluate: {cfg.data} has no test part (--test-fraction 0 and no "
-                                     f"test file); choose --split val, train or all")
+                    raise ConfigError(f"evaluate: {cfg.data} has no test part (--test-fraction 0 and no "
+                                      f"test file); choose --split val, train or all")
             source = cfg.data
         check_known_labels(ex, loaded.labels)
         x = encode(loaded.vocab, ex, cfg.max_len, what="texts")
@@ -202,10 +203,10 @@ class ClassifyTask(Task):
         ex = Examples(list(inputs), [loaded.labels[0]] * len(inputs),
                       [("<input>", i + 1) for i in range(len(inputs))])
         if not inputs:
-            raise ValueError("predict: no texts given; expected one or more texts")
+            raise ConfigError("predict: no texts given; expected one or more texts")
         for text, (_, n) in zip(ex.texts, ex.where):
             if not text.strip():
-                raise ValueError(f"predict: input {n} is empty; expected a text to classify")
+                raise DataError(f"predict: input {n} is empty; expected a text to classify")
         x = encode(loaded.vocab, ex, loaded.config.max_len, what="texts")
         probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device)
         k = len(loaded.labels) if top is None else max(1, min(top, len(loaded.labels)))
@@ -234,8 +235,8 @@ class ClassifyTask(Task):
         text = sys.stdin.read() if str(input_path) == "-" else read_text(input_path, allow_empty=True)
         inputs = [line.strip() for line in text.split("\n") if line.strip()]
         if not inputs:
-            raise ValueError(f"predict: input file {str(input_path)!r} is empty; expected one text per "
-                             f"line")
+            raise DataError(f"predict: input file {str(input_path)!r} is empty; expected one text per "
+                            f"line")
         preds = cls.predict(run, inputs, device=device)
         shown = cls.format_prediction(inputs, preds)
         if output_path is not None:
