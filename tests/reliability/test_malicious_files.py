@@ -1,5 +1,6 @@
 """Files never run code: a malicious pickle (its ``__reduce__`` would create a marker file) planted in
-every file slot of a run folder and of a Keras-door save -- as raw pickle bytes and inside the zip
+every file slot of a run folder and of a Keras-door save (rnnkit's folder, and Keras 3's `.keras` members,
+a dataset inside its HDF5 weights, a `.weights.h5`) -- as raw pickle bytes and inside the zip
 ``torch.save`` writes, with the checksums that bind the slot updated to match -- is refused on
 loading, and the marker never appears. What is loaded how: JSON with ``json``, weights with
 ``safetensors``, ``trainer_state.pt`` with ``torch.load(weights_only=True)`` (PyTorch's restricted
@@ -118,4 +119,86 @@ def test_planted_pickle_in_a_keras_save_never_runs(tmp_path, slot, kind):
     (tmp_path / "saved" / slot).write_bytes(payloads(marker)[kind])
     with pytest.raises((RnnkitError, ValueError, OSError)):
         keras.models.load_model(tmp_path / "saved")
+    assert not marker.exists()
+
+
+# -- Keras 3's own files: the .keras zip (every member) and .weights.h5 ------------------------------
+def _keras_model():
+    from rnnkit import keras
+    model = keras.Sequential([keras.layers.Input((5, 3)), keras.layers.LSTM(4), keras.layers.Dense(2)])
+    model.compile(optimizer="adam", loss="mse")
+    return keras, model
+
+
+def _pickle_dataset(h5_bytes: bytes, data: bytes) -> bytes:
+    """``h5_bytes`` with the first weight dataset replaced by ``data`` (opaque bytes of its own)."""
+    import h5py
+    import numpy as np
+    buf = io.BytesIO(h5_bytes)
+    with h5py.File(buf, "r+") as f:
+        names = []
+        f.visititems(lambda name, obj: names.append(name) if isinstance(obj, h5py.Dataset)
+                     and name.startswith("layers") else None)
+        shape = f[names[0]].shape
+        del f[names[0]]
+        cells = np.frombuffer(data.ljust(-(-len(data) // 8) * 8, b"\0"), dtype="V8")
+        f[names[0]] = np.resize(cells, shape)      # the weights' shape, so only the dtype is wrong
+    return buf.getvalue()
+
+
+@pytest.mark.parametrize("kind", ["raw pickle", "torch.save zip"])
+@pytest.mark.parametrize("member", ["metadata.json", "config.json", "model.weights.h5",
+                                    "a dataset of model.weights.h5", "the whole file"])
+def test_planted_pickle_in_a_keras_zip_never_runs(tmp_path, member, kind):
+    import zipfile
+    keras, model = _keras_model()
+    model.save(tmp_path / "m.keras")
+    marker = tmp_path / "marker"
+    evil = payloads(marker)[kind]
+    target = tmp_path / "evil.keras"
+    if member == "the whole file":
+        target.write_bytes(evil)
+    else:
+        with zipfile.ZipFile(tmp_path / "m.keras") as src, zipfile.ZipFile(target, "w") as dst:
+            for name in src.namelist():
+                data = src.read(name)
+                if member == "a dataset of model.weights.h5" and name == "model.weights.h5":
+                    data = _pickle_dataset(data, evil)
+                elif name == member:
+                    data = evil
+                dst.writestr(name, data)
+    with pytest.raises(RnnkitError):
+        keras.models.load_model(target)
+    if member in ("metadata.json", "config.json"):
+        model.load_weights(target)       # reads model.weights.h5 alone: the planted member is not read
+    else:
+        with pytest.raises(RnnkitError):
+            model.load_weights(target)
+    assert not marker.exists(), f"code ran from {member}"
+
+
+@pytest.mark.parametrize("kind", ["raw pickle", "torch.save zip"])
+@pytest.mark.parametrize("where", ["the whole file", "a dataset"])
+def test_planted_pickle_in_a_weights_h5_never_runs(tmp_path, where, kind):
+    keras, model = _keras_model()
+    model.save_weights(tmp_path / "m.weights.h5")
+    marker = tmp_path / "marker"
+    evil = payloads(marker)[kind]
+    target = tmp_path / "evil.weights.h5"
+    target.write_bytes(evil if where == "the whole file"
+                       else _pickle_dataset((tmp_path / "m.weights.h5").read_bytes(), evil))
+    with pytest.raises(RnnkitError):
+        model.load_weights(target)
+    assert not marker.exists(), f"code ran from {where}"
+
+
+def test_an_extra_member_in_a_keras_zip_is_never_run(tmp_path):
+    """A member rnnkit does not read (Keras saves may carry assets) is never opened, let alone run."""
+    import zipfile
+    keras, model = _keras_model()
+    model.save(tmp_path / "m.keras")
+    marker = tmp_path / "marker"
+    with zipfile.ZipFile(tmp_path / "m.keras", "a") as z:
+        z.writestr("assets/evil.pkl", payloads(marker)["raw pickle"])
+    keras.models.load_model(tmp_path / "m.keras")
     assert not marker.exists()

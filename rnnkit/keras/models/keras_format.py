@@ -28,6 +28,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from rnnkit.errors import CheckpointError
 from rnnkit.keras.backend import to_snake_case
 
 KERAS_VERSION = "3.15.1"  # written into metadata.json: the Keras release this format was checked with
@@ -180,7 +181,7 @@ def read_weights_h5(model, source, where: str, skip_mismatch: bool = False) -> N
     try:
         f = h5py.File(source, "r")
     except OSError as e:
-        raise ValueError(f"{where} is not a readable HDF5 weights file ({e})") from e
+        raise CheckpointError(f"{where} is not a readable HDF5 weights file ({e})") from e
     with f:
         from rnnkit.keras.layers.layer import Layer
         if not all(m.built for m in model.modules() if isinstance(m, Layer)):
@@ -196,6 +197,11 @@ def read_weights_h5(model, source, where: str, skip_mismatch: bool = False) -> N
                 problems.append(f"{path}: missing in the file")
                 continue
             saved = _datasets(f[path])
+            odd = [str(np.asarray(a).dtype) for a in saved
+                   if not (np.issubdtype(np.asarray(a).dtype, np.number) or np.asarray(a).dtype == bool)]
+            if odd:   # opaque bytes, strings, objects: never interpreted, refused
+                problems.append(f"{path}: datasets of dtype {odd}, expected numbers")
+                continue
             shapes = [tuple(a.shape) for a in saved]
             own = [tuple(p.shape) for p in params]
             if shapes != own:
@@ -208,7 +214,7 @@ def read_weights_h5(model, source, where: str, skip_mismatch: bool = False) -> N
                      not name.startswith("optimizer") else None)
         problems += [f"{name}: in the file, not in the model" for name in extra]
         if problems and not skip_mismatch:
-            raise ValueError(f"load_weights: {where} does not match {model.name}: " + "; ".join(problems)
+            raise CheckpointError(f"load_weights: {where} does not match {model.name}: " + "; ".join(problems)
                              + " (pass skip_mismatch=True to load the rest)")
         if problems:
             warnings.warn(f"load_weights(skip_mismatch=True): skipped {problems}", stacklevel=3)
@@ -243,16 +249,24 @@ def load_keras(path: Path, custom_objects=None, compile: bool = True, safe_mode:
     from rnnkit.keras.layers.lambda_layer import loading
     from rnnkit.keras.models.keras_config import compile_from_keras, model_from_keras
     if not zipfile.is_zipfile(path):
-        raise ValueError(f"load_model: {path} is not a .keras zip archive")
+        raise CheckpointError(f"load_model: {path} is not a .keras zip archive")
     with zipfile.ZipFile(path) as z:
         names = set(z.namelist())
         for need in ("config.json", "model.weights.h5"):
             if need not in names:
-                raise ValueError(f"load_model: {path} has no {need} (found {sorted(names)})")
-        try:
-            config = json.loads(z.read("config.json"))
-        except (json.JSONDecodeError, UnicodeDecodeError) as e:
-            raise ValueError(f"load_model: {path}!config.json is not valid JSON ({e})") from e
+                raise CheckpointError(f"load_model: {path} has no {need} (found {sorted(names)})")
+        # JSON only (never unpickled): metadata.json, when there, must be a JSON object like Keras's
+        for member in ("metadata.json", "config.json") if "metadata.json" in names else ("config.json",):
+            try:
+                parsed = json.loads(z.read(member))
+            except (json.JSONDecodeError, UnicodeDecodeError, RecursionError) as e:
+                raise CheckpointError(f"load_model: {path}!{member} is not valid JSON "
+                                      f"({type(e).__name__}: {str(e)[:200]})") from None
+            if not isinstance(parsed, dict):
+                raise CheckpointError(f"load_model: {path}!{member} holds a JSON "
+                                      f"{type(parsed).__name__}, expected an object")
+            if member == "config.json":
+                config = parsed
         weights = io.BytesIO(z.read("model.weights.h5"))
     with loading(safe_mode, custom_objects):
         model = model_from_keras(config, custom_objects)

@@ -22,6 +22,7 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from rnnkit.errors import CheckpointError
 from rnnkit.keras.backend import to_snake_case
 from rnnkit.keras.models import keras_format
 
@@ -87,8 +88,12 @@ def load_weights(model, filepath, skip_mismatch: bool = False) -> None:
     if path.suffix == ".keras":
         import io
         import zipfile
-        with zipfile.ZipFile(path) as z:
-            data = io.BytesIO(z.read("model.weights.h5"))
+        try:
+            with zipfile.ZipFile(path) as z:
+                data = io.BytesIO(z.read("model.weights.h5"))
+        except (zipfile.BadZipFile, KeyError) as e:
+            raise CheckpointError(f"load_weights: {path} is not a .keras archive holding "
+                                  f"model.weights.h5 ({e})") from None
         keras_format.read_weights_h5(model, data, f"{path}!model.weights.h5", skip_mismatch=skip_mismatch)
         return
     try:
