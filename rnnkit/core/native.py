@@ -221,11 +221,63 @@ def claim_build(build_dir: Path, timeout_s: float | None = None) -> int | str:
         before = owner.read_text(errors="replace").strip() or "an unknown process"
         print(f"rnnkit: removing the build lock {stale} left by {before}, which is gone (killed while "
               f"compiling?); building again", file=sys.stderr, flush=True)
+        stopped = stop_orphaned_compilers(build_dir)
+        if stopped:
+            print(f"rnnkit: stopped {len(stopped)} compiler process(es) the killed build left running "
+                  f"in {build_dir}: {', '.join(stopped)}", file=sys.stderr, flush=True)
         stale.unlink(missing_ok=True)
     os.ftruncate(fd, 0)
     os.lseek(fd, 0, os.SEEK_SET)
     os.write(fd, f"process {os.getpid()}".encode())
     return fd
+
+
+#: what a build runs (ninja, the compiler driver and its stages, the linker): the only processes
+#: `stop_orphaned_compilers` ever signals
+COMPILER_NAMES = frozenset({"ninja", "c++", "g++", "gcc", "cc", "cc1plus", "cc1", "as", "ld", "collect2",
+                            "clang", "clang++", "ld.lld", "ld.gold", "ld.bfd"})
+
+
+def stop_orphaned_compilers(build_dir: Path, grace_s: float = 5.0) -> list[str]:
+    """Stop the compiler processes a killed build left running in ``build_dir`` (ninja and the
+    compilers it started work there; killing the Python process that ran ninja does not stop them,
+    and a new build beside them would write the same object files). Called only while holding the
+    build's `flock`, so no live rnnkit build owns them. Only processes of this user whose working
+    folder is ``build_dir`` and whose name is in `COMPILER_NAMES` are signalled: SIGTERM, then
+    SIGKILL after ``grace_s``. Returns ``"name (pid)"`` of each; Linux only (``/proc``), else []."""
+    import signal
+    proc, target, found = Path("/proc"), os.path.realpath(build_dir), {}
+    if not proc.is_dir():
+        return []
+    for entry in proc.iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid() or os.readlink(entry / "cwd") != target:
+                continue
+            name = (entry / "comm").read_text().strip()
+        except OSError:                # gone meanwhile, or not ours to look at
+            continue
+        if name in COMPILER_NAMES:
+            found[int(entry.name)] = name
+    for sig in (signal.SIGTERM, signal.SIGKILL):
+        for pid in found:
+            try:
+                os.kill(pid, sig)
+            except ProcessLookupError:
+                pass
+        deadline = time.monotonic() + grace_s
+        while time.monotonic() < deadline and any(Path(f"/proc/{pid}").exists() and
+                                                  not _is_zombie(pid) for pid in found):
+            time.sleep(0.05)
+    return [f"{name} ({pid})" for pid, name in found.items()]
+
+
+def _is_zombie(pid: int) -> bool:
+    try:
+        return Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0] == "Z"
+    except (OSError, IndexError):
+        return True
 
 
 def _put_venv_ninja_on_path() -> None:

@@ -31,6 +31,38 @@ def test_a_lock_left_by_a_killed_build_is_removed(tmp_path, capsys):
     assert "removing the build lock" in err and "process 4194999" in err
 
 
+@pytest.mark.skipif(not Path("/proc/self/cwd").exists(), reason="finding orphans needs Linux /proc")
+def test_a_compiler_left_running_by_a_killed_build_is_stopped(tmp_path, capsys):
+    """The killed build's ninja keeps running (its parent died, not it); the next builder stops it
+    before building again, and leaves a process of another name (a user's shell there) alone."""
+    build = tmp_path / "build"
+    build.mkdir()
+    (build / "lock").write_text("")
+    (build / "rnnkit-build.owner").write_text("process 4194999")
+    (tmp_path / "ninja").symlink_to(shutil.which("sleep"))     # a process named ninja
+    (tmp_path / "editor").symlink_to(shutil.which("sleep"))
+    orphan = subprocess.Popen([str(tmp_path / "ninja"), "60"], cwd=build)
+    bystander = subprocess.Popen([str(tmp_path / "editor"), "60"], cwd=build)
+    try:
+        deadline = time.time() + 10
+        while not (Path(f"/proc/{orphan.pid}/comm").exists()
+                   and Path(f"/proc/{orphan.pid}/comm").read_text().strip() == "ninja"):
+            assert time.time() < deadline
+            time.sleep(0.05)
+        fd = native.claim_build(build, timeout_s=5)
+        assert isinstance(fd, int)
+        os.close(fd)
+        assert orphan.wait(timeout=10) is not None                 # stopped
+        assert bystander.poll() is None                            # not a compiler: left alone
+        err = capsys.readouterr().err
+        assert "stopped 1 compiler process(es)" in err and f"ninja ({orphan.pid})" in err
+    finally:
+        for p in (orphan, bystander):
+            if p.poll() is None:
+                p.kill()
+                p.wait()
+
+
 def hold(path, ready):
     fd = os.open(path, os.O_RDWR | os.O_CREAT)
     fcntl.flock(fd, fcntl.LOCK_EX)
