@@ -59,6 +59,8 @@ def check_value(owner: str, name: str, value: Any, base: type, optional: bool,
     if not ok:
         raise TypeError(f"{owner}: {name} must be {base.__name__}"
                         f"{' or None' if optional else ''}, got {type(value).__name__} {value!r}")
+    if base is int and not -2 ** 63 <= value < 2 ** 63:   # what torch and NumPy take as an int
+        raise ValueError(f"{owner}: {name} must be an int below 2**63 in size, got {value!r}")
     if base is float and not math.isfinite(value):
         raise ValueError(f"{owner}: {name} must be a finite number, got {value!r}")
     if callable(choices):
@@ -151,6 +153,10 @@ DEFAULT_LR = {"adam": 3e-3, "adamw": 3e-3, "sgd": 1.0}
 DEFAULT_MINUTES = 3.0
 
 
+#: the most CPU threads a run may ask for (torch.set_num_threads(100000) crashed the process: segfault)
+MAX_THREADS = 1024
+
+
 @dataclass
 class TrainConfig:
     """How to train, whatever the task: optimizer, schedule, budget, validation, precision."""
@@ -212,6 +218,8 @@ class TrainConfig:
             v = getattr(self, name)
             if v is not None and v < (0 if name == "plateau_patience" else 1):
                 raise ValueError(f"{owner}: {name} must be >= 1, got {v!r}")
+        if self.threads is not None and self.threads > MAX_THREADS:
+            raise ValueError(f"{owner}: threads must be at most {MAX_THREADS}, got {self.threads!r}")
 
     @property
     def learning_rate(self) -> float:

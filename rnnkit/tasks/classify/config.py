@@ -76,6 +76,8 @@ class ClassifyConfig:
         if not 0 <= self.test_fraction < 1 or self.val_fraction + self.test_fraction >= 1:
             raise ValueError(f"{owner}: test_fraction must be in [0, 1) and leave training examples "
                              f"beside val_fraction={self.val_fraction}, got {self.test_fraction}")
+        if not 0 <= self.split_seed < 2 ** 63:   # what NumPy's generator takes
+            raise ValueError(f"{owner}: split_seed must be an int in [0, 2**63), got {self.split_seed}")
         if (self.folds is None) != (self.fold is None):
             raise ValueError(f"{owner}: give --folds K and --fold i together (got folds={self.folds}, "
                              f"fold={self.fold})")

@@ -78,6 +78,11 @@ class LMConfig:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"{owner}: val_fraction must be in (0, 1): a language model is "
                              f"validated on held-out text, got {self.val_fraction}")
+        if self.max_vocab is not None and self.max_vocab < 5:
+            raise ValueError(f"{owner}: max_vocab must be >= 5 (4 specials and a word), got {self.max_vocab}")
+        if self.recurrent_max_abs is not None and not self.recurrent_max_abs > 0:
+            raise ValueError(f"{owner}: recurrent_max_abs must be > 0 (a bound on |u|), got "
+                             f"{self.recurrent_max_abs}")
         if self.sample_temperature < 0:
             raise ValueError(f"{owner}: sample_temperature must be >= 0, got {self.sample_temperature}")
         if self.bidirectional:
