@@ -37,6 +37,9 @@ def add_parser(subparsers) -> argparse.ArgumentParser:
                    help=f"tagger, classifier: read whole sentences (texts) up to this many words (at "
                         f"most {MAX_CHARS:,})")
     p.add_argument("--device", default="cpu", help="where to run the model")
+    p.add_argument("--threads", type=int, default=1,
+                   help="CPU threads for torch (the recording runs one small step at a time: more "
+                        "threads mostly wait on each other)")
     p.set_defaults(handler=run)
     return p
 
@@ -51,6 +54,10 @@ def run(args: argparse.Namespace, out=None) -> Path:
     for flag, value in (("--max-chars", args.max_chars), ("--max-words", args.max_words)):
         if isinstance(value, bool) or not 1 <= value <= MAX_CHARS:
             raise ValueError(f"{flag} must be between 1 and {MAX_CHARS:,}, got {value}")
+    if isinstance(args.threads, bool) or args.threads < 1:
+        raise ValueError(f"--threads must be an int >= 1, got {args.threads}")
+    import torch
+    torch.set_num_threads(args.threads)
     if args.text == "-":
         text = decode_bytes(sys.stdin.buffer.read(), "<stdin>", "utf-8", "strict")
     else:

@@ -215,7 +215,9 @@ def classifier_activations(loaded: Any, text: Any) -> TokenActivations:
     max_len = loaded.config.max_len
     was_training = model.training
     model.eval()
-    parts, probs, weights, tokens, lengths = [], [], [], [], []
+    parts, probs, weights = [], [], []
+    tokens: list[str] = []
+    lengths: list[int] = []
     try:
         for n, t in enumerate(texts):
             ids = np.asarray(vocab.encode(t), dtype=np.int64)[:max_len]

@@ -152,3 +152,20 @@ def test_explain_command_on_conllu_and_labelled_lines(chromium, tag_run, classif
     assert "whose gold label is" in out.read_text(encoding="utf-8")
     assert main(["explain", str(tag_run), "--text", str(conllu), "--max-words", "0"]) != 0
     assert "--max-words must be between 1" in capsys.readouterr().err
+
+
+def test_long_input_renders_lazily(chromium, classify_run, tmp_path):
+    texts = "\n".join([TEXTS] * 60)                                       # 2,400 texts, 13,200 words
+    acts = activations(classify_run, texts)
+    page = render_report(acts)
+    n_chunks = len(json.loads(re.search(r'type="application/json">(.*?)</script>', page, re.S).group(1))
+                   ["chunks"])
+    assert n_chunks >= len(acts.tokens) // WORD_CHUNK >= 20
+    r = chromium.probe(page, """<script>setTimeout(function () {
+      var pre = document.createElement("pre"); pre.id = "test-result";
+      pre.textContent = JSON.stringify({chunks: document.querySelectorAll("#text .chunk").length,
+        rendered: document.querySelectorAll("#text .chunk.rendered").length,
+        spans: document.querySelectorAll("#text span").length});
+      document.body.appendChild(pre); }, 1000);</script>""", tmp_path)
+    assert r["chunks"] == n_chunks
+    assert 1 <= r["rendered"] <= 5 and r["spans"] <= 5 * WORD_CHUNK, r      # only what is near the screen
