@@ -1,7 +1,8 @@
 """What a character language model computes as it reads a text: every layer's hidden state, cell state
 and gate activations at every character, the next-character probabilities, and how well each unit
 tracks simple properties of the text (Karpathy, Johnson & Fei-Fei 2015, *Visualizing and
-Understanding Recurrent Networks*).
+Understanding Recurrent Networks*). `activations` is also the entry point for every task ``rnnkit
+explain`` reads: a run folder or a loaded tagger or classifier goes to `rnnkit.viz.tokens` (per word).
 
     acts = rnnkit.viz.activations(rnnkit.tasks.lm.load("runs/tm"), "time traveller ...")
     acts.layers[0].hidden          # (N, H) float32: layer 1's h_t after each character
