@@ -201,7 +201,13 @@ def evaluate(run, data: str | None = None, *, split: str | None = None, encoding
     if split not in ("all", "val", "train"):
         raise ValueError(f"split must be 'all', 'val' or 'train', got {split!r}")
     spec = cfg.data if data is None else data
-    if split == "all":
+    held_out = getattr(cfg, "val_data", None) if data is None else None
+    if held_out is not None and split != "all":   # trained with --val-data: each split is a whole text
+        spec = held_out if split == "val" else cfg.data
+        corpus = load_corpus(spec, val_fraction=0.0, split=None if split == "val" else cfg.split,
+                             encoding=encoding, errors=errors)
+        text = corpus.train_text
+    elif split == "all":
         corpus = load_corpus(spec, val_fraction=0.0, encoding=encoding, errors=errors)
         text = corpus.train_text
     else:
