@@ -92,7 +92,8 @@ def test_a_minutes_run_records_the_thread_count_it_measured(tmp_path, data_dir):
     measured = [v for v in _walk(config) if isinstance(v, dict) and "threads" in v
                 and isinstance(v["threads"], dict)]
     assert measured and set(measured[0]["threads"]) == {str(n) for n in {1, before}}
-    chosen = [v["threads"] for v in _walk(config) if isinstance(v, dict) and isinstance(v.get("threads"), int)]
+    chosen = [v["threads"] for v in _walk(config)
+              if isinstance(v, dict) and isinstance(v.get("threads"), int)]
     best = max(measured[0]["threads"].items(), key=lambda kv: (kv[1], int(kv[0])))[0]
     assert chosen == [int(best)]
     torch.set_num_threads(before)

@@ -54,7 +54,9 @@ class LanguageModelTask(Task):
         def tokens_per_s() -> float:
             """The probe's speed; with the threads left to rnnkit on a CPU, at 1 thread and at all
             threads, keeping the faster (`recipe.fastest_threads`)."""
-            probe = lambda: recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device)
+            def probe() -> float:
+                return recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device)
+
             if self.train_config.threads is not None or self.device.type != "cpu":
                 return probe()
             most = torch.get_num_threads()
