@@ -2,7 +2,10 @@
 characters, and during a long training run (checkpoints, validations and history included); the
 slope is a least-squares line through the samples after a warm-up (the first fifth).
 
-    python benchmarks/memory_slope.py [--chars 1000000] [--steps 3000]
+    python benchmarks/memory_slope.py [--chars 1000000] [--steps 3000] [--trim]
+
+``--trim`` calls glibc's ``malloc_trim(0)`` before each sample: what is left is memory in use, not
+freed memory the allocator keeps (the training growth without it is the latter: see the README).
 
 Prints one line per measurement and a Markdown table (the README's reliability table quotes it).
 """
@@ -53,7 +56,17 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--chars", type=int, default=1_000_000)
     p.add_argument("--steps", type=int, default=3000)
+    p.add_argument("--trim", action="store_true", help="malloc_trim(0) before each sample (glibc)")
     args = p.parse_args(argv)
+    if args.trim:
+        import ctypes
+        libc = ctypes.CDLL("libc.so.6")
+
+        def sample() -> float:
+            libc.malloc_trim(0)
+            return rss_mib()
+    else:
+        sample = rss_mib
     import torch
 
     from rnnkit.tasks import lm
@@ -71,7 +84,7 @@ def main(argv=None) -> None:
             def on_step_end(self, trainer):
                 if trainer.step % 50 == 0:
                     self.steps.append(trainer.step)
-                    self.rss.append(rss_mib())
+                    self.rss.append(sample())
 
         s = Sample()
         t = time.perf_counter()
@@ -91,7 +104,7 @@ def main(argv=None) -> None:
             n += len(piece)
             if n % 20_000 == 0:
                 xs.append(n)
-                ys.append(rss_mib())
+                ys.append(sample())
         gen_s = time.perf_counter() - t
         per_100k = slope(xs, ys) * 100_000
         print(f"generation: {n:,} characters in {gen_s:.0f} s, RSS {ys[0]:.0f} -> {ys[-1]:.0f} MiB, "
