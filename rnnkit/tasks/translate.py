@@ -117,8 +117,7 @@ class TranslationTask(Task):
 
     def load_data(self, run, progress):
         cfg = self.config
-        vocabs = None if run is None else tuple(load_vocab(run.require(n)) for n in (SRC_VOCAB, TGT_VOCAB))
-        self.data = load_data(cfg, self.train_config.seed, vocabs)
+        self.data = load_data(cfg, self.train_config.seed, None if run is None else read_vocabs(run))
 
     def build_model(self):
         d = self.data
@@ -193,7 +192,18 @@ class TranslationTask(Task):
         return translate(run, inputs, beam=beam, device=device)
 
 
-def load_data(cfg: TranslateConfig, seed: int, vocabs=None):
+def read_vocabs(folder: RunFolder) -> tuple[WordVocab, WordVocab]:
+    """A run's source and target vocabularies."""
+    vocabs = []
+    for name in (SRC_VOCAB, TGT_VOCAB):
+        vocab = load_vocab(folder.require(name))
+        if not isinstance(vocab, WordVocab):
+            raise RunFolderError(f"{folder / name}: expected a word vocabulary, got a {type(vocab).__name__}")
+        vocabs.append(vocab)
+    return vocabs[0], vocabs[1]
+
+
+def load_data(cfg: TranslateConfig, seed: int, vocabs: tuple[WordVocab, WordVocab] | None = None):
     return load_translation_data(str(resolve_data(cfg.data)), reverse=cfg.reverse, max_len=cfg.max_len,
                                  max_pairs=cfg.max_pairs, min_freq=cfg.min_freq, dev=cfg.dev_fraction,
                                  test=cfg.test_fraction, seed=seed, vocabs=vocabs)
@@ -236,7 +246,7 @@ def load(run, device="cpu", weights: str = BEST) -> LoadedTranslator:
         return run
     folder = RunFolder(run)
     cfg, tr_cfg, model_args = TranslationTask.read_configs(folder)
-    src_vocab, tgt_vocab = (load_vocab(folder.require(n)) for n in (SRC_VOCAB, TGT_VOCAB))
+    src_vocab, tgt_vocab = read_vocabs(folder)
     try:
         model = Seq2Seq(**model_args)
     except (TypeError, ValueError) as exc:
@@ -315,8 +325,10 @@ def bleu_scores(pairs, hyps: list[list[str]]) -> dict:
     n = max(len(r) for r in refs.values())
     streams = [[r[k] if k < len(r) else None for r in refs.values()] for k in range(n)]
     hyp_multi = list(first.values())
-    return {"bleu": single, "bleu_multi": sacrebleu.corpus_bleu(hyp_multi, streams, force=True).score,
-            "chrf": sacrebleu.corpus_chrf(hyp_multi, streams).score}
+    # sacrebleu skips a None reference (a source with fewer references); its annotations say str only
+    return {"bleu": single,
+            "bleu_multi": sacrebleu.corpus_bleu(hyp_multi, streams, force=True).score,  # type: ignore[arg-type]
+            "chrf": sacrebleu.corpus_chrf(hyp_multi, streams).score}  # type: ignore[arg-type]
 
 
 def evaluate(run, data: str | None = None, *, split: str = "test", beam: int | None = None,

@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -88,9 +89,10 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"{owner}: attention must be one of {ATTENTIONS}, got {attention!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"{owner}: dropout must be in [0, 1), got {dropout!r}")
-        self.args = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, cell=cell,
-                         hidden=hidden, embedding=embedding, layers=layers, bidirectional=bidirectional,
-                         attention=attention, dropout=dropout, pad_id=pad_id)
+        self.args: dict[str, Any] = dict(
+            src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, cell=cell, hidden=hidden,
+            embedding=embedding, layers=layers, bidirectional=bidirectional, attention=attention,
+            dropout=dropout, pad_id=pad_id)
         self.cell, self.hidden, self.layers, self.attention_kind = cell, hidden, layers, attention
         self.pad_id = pad_id
         D = 2 if bidirectional else 1
@@ -119,7 +121,7 @@ class Seq2Seq(nn.Module):
         S, B = src.shape
         out, states = self.encoder(self.drop(self.src_embed(src)), lengths=src_len.cpu())  # (S, B, D*H)
         memory = out.transpose(0, 1)                                                       # (B, S, D*H)
-        if self.join_memory is not None:
+        if self.join_memory is not None and self.join_state is not None:   # (both or neither)
             memory = self.join_memory(memory)
             L, H = self.layers, self.hidden
             # (L*2, B, H) ordered l0 fwd, l0 bwd, l1 fwd, ... -> (L, B, 2H) -> (L, B, H)
@@ -137,7 +139,7 @@ class Seq2Seq(nn.Module):
         out, state = self.decoder(self.drop(self.tgt_embed(tgt_in)), state)   # (T, B, H)
         h = out.transpose(0, 1)                                                # (B, T, H)
         weights = None
-        if self.attention is not None:
+        if self.attention is not None and self.combine is not None:   # (both or neither)
             context, weights = self.attention(h, keys, memory, mask)
             h = torch.tanh(self.combine(torch.cat([context, h], -1)))          # (B, T, H)
         return self.drop(h), state, (weights if need_weights else None)
