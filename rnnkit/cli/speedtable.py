@@ -136,7 +136,7 @@ def contenders(cell: str, I: int, H: int, L: int) -> tuple[dict, nn.Module]:
 def kernel_label(stack) -> str:
     if stack.kernel != "fused":
         return stack.kernel
-    return "C++" if stack.native_unavailable is None else "torch fused"
+    return "C++" if stack.fast_path_unavailable("native") is None else "torch fused"
 
 
 def flops_per_token(cell: str, I: int, H: int, L: int) -> float:
