@@ -114,9 +114,13 @@ class TextClassifier(nn.Module):
         if self.pooling == "mean":
             total = out.masked_fill(~valid.unsqueeze(2), 0.0).sum(0)
             return total / lengths.to(out.device, out.dtype).unsqueeze(1)
+        return (self.attention(out, valid).unsqueeze(2) * out).sum(0)     # (B, D*H)
+
+    def attention(self, out: Tensor, valid: Tensor) -> Tensor:
+        """Attention pooling's weight of each step ``(T, B)`` (each text's sum to 1 over its ``valid``
+        ``(T, B)`` steps; 0 at padding) for the top layer's outputs ``out`` ``(T, B, D*H)``."""
         scores = self.attn_score(torch.tanh(self.attn_proj(out))).squeeze(2)   # (T, B)
-        weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=0)
-        return (weights.unsqueeze(2) * out).sum(0)                        # (B, D*H)
+        return torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=0)
 
     def config(self) -> dict:
         """The constructor arguments (what ``config.json`` records)."""
