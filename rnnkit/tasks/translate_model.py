@@ -76,7 +76,8 @@ class Seq2Seq(nn.Module):
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, *, cell: str = "gru", hidden: int = 256,
                  embedding: int = 256, layers: int = 1, bidirectional: bool = True,
-                 attention: str = "general", dropout: float = 0.2, pad_id: int = 1):
+                 attention: str = "general", dropout: float = 0.2, pad_id: int = 1,
+                 tie_weights: bool = False):
         super().__init__()
         owner = "Seq2Seq"
         for name, value, low in (("src_vocab_size", src_vocab_size, 4), ("tgt_vocab_size", tgt_vocab_size, 4),
@@ -89,10 +90,13 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"{owner}: attention must be one of {ATTENTIONS}, got {attention!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"{owner}: dropout must be in [0, 1), got {dropout!r}")
+        if tie_weights and embedding != hidden:
+            raise ValueError(f"{owner}: tie_weights needs embedding == hidden (the output layer reads "
+                             f"{hidden} features), got embedding={embedding}, hidden={hidden}")
         self.args: dict[str, Any] = dict(
             src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, cell=cell, hidden=hidden,
             embedding=embedding, layers=layers, bidirectional=bidirectional, attention=attention,
-            dropout=dropout, pad_id=pad_id)
+            dropout=dropout, pad_id=pad_id, tie_weights=tie_weights)
         self.cell, self.hidden, self.layers, self.attention_kind = cell, hidden, layers, attention
         self.pad_id = pad_id
         D = 2 if bidirectional else 1
@@ -110,6 +114,11 @@ class Seq2Seq(nn.Module):
         self.combine = nn.Linear(2 * hidden, hidden, bias=False) if attention != "none" else None
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, tgt_vocab_size)
+        if tie_weights:      # one (V, H) matrix reads and writes target words (Press & Wolf 2017)
+            with torch.no_grad():   # small, as the LM's tied embedding: N(0, 1) rows would start the
+                self.tgt_embed.weight.uniform_(-0.1, 0.1)      # softmax at logits of std ~8
+                self.tgt_embed.weight[pad_id].zero_()
+            self.head.weight = self.tgt_embed.weight
 
     def config(self) -> dict:
         return dict(self.args)
