@@ -189,6 +189,7 @@ def bench_generation(steps: int, batches=(1, 64), repeats: int = 3, V: int = 96,
     torch.manual_seed(0)
     emb, lstm, head = nn.Embedding(V, E), nn.LSTM(E, H, 2), nn.Linear(H, V)
     sampler = Sampler(lstm, emb, head)
+    half = Sampler(lstm, emb, head, precision="bf16")   # `rnnkit generate --precision bf16`
 
     def plain(B):  # the plain torch.nn.LSTM step loop
         g = torch.Generator().manual_seed(0)
@@ -209,16 +210,20 @@ def bench_generation(steps: int, batches=(1, 64), repeats: int = 3, V: int = 96,
         res = {}
         fns = {"rnnkit Sampler": lambda B=B: res.__setitem__("ours", sampler.generate(
                    steps, batch=B, temperature=1.0, generator=torch.Generator().manual_seed(0))),
+               "rnnkit Sampler bf16": lambda B=B: res.__setitem__("half", half.generate(
+                   steps, batch=B, temperature=1.0, generator=torch.Generator().manual_seed(0))),
                "torch.nn.LSTM loop": lambda B=B: res.__setitem__("plain", plain(B))}
         t = time_interleaved(fns, repeats, 0)
         same = bool((res["ours"] == res["plain"]).all())
         for n, ts in t.items():
+            # bf16 weights draw other tokens by design: "same" is the fp32 guarantee
             row = {"batch": B, "contender": n, "cps": B * steps / statistics.median(ts),
-                   "min": B * steps / max(ts), "max": B * steps / min(ts), "same": same,
+                   "min": B * steps / max(ts), "max": B * steps / min(ts),
+                   "same": same if "bf16" not in n else None,
                    "ratio": statistics.median(b / a for a, b in zip(ts, t["torch.nn.LSTM loop"]))}
             rows.append(row)
             out(f"| {B} | {n} | {row['cps']:,.0f} ({row['min']:,.0f}–{row['max']:,.0f}) | "
-                f"{row['ratio']:.2f}× | {'yes' if same else 'NO'} |")
+                f"{row['ratio']:.2f}× | {'—' if row['same'] is None else 'yes' if same else 'NO'} |")
     return rows
 
 

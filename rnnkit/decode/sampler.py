@@ -37,6 +37,7 @@ from rnnkit.cells.rnn import ACTIVATIONS
 from rnnkit.decode.sampling import sample
 
 _MODE_CODES = {"lstm": 0, "gru": 1, "rnn_tanh": 2, "rnn_relu": 3}  # sampler.cpp
+PRECISIONS = ("fp32", "bf16")  # bf16: the step's matrices in bf16 (half the bytes read per step)
 _TABLE_LIMIT = 1 << 24  # largest folded layer-0 table, in elements (64 MiB of float32)
 
 
@@ -50,7 +51,11 @@ class Sampler:
     The weights are read once, at construction: make a new sampler after they change.
     ``state`` is the stack's tuple (``(h,)`` or ``(h, c)``, each ``(L, B, H)``)."""
 
-    def __init__(self, stack: nn.Module, embedding: nn.Module | None, head: nn.Module):
+    def __init__(self, stack: nn.Module, embedding: nn.Module | None, head: nn.Module, *,
+                 precision: str = "fp32"):
+        if precision not in PRECISIONS:
+            raise ValueError(f"Sampler: precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
+        self.precision = precision
         if getattr(stack, "bidirectional", False):
             raise ValueError("Sampler: the stack is bidirectional; generation needs a unidirectional "
                              "stack (the backward direction would read tokens not drawn yet)")
@@ -64,6 +69,9 @@ class Sampler:
         self.vocab_size = head.out_features
         self.mode = _mode(stack)
         self._fast_path_reason = self._why_no_fast_path()
+        if precision == "bf16" and self._fast_path_reason is not None:
+            raise ValueError(f"Sampler: precision 'bf16' needs the fast step, which is unavailable: "
+                             f"{self._fast_path_reason}")
         if self._fast_path_reason is None:
             with torch.no_grad():
                 self._prepare()
@@ -182,6 +190,11 @@ class Sampler:
         self._head_w = self.head.weight.detach().t().contiguous()       # (H, V)
         self._head_b = (self.head.bias.detach() if self.head.bias is not None
                         else torch.zeros(self.vocab_size, dtype=self._head_w.dtype))
+        if self.precision == "bf16":  # the matrices read at every step; table, biases, state stay
+            if self._head_w.dtype != torch.float32:
+                raise ValueError(f"Sampler: precision 'bf16' needs a float32 model, got {self._head_w.dtype}")
+            self._w = [w.to(torch.bfloat16) for w in self._w]
+            self._head_w = self._head_w.to(torch.bfloat16)
         self._native = self._native_step()
 
     def _native_step(self):
@@ -189,12 +202,13 @@ class Sampler:
         kernels built), else None."""
         w = self._head_w
         if self._table is None or w.device.type != "cpu" or w.dtype not in (torch.float32,
-                                                                              torch.float64):
+                                                                              torch.float64,
+                                                                              torch.bfloat16):
             return None
         from rnnkit.core import native
         if native.unavailable() is not None:
             return None
-        self._empty = torch.empty(0, dtype=w.dtype)
+        self._empty = torch.empty(0, dtype=self._head_b.dtype)
         return native.ops().sample_step
 
     # -- the step -------------------------------------------------------------------------------
@@ -214,13 +228,13 @@ class Sampler:
         for k in range(self.num_layers):
             h = h_all[k]                                                # (B, H), a view
             if k == 0 and self._table is not None:
-                pre = torch.addmm(self._table[ids], h, self._w[0])      # (B, G'*H)
+                pre = _addmm(self._table[ids], h, self._w[0])           # (B, G'*H)
             else:
                 x = self._inputs(ids) if k == 0 else x
-                pre = torch.addmm(self._b[k], torch.cat([x, h], 1), self._w[k])
+                pre = _addmm(self._b[k], torch.cat([x, h], 1), self._w[k])
             self._cell(pre, h, None if c_all is None else c_all[k])
             x = h
-        return torch.addmm(self._head_b, x, self._head_w)               # (B, V)
+        return _addmm(self._head_b, x, self._head_w)                    # (B, V)
 
     def _cell(self, pre: Tensor, h: Tensor, c: Tensor | None) -> None:
         """The element-wise part of one step from the pre-activations ``pre``, by the cells' own
@@ -234,6 +248,14 @@ class Sampler:
         else:
             h_new = ACTIVATIONS["relu" if self.mode == "rnn_relu" else "tanh"](pre)
         h.copy_(h_new)
+
+
+def _addmm(bias: Tensor, a: Tensor, w: Tensor) -> Tensor:
+    """``bias + a w``; bf16 weights: ``a`` rounded to bf16, the product accumulated in fp32 (as the
+    C++ step does), the result in ``bias``'s dtype."""
+    if w.dtype == a.dtype:
+        return torch.addmm(bias, a, w)
+    return torch.addmm(bias, a.to(w.dtype).to(bias.dtype), w.to(bias.dtype))  # bf16 products: exact in fp32
 
 
 def _state_shapes(stack: nn.Module) -> tuple[tuple[int, ...], ...]:

@@ -125,3 +125,83 @@ def test_native_step_equals_the_pytorch_step(kind, kw, batch, dtype, tol):
         torch.testing.assert_close(a, b, rtol=tol, atol=tol)
         for x, y in zip(s_fast, s_slow):
             torch.testing.assert_close(x, y, rtol=tol, atol=tol)
+
+
+def _bf16(t):
+    return t.to(torch.bfloat16).double()
+
+
+def _reference_bf16_step(kind, kw, emb, stack, head, ids, state):
+    """One step in float64 from the operands the bf16 step multiplies: every recurrent, stacked and
+    head weight and every state fed to a product rounded to bf16 (to nearest even); layer 0's input
+    part (the folded table) from the unrounded embedding and W_ih, as the sampler folds it in fp32."""
+    cell_cls = {"lstm": nn.LSTMCell, "gru": nn.GRUCell, "rnn": nn.RNNCell}[kind]
+    h_all = state[0].double()
+    c_all = state[1].double() if kind == "lstm" else None
+    x = emb(ids).double()
+    new_h, new_c = [], []
+    for k in range(stack.num_layers):
+        cell = cell_cls(x.shape[1], H, **kw).double()
+        w_ih = getattr(stack, f"weight_ih_l{k}").double()
+        with torch.no_grad():
+            cell.weight_ih.copy_(w_ih if k == 0 else _bf16(w_ih))
+            cell.weight_hh.copy_(_bf16(getattr(stack, f"weight_hh_l{k}")))
+            cell.bias_ih.copy_(getattr(stack, f"bias_ih_l{k}").double())
+            cell.bias_hh.copy_(getattr(stack, f"bias_hh_l{k}").double())
+            xin = x if k == 0 else _bf16(x)
+            if kind == "lstm":
+                h, c = cell(xin, (_bf16(h_all[k]), c_all[k]))
+                new_c.append(c)
+            elif kind == "gru":   # the products read the rounded h; the interpolation the exact one
+                gi = xin @ cell.weight_ih.t() + cell.bias_ih
+                gh = _bf16(h_all[k]) @ cell.weight_hh.t() + cell.bias_hh
+                r, z = torch.sigmoid(gi[:, :H] + gh[:, :H]), torch.sigmoid(gi[:, H:2 * H] + gh[:, H:2 * H])
+                n = torch.tanh(gi[:, 2 * H:] + r * gh[:, 2 * H:])
+                h = (1 - z) * n + z * h_all[k]
+            else:
+                h = cell(xin, _bf16(h_all[k]))
+        new_h.append(h)
+        x = h
+    with torch.no_grad():
+        logits = head.bias.double() + _bf16(x) @ _bf16(head.weight).t()
+    return logits, torch.stack(new_h), (torch.stack(new_c) if new_c else None)
+
+
+@pytest.mark.parametrize("kind,kw", [("lstm", {}), ("gru", {}), ("rnn", {}),
+                                     ("rnn", {"nonlinearity": "relu"})], ids=["lstm", "gru", "tanh", "relu"])
+@pytest.mark.parametrize("batch", [1, 3, 12])     # 12: past the streaming kernel's few rows (MKL's GEMM)
+@pytest.mark.parametrize("native_step", [True, False])
+def test_bf16_step_is_the_float64_step_of_the_bf16_operands(kind, kw, batch, native_step):
+    emb, stack, head = model(kind, torch.float32, **kw)
+    sampler = Sampler(stack, emb, head, precision="bf16")
+    if not native_step:
+        sampler._native = None
+    elif sampler._native is None:
+        from rnnkit.core import native
+        pytest.skip(native.unavailable())
+    state = tuple(torch.randn(2, batch, H) for _ in range(2 if kind == "lstm" else 1))
+    for t in range(4):
+        ids = torch.randint(0, V, (batch,))
+        ref_logits, ref_h, ref_c = _reference_bf16_step(kind, kw, emb, stack, head, ids, state)
+        logits, new = sampler.step(ids, state)
+        assert logits.dtype == torch.float32 and new[0].dtype == torch.float32
+        torch.testing.assert_close(logits.double(), ref_logits, rtol=1e-5, atol=1e-5)
+        torch.testing.assert_close(new[0].double(), ref_h, rtol=1e-5, atol=1e-5)
+        if ref_c is not None:
+            torch.testing.assert_close(new[1].double(), ref_c, rtol=1e-5, atol=1e-5)
+        state = new
+    full = Sampler(stack, emb, head)               # and bf16 is close to fp32, as rounding allows
+    a, _ = full.step(ids, state)
+    b, _ = sampler.step(ids, state)
+    assert (a - b).abs().max() < 0.05
+
+
+def test_bf16_is_refused_where_it_cannot_apply():
+    emb, stack, head = model("lstm", torch.float64)
+    with pytest.raises(ValueError, match="bf16' needs a float32 model"):
+        Sampler(stack, emb, head, precision="bf16")
+    emb, stack, head = model("lstm", torch.float32, proj_size=3)
+    with pytest.raises(ValueError, match="bf16' needs the fast step"):
+        Sampler(stack, emb, nn.Linear(3, V), precision="bf16")
+    with pytest.raises(ValueError, match="precision must be one of fp32, bf16, got 'fp16'"):
+        Sampler(stack, emb, nn.Linear(3, V), precision="fp16")

@@ -61,3 +61,49 @@ def test_probe_measures_a_positive_speed_and_leaves_the_rng_alone():
                                            torch.device("cpu"), seconds=0.01)
     assert speed > 0
     assert torch.equal(torch.rand(3), expected)
+
+
+def test_the_faster_thread_count_is_kept_and_both_are_measured():
+    seen = []
+
+    def probe(n):
+        seen.append(n)
+        return {1: 5_000.0, 4: 20_000.0}[n]
+    assert recipe.fastest_threads(probe, 4) == (4, {1: 5_000.0, 4: 20_000.0}) and sorted(seen) == [1, 4]
+    busy = lambda n: {1: 9_000.0, 4: 700.0}[n]          # spin-waiting threads on a busy machine
+    assert recipe.fastest_threads(busy, 4) == (1, {1: 9_000.0, 4: 700.0})
+    assert recipe.fastest_threads(lambda n: 3.0, 1) == (1, {1: 3.0})
+    assert recipe.fastest_threads(lambda n: 3.0, 2)[0] == 2   # a tie keeps all threads
+
+
+def test_a_minutes_run_records_the_thread_count_it_measured(tmp_path, data_dir):
+    import json
+
+    from rnnkit.tasks import language_model as lm
+    text = tmp_path / "t.txt"
+    text.write_text((data_dir / "timemachine.txt").read_text()[:3000])
+    before = torch.get_num_threads()
+    lm.train(str(text), out=tmp_path / "run", minutes=0.02, hidden=8, embedding=4, seq_len=8,
+             sample_length=0, progress=False, echo=None)
+    assert torch.get_num_threads() in (1, before)
+    config = json.loads((tmp_path / "run" / "config.json").read_text())
+    flat = json.dumps(config)
+    assert '"threads"' in flat
+    measured = [v for v in _walk(config) if isinstance(v, dict) and "threads" in v
+                and isinstance(v["threads"], dict)]
+    assert measured and set(measured[0]["threads"]) == {str(n) for n in {1, before}}
+    chosen = [v["threads"] for v in _walk(config)
+              if isinstance(v, dict) and isinstance(v.get("threads"), int)]
+    best = max(measured[0]["threads"].items(), key=lambda kv: (kv[1], int(kv[0])))[0]
+    assert chosen == [int(best)]
+    torch.set_num_threads(before)
+
+
+def _walk(node):
+    yield node
+    if isinstance(node, dict):
+        for v in node.values():
+            yield from _walk(v)
+    elif isinstance(node, list):
+        for v in node:
+            yield from _walk(v)

@@ -22,6 +22,7 @@ import torch
 from rnnkit.data import Vocab, WordVocab, load_corpus, load_vocab
 from rnnkit.data.vocab import detokenize
 from rnnkit.decode import Sampler, check_sampling, sample_tokens
+from rnnkit.decode.sampler import PRECISIONS
 from rnnkit.tasks import base
 from rnnkit.tasks.base import RESUMABLE_OPTIONS
 from rnnkit.tasks.lm.config import LMConfig
@@ -108,11 +109,15 @@ def _encode_prompt(vocab: Vocab, prompt: str, unk: str) -> list[int]:
 
 def iter_generate(run, prompt: str = "", length: int = 200, *, temperature: float = 0.8,
                   top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-                  unk: str = "error", device: str = "cpu") -> Iterator[str]:
+                  unk: str = "error", device: str = "cpu", precision: str = "fp32") -> Iterator[str]:
     """An iterator over the continuation of ``prompt``, piece by piece (a character, or a word with
     its spacing) as it is sampled. ``run``: a run folder, a `LoadedLM`, or ``(model, vocab)``.
+    ``precision="bf16"``: the sampler's step reads its weights in bf16 (half the bytes; fp32 keeps
+    the guarantee that a seed draws the tokens of any other fp32 step loop).
     Arguments are checked (and the prompt encoded) before it is returned."""
     check_sampling(temperature, top_k, top_p)
+    if precision not in PRECISIONS:
+        raise ValueError(f"precision must be one of {', '.join(PRECISIONS)}, got {precision!r}")
     if isinstance(length, bool) or not isinstance(length, int) or length < 1:
         raise ValueError(f"length must be an int >= 1 (tokens to generate), got {length!r}")
     if seed is not None and (isinstance(seed, bool) or not isinstance(seed, int)):
@@ -137,7 +142,7 @@ def iter_generate(run, prompt: str = "", length: int = 200, *, temperature: floa
             logits, state = model.forward_time_major(torch.tensor(ids, device=dev).view(-1, 1))
             # the prompt through the stack's fused kernel, then the sampler's fast steps (stock
             # cells; others step through the stack's forward, as model.step does)
-            sampler = Sampler(model.rnn, model.embed, model.head)
+            sampler = Sampler(model.rnn, model.embed, model.head, precision=precision)
             for tok in sample_tokens(sampler.step, logits[-1], state, length,
                                      temperature=temperature, top_k=top_k, top_p=top_p,
                                      generator=gen, banned=banned):
@@ -170,7 +175,8 @@ def next_token_distribution(run, text: str, *, top: int = 5, unk: str = "replace
 
 def generate(run, prompt: str = "", length: int = 200, *, temperature: float = 0.8,
              top_k: int | None = None, top_p: float | None = None, seed: int | None = None,
-             num_samples: int = 1, unk: str = "error", device: str = "cpu") -> list[str]:
+             num_samples: int = 1, unk: str = "error", device: str = "cpu",
+             precision: str = "fp32") -> list[str]:
     """``num_samples`` texts, each ``prompt`` followed by ``length`` sampled tokens.
 
     ``temperature=0`` is greedy. Sample ``i`` uses seed ``seed + i``, so it does not depend on
@@ -182,7 +188,8 @@ def generate(run, prompt: str = "", length: int = 200, *, temperature: float = 0
     loaded = load(run, device) if not isinstance(run, tuple) else run
     base = seed if seed is not None else int.from_bytes(os.urandom(4), "little")
     return [prompt + "".join(iter_generate(loaded, prompt, length, temperature=temperature,
-                                           top_k=top_k, top_p=top_p, seed=base + i, unk=unk))
+                                           top_k=top_k, top_p=top_p, seed=base + i, unk=unk,
+                                           precision=precision))
             for i in range(num_samples)]
 
 
@@ -201,7 +208,13 @@ def evaluate(run, data: str | None = None, *, split: str | None = None, encoding
     if split not in ("all", "val", "train"):
         raise ValueError(f"split must be 'all', 'val' or 'train', got {split!r}")
     spec = cfg.data if data is None else data
-    if split == "all":
+    held_out = getattr(cfg, "val_data", None) if data is None else None
+    if held_out is not None and split != "all":   # trained with --val-data: each split is a whole text
+        spec = held_out if split == "val" else cfg.data
+        corpus = load_corpus(spec, val_fraction=0.0, split=None if split == "val" else cfg.split,
+                             encoding=encoding, errors=errors)
+        text = corpus.train_text
+    elif split == "all":
         corpus = load_corpus(spec, val_fraction=0.0, encoding=encoding, errors=errors)
         text = corpus.train_text
     else:

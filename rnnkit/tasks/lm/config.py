@@ -26,7 +26,10 @@ class LMConfig:
                                        "non-letters becomes one space (28 tokens)")
     min_freq: int = option(2, "words: rarer words become <unk>")
     max_vocab: int | None = option(None, "words: the most frequent this many (specials included)")
-    val_fraction: float = option(0.1, "fraction of the text held out for validation")
+    val_fraction: float = option(0.1, "fraction of the text held out for validation (unused with "
+                                      "--val-data)")
+    val_data: str | None = option(None, "a separate validation text (a file, a folder of .txt files or "
+                                        "a corpus name): then all of --data is training text")
     split: str | None = option(None, "how validation is held out: the tail of the text, or whole "
                                      "files (none: files for a folder and stdlib, else tail)",
                                choices=SPLITS)
@@ -78,6 +81,9 @@ class LMConfig:
         if not 0 < self.val_fraction < 1:
             raise ValueError(f"{owner}: val_fraction must be in (0, 1): a language model is "
                              f"validated on held-out text, got {self.val_fraction}")
+        if self.val_data is not None and self.condition_col is not None:
+            raise ValueError(f"{owner}: val_data is for plain text; a conditional model (condition_col="
+                             f"{self.condition_col!r}) holds out labelled lines of --data itself")
         if self.sample_temperature < 0:
             raise ValueError(f"{owner}: sample_temperature must be >= 0, got {self.sample_temperature}")
         if self.bidirectional:

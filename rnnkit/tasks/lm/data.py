@@ -4,6 +4,7 @@ Shapes: B batch, T steps (``seq_len``), V vocabulary, N tokens.
 """
 from __future__ import annotations
 
+import dataclasses
 import hashlib
 import math
 from dataclasses import dataclass
@@ -48,12 +49,22 @@ def load_lm_data(cfg, vocab: Vocab | None = None, *, progress: bool | None = Non
     vocabulary built from the corpus), with a progress bar for a large text (``progress=None``: a
     16 MiB or more; see `rnnkit.data.textio.encode_text`). Errors say which option to change; see also
     `check_batch_fits`."""
-    corpus = load_corpus(cfg.data, val_fraction=cfg.val_fraction, split=cfg.split,
-                         encoding=cfg.encoding, errors=cfg.errors)
+    val_data = getattr(cfg, "val_data", None)
+    if val_data is None:
+        corpus = load_corpus(cfg.data, val_fraction=cfg.val_fraction, split=cfg.split,
+                             encoding=cfg.encoding, errors=cfg.errors)
+    else:   # all of --data trains; the validation text is a corpus of its own, read whole
+        corpus = load_corpus(cfg.data, val_fraction=0.0, split=cfg.split, encoding=cfg.encoding,
+                             errors=cfg.errors)
+        held = load_corpus(val_data, val_fraction=0.0, encoding=cfg.encoding, errors=cfg.errors)
+        corpus = dataclasses.replace(corpus, val_text=held.train_text, val_files=held.train_files)
     vocab = vocab or build_vocab(cfg, corpus)
     train_ids = encode_text(corpus.train_text, vocab, progress=progress, desc="encoding training text")
     val_ids = encode_text(corpus.val_text, vocab, progress=progress, desc="encoding validation text")
     if len(val_ids) < 2:
+        if val_data is not None:
+            raise ValueError(f"val_data {val_data!r}: the validation text has {len(val_ids)} tokens; "
+                             f"at least 2 are needed")
         raise ValueError(f"data {cfg.data!r}: the validation text has {len(val_ids)} tokens; at least "
                          f"2 are needed; raise --val-fraction (now {cfg.val_fraction})")
     return LMData(corpus, vocab, train_ids, val_ids)

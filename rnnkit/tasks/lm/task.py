@@ -49,12 +49,38 @@ class LanguageModelTask(Task):
 
     def choose(self, echo):
         self.measured = {}   # config.json's record of what the recipe measured and chose
-        cfg, tr_cfg, why = recipe.choose(
-            self.config, self.train_config, self.train_tokens(),
-            lambda: recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device),
-            record=self.measured)
+        threads = {}
+
+        def tokens_per_s() -> float:
+            """The probe's speed; with the threads left to rnnkit on a CPU, at 1 thread and at all
+            threads, keeping the faster (`recipe.fastest_threads`)."""
+            def probe() -> float:
+                return recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device)
+
+            if self.train_config.threads is not None or self.device.type != "cpu":
+                return probe()
+            most = torch.get_num_threads()
+
+            def at(n):
+                torch.set_num_threads(n)
+                return probe()
+            try:
+                chosen, speeds = recipe.fastest_threads(at, most)
+            finally:
+                torch.set_num_threads(most)
+            threads.update(chosen=chosen, speeds=speeds)
+            return speeds[chosen]
+
+        cfg, tr_cfg, why = recipe.choose(self.config, self.train_config, self.train_tokens(),
+                                         tokens_per_s, record=self.measured)
         self.config = cfg
         self.train_config = dataclasses.replace(tr_cfg, lr=tr_cfg.learning_rate)
+        if threads:     # recorded in config.json: a resumed or replayed run uses the same count
+            self.train_config = dataclasses.replace(self.train_config, threads=threads["chosen"])
+            self.measured["threads"] = {str(n): v for n, v in threads["speeds"].items()}
+            speeds = ", ".join(f"{n} thread{'s' * (n > 1)} {v:,.0f} tokens/s"
+                               for n, v in sorted(threads["speeds"].items()))
+            why += f"; threads {threads['chosen']} (measured {speeds})"
         if why:
             echo(why)
 
