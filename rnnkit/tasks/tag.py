@@ -59,10 +59,10 @@ class TagConfig:
                                      "last halves)")
     # model
     embedding: int = option(100, "word embedding width")
-    char_encoder: str = option("lstm", "character-level word encoder: a bidirectional LSTM or "
-                                       "convolutions over character n-grams", choices=CHAR_ENCODERS)
-    char_widths: str = option("3", "cnn: the n-gram widths, comma-separated (each gets --char-hidden "
-                                   "filters)")
+    char_encoder: str = option("cnn", "character-level word encoder: convolutions over character "
+                                      "n-grams or a bidirectional LSTM", choices=CHAR_ENCODERS)
+    char_widths: str = option("2,3,4,5", "cnn: the n-gram widths, comma-separated (each gets "
+                                         "--char-hidden filters)")
     char_embedding: int = option(32, "character embedding width")
     char_hidden: int = option(64, "character encoder units (per direction for lstm)")
     cell: str = option("lstm", "recurrent cell of the sentence layers",
