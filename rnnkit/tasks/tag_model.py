@@ -120,11 +120,14 @@ class Tagger(nn.Module):
         """The constructor's arguments (config.json's ``model`` section)."""
         return dict(self._config)
 
+    def inputs(self, batch: TagBatch) -> Tensor:
+        """What the recurrent stack reads: each word's embedding and spelling ``(B, T, E + F)``."""
+        spelled = self.chars(batch.chars, batch.char_lengths)                 # (U, F)
+        return torch.cat([self.embed(batch.words), spelled[batch.forms]], dim=2)
+
     def forward(self, batch: TagBatch) -> Tensor:
         """Per-word tag logits ``(B, T, K)`` (the CRF's emission scores with ``crf``)."""
-        spelled = self.chars(batch.chars, batch.char_lengths)                 # (U, F)
-        x = torch.cat([self.embed(batch.words), spelled[batch.forms]], dim=2)  # (B, T, E + F)
-        h, _ = self.rnn(self.drop(x), lengths=batch.lengths)                  # (B, T, 2H)
+        h, _ = self.rnn(self.drop(self.inputs(batch)), lengths=batch.lengths)  # (B, T, 2H)
         return self.out(self.drop(h))                                         # (B, T, K)
 
     def loss(self, batch: TagBatch) -> tuple[Tensor, Tensor]:

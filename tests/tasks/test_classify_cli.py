@@ -41,6 +41,7 @@ def run(sentiment_slice, tmp_path_factory) -> Path:
     out = tmp_path_factory.mktemp("classify") / "run"
     assert main(["train", "--task", "classify", "--data", str(sentiment_slice), "--hidden", "32",
                  "--embedding", "32", "--epochs", "6", "--batch-size", "16", "--ema", "0", "--lr", "0.005",
+                 "--subwords", "4000",
                  "--out", str(out),
                  "--no-progress"]) == 0
     return out

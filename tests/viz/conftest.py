@@ -58,3 +58,53 @@ class Chromium:
         self._run(f"--virtual-time-budget={budget_ms}", f"--screenshot={out}", page.resolve().as_uri())
         assert out.is_file(), f"chromium wrote no screenshot at {out}"
         return out
+
+    def probe(self, page: str, script: str, tmp_path: Path) -> dict:
+        """Load ``page`` with ``script`` (which writes JSON into ``<pre id="test-result">``) run after
+        the page's own, and return what it wrote."""
+        import html
+        import json
+        import re
+        path = tmp_path / "probe.html"
+        path.write_text(page.replace("</body>", script + "</body>"), encoding="utf-8")
+        dom = self.dump_dom(path)
+        m = re.search(r'<pre id="test-result">(.*?)</pre>', dom, re.S)
+        assert m, "the probe wrote no result: the page's script failed?\n" + dom[-2000:]
+        return json.loads(html.unescape(m.group(1)))
+
+
+def _conllu_slice(path: Path, n: int) -> str:
+    """The first ``n`` sentences of a CoNLL-U file (blocks end at a blank line)."""
+    return "\n\n".join(path.read_text(encoding="utf-8").split("\n\n")[:n]) + "\n\n"
+
+
+@pytest.fixture(scope="session")
+def tag_run(data_dir, tmp_path_factory) -> Path:
+    """A tiny 2-layer bidirectional LSTM tagger (UPOS) trained for seconds on 150 EWT sentences."""
+    from rnnkit.cli.main import main
+    folder = tmp_path_factory.mktemp("tag-data")
+    ewt = data_dir / "ud-english-ewt"
+    (folder / "xx-ud-train.conllu").write_text(_conllu_slice(ewt / "en_ewt-ud-train.conllu", 150))
+    (folder / "xx-ud-dev.conllu").write_text(_conllu_slice(ewt / "en_ewt-ud-dev.conllu", 30))
+    run = tmp_path_factory.mktemp("runs") / "tagger"
+    assert main(["train", "--task", "tag", "--data", str(folder), "--out", str(run), "--steps", "20",
+                 "--eval-every", "20", "--hidden", "12", "--embedding", "12", "--char-hidden", "6",
+                 "--char-embedding", "6", "--layers", "2", "--batch-size", "16", "--lr", "0.01",
+                 "--threads", "1", "--no-progress"]) == 0
+    return run
+
+
+@pytest.fixture(scope="session")
+def classify_run(data_dir, tmp_path_factory) -> Path:
+    """A tiny 2-layer bidirectional LSTM sentiment classifier with attention pooling, trained for
+    seconds on 300 sentences."""
+    from rnnkit.cli.main import main
+    lines = (data_dir / "sentiment-labelled-sentences" / "amazon_cells_labelled.txt").read_text(
+        encoding="utf-8").split("\n")
+    data = tmp_path_factory.mktemp("classify-data") / "train.tsv"
+    data.write_text("\n".join(ln for ln in lines[:300] if ln.strip()) + "\n", encoding="utf-8")
+    run = tmp_path_factory.mktemp("runs") / "classifier"
+    assert main(["train", "--task", "classify", "--data", str(data), "--out", str(run), "--steps", "20",
+                 "--cell", "lstm", "--layers", "2", "--hidden", "10", "--embedding", "12",
+                 "--pooling", "attention", "--batch-size", "16", "--threads", "1", "--no-progress"]) == 0
+    return run

@@ -1,7 +1,7 @@
 """Text classification (N→1): ``rnnkit train --task classify --data PATH``.
 
 >>> from rnnkit.tasks import classify
->>> result = classify.train(data="sentiment.tsv", out="runs/sent")   # defaults: word BiLSTM, max pooling
+>>> result = classify.train(data="sentiment.tsv", out="runs/sent")   # defaults: word BiGRU, subwords
 >>> classify.predict("runs/sent", ["a great phone", "it broke in a day"])   # [[(label, p), ...], ...]
 >>> classify.evaluate("runs/sent", "other.tsv")   # accuracy, macro-F1, confusion, ...
 """

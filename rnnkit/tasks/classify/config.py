@@ -54,6 +54,10 @@ class ClassifyConfig:
     layers: int = option(1, "stacked recurrent layers")
     embedding: int = option(128, "embedding width")
     dropout: float = option(0.5, "dropout on the embeddings, between layers and before the output")
+    subwords: int = option(20000, "words: add to each word's vector the mean vector of its character 3- to "
+                                 "5-grams, hashed into this many buckets (fastText-style: rare, misspelt "
+                                 "and unseen words get a vector from their spelling); 0: none. Ignored "
+                                 "at the char level")
     word_dropout: float = option(0.3, "training: the share of tokens replaced by <unk> (teaches the "
                                       "model texts with words it has not seen)")
     # batches
@@ -66,6 +70,8 @@ class ClassifyConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"{owner}: {name} must be >= 1, got {v}")
+        if isinstance(self.subwords, bool) or not isinstance(self.subwords, int) or self.subwords < 0:
+            raise ValueError(f"{owner}: subwords must be an int >= 0 (0: none), got {self.subwords!r}")
         if self.max_vocab is not None and self.max_vocab < 5:
             raise ValueError(f"{owner}: max_vocab must be >= 5 (4 specials and a word), got {self.max_vocab}")
         for name in ("dropout", "word_dropout"):
@@ -88,4 +94,4 @@ class ClassifyConfig:
     def model_kwargs(self) -> dict:
         return {"cell": self.cell, "bidirectional": self.bidirectional, "pooling": self.pooling,
                 "hidden": self.hidden, "layers": self.layers, "embedding": self.embedding,
-                "dropout": self.dropout}
+                "dropout": self.dropout, "subwords": self.subwords if self.level == "word" else 0}

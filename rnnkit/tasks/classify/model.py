@@ -34,16 +34,20 @@ class TextClassifier(nn.Module):
     layer's outputs, ``"attention"`` a learned weighted mean (additive scoring, Bahdanau-style:
     ``softmax_t(v · tanh(W o_t))`` over the valid steps). ``dropout`` applies to the embeddings, between
     layers and before the output layer.
+
+    ``subwords`` > 0 (word level): ``forward`` also takes each word's hashed character n-gram ids
+    ``(B, T, K)`` (`rnnkit.tasks.classify.subwords`, 0 = padding) and adds the mean of their vectors,
+    from a table of ``subwords + 1`` rows, to the word's embedding.
     """
 
     def __init__(self, vocab_size: int, num_classes: int, cell: str = "lstm", hidden: int = 128,
                  layers: int = 1, embedding: int = 128, bidirectional: bool = True,
-                 pooling: str = "max", dropout: float = 0.0, **cell_kwargs):
+                 pooling: str = "max", dropout: float = 0.0, subwords: int = 0, **cell_kwargs):
         super().__init__()
         owner = "TextClassifier"
         for name, value, low in (("vocab_size", vocab_size, 2), ("num_classes", num_classes, 2),
                                  ("hidden", hidden, 1), ("layers", layers, 1),
-                                 ("embedding", embedding, 1)):
+                                 ("embedding", embedding, 1), ("subwords", subwords, 0)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
             if value < low:
@@ -59,6 +63,9 @@ class TextClassifier(nn.Module):
         self.bidirectional, self.pooling, self.dropout = bidirectional, pooling, float(dropout)
         self.cell_kwargs = dict(cell_kwargs)
         self.embed = nn.Embedding(vocab_size, embedding)
+        self.subwords = subwords
+        if subwords:
+            self.subword_embed = nn.Embedding(subwords + 1, embedding, padding_idx=0)
         self.num_directions = 2 if bidirectional else 1
         # one single-layer stack per layer and direction: forward[k], backward[k]
         self.forward_layers, self.backward_layers = nn.ModuleList(), nn.ModuleList()
@@ -73,15 +80,28 @@ class TextClassifier(nn.Module):
         self.drop = nn.Dropout(self.dropout)
         self.head = nn.Linear(width, num_classes)
 
-    def forward(self, ids: Tensor, lengths: Tensor) -> Tensor:
+    def forward(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None) -> Tensor:
         if ids.dim() != 2:
             raise ValueError(f"TextClassifier: expected ids of shape (B, T), got {tuple(ids.shape)}")
         B, T = ids.shape
+        if subwords is None and self.subwords:
+            raise ValueError(f"TextClassifier: built with subwords={self.subwords}; expected the words' "
+                             f"n-gram ids (B={B}, T={T}, K) beside the ids, got none")
+        if subwords is not None and (not self.subwords or subwords.dim() != 3
+                                     or tuple(subwords.shape[:2]) != (B, T)):
+            raise ValueError(f"TextClassifier: built with subwords={self.subwords}; expected "
+                             f"{f'n-gram ids (B={B}, T={T}, K)' if self.subwords else 'no n-gram ids'}, "
+                             f"got shape {tuple(subwords.shape)}")
         lengths = torch.as_tensor(lengths, dtype=torch.long).cpu()
         if lengths.shape != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > T:
             raise ValueError(f"TextClassifier: expected lengths (B={B},) in [1, T={T}], got "
                              f"{lengths.tolist() if lengths.numel() <= 8 else tuple(lengths.shape)}")
-        x = self.drop(self.embed(ids.t()))                                # (T, B, E)
+        x = self.embed(ids.t())                                           # (T, B, E)
+        if subwords is not None:
+            sub = subwords.transpose(0, 1)                                # (T, B, K)
+            count = (sub > 0).sum(2, keepdim=True).clamp_min(1)           # (T, B, 1)
+            x = x + self.subword_embed(sub).sum(2) / count                # padding rows are zero
+        x = self.drop(x)
         out = self.encode(x, lengths)                                     # (T, B, D*H)
         return self.head(self.drop(self.pool(out, lengths)))              # (B, C)
 
@@ -114,13 +134,17 @@ class TextClassifier(nn.Module):
         if self.pooling == "mean":
             total = out.masked_fill(~valid.unsqueeze(2), 0.0).sum(0)
             return total / lengths.to(out.device, out.dtype).unsqueeze(1)
+        return (self.attention(out, valid).unsqueeze(2) * out).sum(0)     # (B, D*H)
+
+    def attention(self, out: Tensor, valid: Tensor) -> Tensor:
+        """Attention pooling's weight of each step ``(T, B)`` (each text's sum to 1 over its ``valid``
+        ``(T, B)`` steps; 0 at padding) for the top layer's outputs ``out`` ``(T, B, D*H)``."""
         scores = self.attn_score(torch.tanh(self.attn_proj(out))).squeeze(2)   # (T, B)
-        weights = torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=0)
-        return (weights.unsqueeze(2) * out).sum(0)                        # (B, D*H)
+        return torch.softmax(scores.masked_fill(~valid, float("-inf")), dim=0)
 
     def config(self) -> dict:
         """The constructor arguments (what ``config.json`` records)."""
         return {"vocab_size": self.vocab_size, "num_classes": self.num_classes, "cell": self.cell,
                 "hidden": self.hidden, "layers": self.layers, "embedding": self.embedding_size,
                 "bidirectional": self.bidirectional, "pooling": self.pooling, "dropout": self.dropout,
-                **self.cell_kwargs}
+                "subwords": self.subwords, **self.cell_kwargs}

@@ -24,6 +24,7 @@ from rnnkit.tasks.classify.data import (
     Examples, build_vocab, check_known_labels, encode, read_labelled, read_splits, sort_labels)
 from rnnkit.tasks.classify.metrics import classification_metrics, format_report
 from rnnkit.tasks.classify.model import TextClassifier
+from rnnkit.tasks.classify.subwords import encode_subwords, pad_subwords
 from rnnkit.train import RunFolder, RunFolderError
 from rnnkit.train.checkpoint import BEST, VOCAB
 from rnnkit.train.config import DEFAULT_MINUTES
@@ -55,14 +56,15 @@ class ClassifyTask(Task):
         else:
             self.vocab = build_vocab(cfg, self.splits.train.texts)
             self.labels = sort_labels(self.splits.train.labels)
-        self.train_x, self.train_y = self._encode(self.splits.train, "training texts")
-        self.val_x, self.val_y = self._encode(self.splits.val, "validation texts")
+        self.train_x, self.train_sub, self.train_y = self._encode(self.splits.train, "training texts")
+        self.val_x, self.val_sub, self.val_y = self._encode(self.splits.val, "validation texts")
 
-    def _encode(self, ex: Examples, what: str) -> tuple[list[np.ndarray], np.ndarray]:
+    def _encode(self, ex: Examples, what: str):
         check_known_labels(ex, self.labels)
         index = {lab: i for i, lab in enumerate(self.labels)}
-        return (encode(self.vocab, ex, self.config.max_len, what=what),
-                np.array([index[y] for y in ex.labels], dtype=np.int64))
+        ids, sub = encode_inputs(self.vocab, ex, self.config.max_len, self.config.model_kwargs()["subwords"],
+                                 what=what)
+        return ids, sub, np.array([index[y] for y in ex.labels], dtype=np.int64)
 
     def choose(self, echo):
         """The classifier's defaults for what the trainer leaves to the task: an epoch budget instead
@@ -121,22 +123,35 @@ class ClassifyTask(Task):
             idx = next(self._it)
         ids, lengths = pad_batch([self.train_x[i] for i in idx], self.vocab_pad_id)
         y = torch.from_numpy(self.train_y[idx])
+        sub = None
+        if self.train_sub is not None:
+            sub = pad_subwords([self.train_sub[i] for i in idx], ids.shape[1])      # (B, T, K)
         if self.config.word_dropout:
-            drop = torch.rand(ids.shape) < self.config.word_dropout        # (B, T); padding is masked
-            ids = ids.masked_fill(drop, self.vocab.unk_id)
-        return ids.to(self.device, non_blocking=True), lengths, y.to(self.device, non_blocking=True)
+            # (B, T); padding is masked anyway
+            ids = ids.masked_fill(torch.rand(ids.shape) < self.config.word_dropout, self.vocab.unk_id)
+            if sub is not None:
+                # a word's n-grams are dropped apart from its id: a word that keeps only its n-grams
+                # teaches the model to read an unknown word's spelling, and one that keeps only its
+                # id stops the n-grams from undoing the word dropout
+                keep = torch.rand(ids.shape) >= self.config.word_dropout
+                sub = sub * keep.unsqueeze(2)
+        if sub is not None:
+            sub = sub.to(self.device, non_blocking=True)
+        return (ids.to(self.device, non_blocking=True), lengths, sub,
+                y.to(self.device, non_blocking=True))
 
     @property
     def vocab_pad_id(self) -> int:
         return getattr(self.vocab, "pad_id", 0)   # a CharVocab has no <pad>: padding is masked anyway
 
     def loss(self, batch):
-        ids, lengths, y = batch
-        logits = self.model(ids, lengths)                                # (B, C)
+        ids, lengths, sub, y = batch
+        logits = self.model(ids, lengths, sub)                           # (B, C)
         return F.cross_entropy(logits, y, reduction="sum"), len(y)
 
     def evaluate(self):
-        probs = predict_proba(self.model, self.val_x, self.vocab_pad_id, self.device)
+        probs = predict_proba(self.model, self.val_x, self.vocab_pad_id, self.device,
+                              subwords=self.val_sub)
         loss = float(F.nll_loss(torch.log(probs.clamp_min(1e-12)), torch.from_numpy(self.val_y)))
         m = classification_metrics(self.val_y, probs.argmax(1).numpy(), self.labels)
         return {"loss": loss, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
@@ -184,10 +199,10 @@ class ClassifyTask(Task):
                                      f"test file); choose --split val, train or all")
             source = cfg.data
         check_known_labels(ex, loaded.labels)
-        x = encode(loaded.vocab, ex, cfg.max_len, what="texts")
+        x, sub = encode_inputs(loaded.vocab, ex, cfg.max_len, loaded.model.subwords, what="texts")
         index = {lab: i for i, lab in enumerate(loaded.labels)}
         gold = np.array([index[y] for y in ex.labels], dtype=np.int64)
-        probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device)
+        probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device, subwords=sub)
         m = classification_metrics(gold, probs.argmax(1).numpy(), loaded.labels)
         return {"data": source, "split": split, **m}
 
@@ -206,8 +221,9 @@ class ClassifyTask(Task):
         for text, (_, n) in zip(ex.texts, ex.where):
             if not text.strip():
                 raise ValueError(f"predict: input {n} is empty; expected a text to classify")
-        x = encode(loaded.vocab, ex, loaded.config.max_len, what="texts")
-        probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device)
+        x, sub = encode_inputs(loaded.vocab, ex, loaded.config.max_len, loaded.model.subwords,
+                               what="texts")
+        probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device, subwords=sub)
         k = len(loaded.labels) if top is None else max(1, min(top, len(loaded.labels)))
         out = []
         for row in probs.tolist():
@@ -245,18 +261,33 @@ class ClassifyTask(Task):
         return preds
 
 
+def encode_inputs(vocab, ex: Examples, max_len: int | None, subwords: int, *, what: str = "texts"
+                  ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
+    """What the model reads of each text: its token ids ``(T,)`` (`encode`) and, for a model with
+    ``subwords`` buckets, its words' n-gram ids ``(T, K)`` (None without)."""
+    ids = encode(vocab, ex, max_len, what=what)
+    if not subwords:
+        return ids, None
+    cache: dict = {}
+    sub = [encode_subwords(vocab.tokenize(t)[:len(x)], subwords, cache) for t, x in zip(ex.texts, ids)]
+    return ids, sub
+
+
 @torch.no_grad()
 def predict_proba(model: TextClassifier, seqs: list[np.ndarray], pad_id: int,
-                  device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH) -> torch.Tensor:
+                  device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH, *,
+                  subwords: list[np.ndarray] | None = None) -> torch.Tensor:
     """Class probabilities ``(N, C)`` (CPU, float32) of ``seqs`` in their order, in length-sorted
-    batches; the model is left in the mode it was in."""
+    batches (``subwords``: each text's n-gram ids, for a model built with them); the model is left in
+    the mode it was in."""
     was_training = model.training
     model.eval()
     try:
         out = torch.empty(len(seqs), model.num_classes)
         for idx in BucketBatcher([len(s) for s in seqs], batch_size, shuffle=False):
             ids, lengths = pad_batch([seqs[i] for i in idx], pad_id)
-            logits = model(ids.to(device), lengths)
+            sub = None if subwords is None else pad_subwords([subwords[i] for i in idx], ids.shape[1])
+            logits = model(ids.to(device), lengths, None if sub is None else sub.to(device))
             out[torch.from_numpy(idx)] = torch.softmax(logits.float(), 1).cpu()
         return out
     finally:
