@@ -13,8 +13,9 @@ and picks its regularisation C by 5-fold cross-validation inside it. scikit-lear
 baseline only.
 
 Speed: the same architecture (embedding -> bidirectional LSTM or GRU with lengths -> max over time ->
-dense; no subword features, which the plain model lacks), the same weights' shapes, the same bucketed batches of real sentences; forward, backward and an
-AdamW step, one CPU thread, the two implementations interleaved round by round; the median per step.
+dense; no subword features, which the plain model lacks), the same weights' shapes, the same bucketed
+batches of real sentences; forward, backward and an AdamW step, one CPU thread, the two
+implementations interleaved round by round; the median per step.
 """
 from __future__ import annotations
 

@@ -59,7 +59,7 @@ def contenders(cell: str, I: int, H: int, L: int) -> dict[str, torch.nn.Module]:
         label = f"rnnkit {m.kernel}"
         if kernel == "auto" and m.kernel == "fused":
             # the fused kernel is PyTorch's function, or rnnkit's C++ kernel where one serves
-            label += " (auto, " + ("torch._VF" if getattr(m, "native_unavailable", "") else "C++") + ")"
+            label += " (auto, " + ("torch._VF" if m.fast_path_unavailable("native") else "C++") + ")"
         out[label] = m
     return out
 

@@ -55,7 +55,7 @@ from rnnkit.tasks.translate_model import Seq2Seq  # noqa: E402
 class PlainSeq2Seq(nn.Module):
     """`Seq2Seq`'s maths written the tutorial way, parameter names alike (so weights load)."""
 
-    def __init__(self, vs, vt, hidden=256, embedding=256, dropout=0.2, pad_id=1):
+    def __init__(self, vs, vt, hidden=256, embedding=256, dropout=0.2, pad_id=1, tie_weights=False):
         super().__init__()
         self.pad_id, self.hidden = pad_id, hidden
         self.src_embed = nn.Embedding(vs, embedding, padding_idx=pad_id)
@@ -69,6 +69,8 @@ class PlainSeq2Seq(nn.Module):
         self.combine = nn.Linear(2 * hidden, hidden, bias=False)
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, vt)
+        if tie_weights:
+            self.head.weight = self.tgt_embed.weight
 
     def loss(self, src, src_len, tgt_in, tgt_out):
         packed = pack_padded_sequence(self.drop(self.src_embed(src)), src_len, enforce_sorted=False)
@@ -99,7 +101,8 @@ def bench_speed(args) -> dict:
     V_s, V_t = len(data.src_vocab), len(data.tgt_vocab)
     torch.manual_seed(0)
     ours = Seq2Seq(V_s, V_t, **cfg.model_kwargs())
-    plain = PlainSeq2Seq(V_s, V_t, cfg.hidden, cfg.embedding, cfg.dropout)
+    plain = PlainSeq2Seq(V_s, V_t, cfg.hidden, cfg.embedding, cfg.dropout,
+                         tie_weights=cfg.model_kwargs()["tie_weights"])
     plain.load_state_dict(ours.state_dict())
     batcher = PairBatcher(data.train, cfg.batch_size, data.src_vocab, data.tgt_vocab, 0)
     check = batcher.next()
@@ -172,7 +175,7 @@ def report(runs) -> None:
         print(f"| {att} | {steps:,} | {m['bleu_greedy']:.2f} ({m['bleu_multi_greedy']:.2f}) | "
               f"{m['bleu_beam5']:.2f} ({m['bleu_multi_beam5']:.2f}) | {m['chrf_greedy']:.1f} / "
               f"{m['chrf_beam5']:.1f} | {m['seconds_greedy']:.1f} | {m['seconds_beam5']:.1f} |")
-    print("\ndev BLEU (greedy, 500 dev pairs) against training time:")
+    print("\ndev BLEU (greedy, 500 dev pairs spread over the dev split) against training time:")
     for att, pts in curves.items():
         print(f"  {att}: " + ", ".join(f"{(e or 0) / 60:.1f} min {b:.1f}" for e, _, b in pts))
 

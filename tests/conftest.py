@@ -5,12 +5,14 @@ no ``__init__.py`` and pytest collects them rootdir-relative; session scope also
 inside hypothesis tests."""
 from __future__ import annotations
 
+import math
 import os
 from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
+from torch import nn
 
 #: relative tolerance per dtype for "the same computation done by two implementations"
 TOLERANCE = {torch.float64: 1e-10, torch.float32: 1e-5}
@@ -176,3 +178,49 @@ def assert_grads_close(assert_close):
             assert po[name].grad is not None, f"{what}no gradient for parameter {name}"
             assert_close(po[name].grad, pt[name].grad, f"{what}gradient of {name}", tol)
     return check
+
+
+class ToyTask:
+    """The trainer's toy task (tests/train, tests/reliability): y = x @ w + noise, fitted by a small
+    MLP with dropout, minibatches drawn from a seeded NumPy generator that is part of the task's
+    state -- so the global RNG, the data RNG and the optimizer state all matter for resuming
+    exactly. ``nan_at``: the loss turns NaN from that call of `loss` on (divergence tests)."""
+
+    steps_per_epoch = 8
+
+    def __init__(self, seed=0, nan_at=None):
+        torch.manual_seed(seed)
+        self.model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Dropout(0.2), nn.Linear(16, 1))
+        g = np.random.default_rng(123)
+        self.x = torch.tensor(g.normal(size=(256, 4)), dtype=torch.float32)
+        self.y = self.x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]]) + 0.1
+        self.rng = np.random.default_rng(seed)
+        self.calls, self.nan_at = 0, nan_at
+
+    def next_batch(self):
+        idx = torch.as_tensor(self.rng.integers(0, 256, size=32))
+        return self.x[idx], self.y[idx]
+
+    def loss(self, batch):
+        self.calls += 1
+        x, y = batch
+        loss_sum = nn.functional.mse_loss(self.model(x), y, reduction="sum")  # the contract: a sum
+        if self.nan_at is not None and self.calls >= self.nan_at:
+            loss_sum = loss_sum * math.nan
+        return loss_sum, len(y)
+
+    def evaluate(self):
+        loss = float(nn.functional.mse_loss(self.model(self.x), self.y))
+        return {"loss": loss, "ppl": math.exp(min(loss, 50))}
+
+    def state_dict(self):
+        return {"rng": self.rng.bit_generator.state}
+
+    def load_state_dict(self, d):
+        self.rng.bit_generator.state = d["rng"]
+
+
+@pytest.fixture(scope="session")
+def toy_task() -> type[ToyTask]:
+    """The class `ToyTask` (call it: ``toy_task(seed=0, nan_at=None)``)."""
+    return ToyTask

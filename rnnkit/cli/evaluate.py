@@ -6,6 +6,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from rnnkit.tasks import lm, task_of_run
 
@@ -62,6 +63,7 @@ def _ngram(args, out) -> list[dict]:
     for n in orders:
         if not 1 <= n <= 12:
             raise ValueError(f"--order must be in 1..12 (3-7 are the useful ones), got {n}")
+    opts: dict[str, Any]   # evaluate_ngram's keyword arguments
     if args.run is not None:
         cfg = lm.load(args.run).config
         if cfg.level != "char":

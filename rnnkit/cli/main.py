@@ -14,9 +14,14 @@ from __future__ import annotations
 
 import os
 import sys
+from typing import TYPE_CHECKING, Any
 
 from rnnkit import __version__
 from rnnkit.errors import EXIT_DATA, EXIT_ERROR, EXIT_INTERRUPTED, EXIT_USAGE, RnnkitError
+
+if TYPE_CHECKING:
+    from collections.abc import Callable
+    from types import FrameType
 
 #: the errors of Python and libraries reported as a message (with the status given) rather than a trace
 FOREIGN_ERRORS = ((FileNotFoundError, EXIT_DATA), (IsADirectoryError, EXIT_DATA),
@@ -91,7 +96,8 @@ class _InterruptWatch:
 
     def __init__(self) -> None:
         self.seen = False
-        self.previous = None
+        # the SIGINT handler to restore (what signal.signal returned)
+        self.previous: Callable[[int, FrameType | None], Any] | int | None = None
 
     def _handle(self, signum, frame) -> None:
         self.seen = True

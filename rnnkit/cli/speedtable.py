@@ -63,7 +63,7 @@ def time_interleaved(fns: dict, repeats: int, warmup: int) -> dict:
         for f in fns.values():
             f()
     names = list(fns)
-    times = {n: [] for n in names}
+    times: dict[str, list[float]] = {n: [] for n in names}
     for r in range(repeats):
         for n in names[r % len(names):] + names[:r % len(names)]:
             t = clock()
@@ -113,8 +113,9 @@ def keras_model(cell: str, I: int, H: int, L: int):
     return lambda x: model(x.transpose(0, 1))  # Keras is batch-first
 
 
-def contenders(cell: str, I: int, H: int, L: int) -> dict:
-    """``{name: forward(x (T, B, I)) -> output tensor}`` (or a string: why it is missing)."""
+def contenders(cell: str, I: int, H: int, L: int) -> tuple[dict, nn.Module]:
+    """``({name: forward(x (T, B, I)) -> output tensor} (or a string: why it is missing), rnnkit's
+    stack)``."""
     ours = getattr(rnn_nn, cell)(I, H, L)
     ours16 = getattr(rnn_nn, cell)(I, H, L, precision="bf16")
     ref = getattr(nn, cell)(I, H, L)
@@ -135,7 +136,7 @@ def contenders(cell: str, I: int, H: int, L: int) -> dict:
 def kernel_label(stack) -> str:
     if stack.kernel != "fused":
         return stack.kernel
-    return "C++" if stack.native_unavailable is None else "torch fused"
+    return "C++" if stack.fast_path_unavailable("native") is None else "torch fused"
 
 
 def flops_per_token(cell: str, I: int, H: int, L: int) -> float:
@@ -207,7 +208,7 @@ def bench_generation(steps: int, batches=(1, 64), repeats: int = 3, V: int = 96,
 
     rows = []
     for B in batches:
-        res = {}
+        res: dict[str, torch.Tensor] = {}
         fns = {"rnnkit Sampler": lambda B=B: res.__setitem__("ours", sampler.generate(
                    steps, batch=B, temperature=1.0, generator=torch.Generator().manual_seed(0))),
                "rnnkit Sampler bf16": lambda B=B: res.__setitem__("half", half.generate(

@@ -12,7 +12,7 @@ CPU's instruction sets (the code is compiled with ``-march=native``), so a chang
 CPU gets a fresh build.
 
 Where there is no compiler, no ninja, or the build fails, `unavailable()` returns the reason and the
-engine uses PyTorch's fused kernel instead (`rnnkit.core.kernels.fused_unavailable`). Setting
+engine uses PyTorch's fused kernel instead (`rnnkit.core.fast_paths.fast_path_unavailable`). Setting
 ``RNNKIT_NATIVE=0`` turns the C++ kernels off.
 """
 from __future__ import annotations

@@ -202,6 +202,10 @@ class Vocab:
     def encode(self, text: str) -> np.ndarray:  # pragma: no cover - overridden
         raise NotImplementedError
 
+    def unknown(self, text: str) -> list[str]:  # pragma: no cover - overridden
+        """The distinct tokens of ``text`` this vocabulary lacks, sorted (characters or words)."""
+        raise NotImplementedError
+
     def safe_cut(self, text: str) -> int:  # pragma: no cover - overridden
         """An index ``i`` with ``encode(text[:i]) ++ encode(text[i:] + more) == encode(text + more)``."""
         raise NotImplementedError

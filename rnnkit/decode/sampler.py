@@ -65,7 +65,9 @@ class Sampler:
             raise TypeError(f"Sampler: embedding must be an nn.Embedding or None (one-hot input), "
                             f"got {type(embedding).__name__}")
         self.stack, self.embedding, self.head = stack, embedding, head
-        self.num_layers, self.hidden_size = stack.num_layers, stack.hidden_size
+        # getattr: nn.Module's __getattr__ types every attribute as Tensor | Module
+        self.num_layers: int = getattr(stack, "num_layers")
+        self.hidden_size: int = getattr(stack, "hidden_size")
         self.vocab_size = head.out_features
         self.mode = _mode(stack)
         self._fast_path_reason = self._why_no_fast_path()
@@ -157,12 +159,19 @@ class Sampler:
     def _param(self, name: str, k: int) -> Tensor | None:
         return getattr(self.stack, f"{name}_l{k}", None)
 
+    def _weight(self, name: str, k: int) -> Tensor:
+        """A weight every stack of stock cells has (detached)."""
+        w = self._param(name, k)
+        if w is None:
+            raise TypeError(f"Sampler: the stack {type(self.stack).__name__} has no {name}_l{k}")
+        return w.detach()
+
     def _prepare(self) -> None:
         """Fold the weights into the per-layer matrices of `_fast_step`."""
         H, mode = self.hidden_size, self.mode
         self._w, self._b = [], []
         for k in range(self.num_layers):
-            w_ih, w_hh = self._param("weight_ih", k).detach(), self._param("weight_hh", k).detach()
+            w_ih, w_hh = self._weight("weight_ih", k), self._weight("weight_hh", k)
             b_ih, b_hh = self._param("bias_ih", k), self._param("bias_hh", k)
             zeros = torch.zeros(w_ih.shape[0], dtype=w_ih.dtype, device=w_ih.device)
             b_ih = zeros if b_ih is None else b_ih.detach()
@@ -201,14 +210,14 @@ class Sampler:
         """``torch.ops.rnnkit.sample_step`` where it applies (folded table, CPU, float32/64, the C++
         kernels built), else None."""
         w = self._head_w
-        if self._table is None or w.device.type != "cpu" or w.dtype not in (torch.float32,
-                                                                              torch.float64,
-                                                                              torch.bfloat16):
+        if self.mode is None or self._table is None or w.device.type != "cpu" or w.dtype not in (
+                torch.float32, torch.float64, torch.bfloat16):
             return None
         from rnnkit.core import native
         if native.unavailable() is not None:
             return None
         self._empty = torch.empty(0, dtype=self._head_b.dtype)
+        self._mode_code = _MODE_CODES[self.mode]
         return native.ops().sample_step
 
     # -- the step -------------------------------------------------------------------------------
@@ -221,26 +230,29 @@ class Sampler:
         """One step from tokens ``ids`` ``(B,)``; updates ``state`` in place, returns the logits."""
         h_all = state[0]
         c_all = state[1] if self.mode == "lstm" else None
-        if self._native is not None and h_all.is_contiguous() and (c_all is None or c_all.is_contiguous()):
+        if self._native is not None and self._table is not None and h_all.is_contiguous() and (
+                c_all is None or c_all.is_contiguous()):   # (a native step implies the table)
             return self._native(self._table[ids], h_all, self._empty if c_all is None else c_all,
-                                self._w, self._b, self._head_w, self._head_b, _MODE_CODES[self.mode])
-        x = None
+                                self._w, self._b, self._head_w, self._head_b, self._mode_code)
+        x: Tensor | None = None                                         # the layer's input; None at 0
         for k in range(self.num_layers):
             h = h_all[k]                                                # (B, H), a view
             if k == 0 and self._table is not None:
                 pre = _addmm(self._table[ids], h, self._w[0])           # (B, G'*H)
             else:
-                x = self._inputs(ids) if k == 0 else x
+                x = self._inputs(ids) if x is None else x
                 pre = _addmm(self._b[k], torch.cat([x, h], 1), self._w[k])
             self._cell(pre, h, None if c_all is None else c_all[k])
             x = h
-        return _addmm(self._head_b, x, self._head_w)                    # (B, V)
+        return _addmm(self._head_b, h, self._head_w)                    # (B, V): the last layer's h
 
     def _cell(self, pre: Tensor, h: Tensor, c: Tensor | None) -> None:
         """The element-wise part of one step from the pre-activations ``pre``, by the cells' own
         definitions (`rnnkit.cells`): writes the new ``h`` (and ``c``) into the state's storage."""
         H = self.hidden_size
         if self.mode == "lstm":                                         # i, f, g, o
+            if c is None:
+                raise ValueError("Sampler: an LSTM step needs the cell state c")
             h_new, c_new = lstm_pointwise(pre, c)
             c.copy_(c_new)
         elif self.mode == "gru":                                        # r+z summed, x_n, h_n
@@ -264,7 +276,7 @@ def _state_shapes(stack: nn.Module) -> tuple[tuple[int, ...], ...]:
     cells = getattr(stack, "cells", None)
     if cells:
         return tuple(tuple(s) for s in cells[0].state_shapes)
-    H = stack.hidden_size
+    H: int = getattr(stack, "hidden_size")
     if isinstance(stack, nn.LSTM):
         return ((getattr(stack, "proj_size", 0) or H,), (H,))
     return ((H,),)

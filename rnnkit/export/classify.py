@@ -1,5 +1,8 @@
 """Export of a text-classification run (`rnnkit.tasks.classify.TextClassifier`): one graph, ``model``:
-``ids (B, T) int64, lengths (B,) int64 -> logits (B, K)``.
+``ids (B, T) int64, lengths (B,) int64 -> logits (B, K)``; a model built with subword features
+(``--subwords N``, the default) also reads ``subwords (B, T, S) int64``, each word's hashed character
+n-gram ids (`rnnkit.tasks.classify.subwords`: the hashing is string work, done by the caller before the
+graph, as the vocabulary lookup is; export.json says the rule), 0 for padding.
 
 The lengths are in the graph, as in the model: each direction of each layer runs over the padded
 batch and every pooling reads only a text's real steps (the backward direction gets each text
@@ -8,7 +11,8 @@ never changes a text's logits. Pad past each length with the vocabulary's ``<pad
 the same logits); every length must be at least 1. The vocabulary, the labels (the order of the
 logits) and config.json are written beside the model.
 
-Shapes: B batch, T time (the longest text of the batch), K classes.
+Shapes: B batch, T time (the longest text of the batch), K classes, S n-grams per word (the batch's
+most, padded with 0).
 """
 from __future__ import annotations
 
@@ -18,6 +22,7 @@ from torch import Tensor, nn
 from rnnkit.core.kernels import reverse_padded
 from rnnkit.export.contract import ExportError, ExportPlan, Graph
 from rnnkit.export.recurrence import ExportStack, export_unavailable
+from rnnkit.tasks.classify.subwords import MAX_N, MAX_PER_WORD, MIN_N
 from rnnkit.train import RunFolder, RunFolderError
 from rnnkit.train.checkpoint import CONFIG, VOCAB
 
@@ -35,9 +40,13 @@ class ExportClassifier(nn.Module):
     def _zeros(self, stack, x: Tensor) -> tuple[Tensor, ...]:
         return tuple(x.new_zeros((1, x.shape[1], *s)) for s in stack.stack.cells[0].state_shapes)
 
-    def forward(self, ids: Tensor, lengths: Tensor) -> tuple[Tensor]:
+    def forward(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None) -> tuple[Tensor]:
         m = self.model
         x = m.embed(ids.t())                                              # (T, B, E)
+        if subwords is not None:                                          # as TextClassifier.forward
+            sub = subwords.transpose(0, 1)                                # (T, B, S)
+            count = (sub > 0).sum(2, keepdim=True).clamp_min(1)
+            x = x + m.subword_embed(sub).sum(2) / count
         for k, fwd in enumerate(self.fwd):
             out, _ = fwd(x, self._zeros(fwd, x))                          # (T, B, H)
             if m.bidirectional:
@@ -64,18 +73,29 @@ def plan(run: RunFolder) -> ExportPlan:
         lengths[0] = time                                                 # the longest fills the batch
         ids = torch.randint(0, V, (batch, time), generator=g)
         ids = ids.masked_fill(torch.arange(time) >= lengths.unsqueeze(1), pad)
-        return ids, lengths
+        if not buckets:
+            return ids, lengths
+        per_word = 3 + time % 5                     # S differs from T, so the two stay distinct dims
+        sub = torch.randint(1, buckets + 1, (batch, time, per_word), generator=g)
+        sub = sub.masked_fill(torch.rand(batch, time, per_word, generator=g) < 0.3, 0)
+        return ids, lengths, sub
 
-    def reference(ids: Tensor, lengths: Tensor) -> tuple[Tensor, ...]:
+    def reference(*inputs: Tensor) -> tuple[Tensor, ...]:
         with torch.no_grad():
-            return (model(ids, lengths),)
+            return (model(*inputs),)
 
-    graph = Graph("model", ExportClassifier(model).eval(), sample, ("ids", "lengths"), ("logits",),
-                  {"ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}},
-                  reference,
+    buckets = model.subwords
+    names = ("ids", "lengths", "subwords") if buckets else ("ids", "lengths")
+    dims = {"ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}}
+    if buckets:
+        dims["subwords"] = {0: "batch", 1: "time", 2: "ngrams"}
+    graph = Graph("model", ExportClassifier(model).eval(), sample, names, ("logits",), dims, reference,
                   "token ids (batch, time) int64, padded past each text's length, and the lengths "
-                  "(batch,) int64 (each in [1, time]) -> class logits (batch, K) in the order of "
-                  "labels.json (softmax over the last axis for probabilities)")
+                  "(batch,) int64 (each in [1, time])" +
+                  (", and each word's n-gram ids (batch, time, ngrams) int64, 0 for padding "
+                   "(export.json: subwords)" if buckets else "") +
+                  " -> class logits (batch, K) in the order of labels.json (softmax over the last "
+                  "axis for probabilities)")
     files = {}
     for name in (VOCAB, LABELS, CONFIG):
         try:
@@ -88,6 +108,11 @@ def plan(run: RunFolder) -> ExportPlan:
         "bidirectional": model.bidirectional, "pooling": model.pooling, "labels": loaded.labels,
         "vocabulary": {"file": VOCAB, "level": cfg.level, "lower": cfg.lower, "pad_id": pad,
                        "unk_id": getattr(vocab, "unk_id", None), "max_len": cfg.max_len},
+        "subwords": None if not buckets else {
+            "buckets": buckets, "min_n": MIN_N, "max_n": MAX_N, "max_per_word": MAX_PER_WORD,
+            "rule": "each word (as tokenised by the vocabulary) read as '<' + word + '>'; its character "
+                    "n-grams of min_n..max_n characters, shortest first, left to right; id = 1 + "
+                    "crc32(utf-8 bytes of the n-gram) % buckets; at most max_per_word per word; 0 pads"},
         "padding": "pad each text past its length (any id; <pad> by convention); the logits of a "
                    "text do not depend on the padding or on the other texts of the batch",
     }

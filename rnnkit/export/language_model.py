@@ -15,7 +15,7 @@ from torch import Tensor, nn
 
 from rnnkit.export.contract import ExportError, ExportPlan, Graph
 from rnnkit.export.recurrence import ExportStack, export_unavailable
-from rnnkit.tasks import language_model as lm
+from rnnkit.tasks.lm import api as lm
 from rnnkit.train import RunFolder, RunFolderError
 from rnnkit.train.checkpoint import CONFIG, VOCAB
 

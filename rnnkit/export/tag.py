@@ -44,9 +44,10 @@ class ExportTagger(nn.Module):
 
     @staticmethod
     def _zeros(stack: ExportStack, x: Tensor) -> tuple[Tensor, ...]:
-        s = stack.stack
-        return tuple(x.new_zeros((s.num_layers * 2, x.shape[1], *shape))
-                     for shape in s.cells[0].state_shapes)
+        # getattr: nn.Module's __getattr__ types every attribute as Tensor | Module
+        layers: int = getattr(stack.stack, "num_layers")
+        shapes: list[tuple[int, ...]] = getattr(stack.stack, "cells")[0].state_shapes
+        return tuple(x.new_zeros((layers * 2, x.shape[1], *shape)) for shape in shapes)
 
     def spell(self, chars: Tensor, char_lengths: Tensor) -> Tensor:
         """``(U, F)``: each form's vector (`CharEncoder.forward`)."""

@@ -95,7 +95,8 @@ def plan(run: RunFolder) -> ExportPlan:
                               f"{reason}")
     shapes = [tuple(s) for s in model.decoder.cells[0].state_shapes]
     n, L, H = len(shapes), model.layers, model.hidden
-    attn = model.attention is not None
+    attention = model.attention
+    attn = attention is not None
     V_src, V_tgt, pad = model.args["src_vocab_size"], model.args["tgt_vocab_size"], model.pad_id
 
     def sample_encoder(batch: int, time: int) -> tuple[Tensor, ...]:
@@ -114,11 +115,11 @@ def plan(run: RunFolder) -> ExportPlan:
         g = torch.Generator().manual_seed(batch * 1000 + time + 1)
         token = torch.randint(0, V_tgt, (batch,), generator=g)
         state = tuple(0.5 * torch.randn(L, batch, *s, generator=g) for s in shapes)
-        if not attn:
+        if attention is None:
             return (token, *state)
         memory = torch.randn(batch, time, H, generator=g)
         with torch.no_grad():
-            keys = model.attention.prepare(memory)
+            keys = attention.prepare(memory)
         src_len = torch.randint(1, time + 1, (batch,), generator=g)
         return (token, *state, memory, keys, torch.arange(time).unsqueeze(0) < src_len.unsqueeze(1))
 

@@ -40,7 +40,7 @@ def set_keras_mask(x: torch.Tensor, mask: torch.Tensor | None) -> None:
     """Attach a time-step mask ``(B, T)`` bool to a tensor, as Keras 3's torch backend does; the next
     mask-aware layer (recurrent layers, losses, metrics) reads it from there."""
     if isinstance(x, torch.Tensor):
-        x._keras_mask = mask
+        setattr(x, "_keras_mask", mask)   # a dynamic attribute, as Keras's own backend keeps it
 
 
 def get_keras_mask(x) -> torch.Tensor | None:

@@ -9,11 +9,14 @@ e.g. after ``Embedding(mask_zero=True)`` and ``return_sequences``), masked steps
 Every loss checks that the labels fit the predictions and says what it expected."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 from torch.nn import functional as F
 
-from rnnkit.keras.backend import get_keras_mask
+from rnnkit.keras.backend import get_keras_mask, set_keras_mask
 
 EPSILON = 1e-7
 
@@ -104,7 +107,7 @@ def sparse_categorical_crossentropy(y_true: Tensor, y_pred: Tensor, from_logits:
     values = -_log_probs(y_pred, from_logits).gather(-1, ids.unsqueeze(-1)).squeeze(-1)
     if keep is not None:
         values = torch.where(keep, values, torch.zeros_like(values))
-        values._keras_mask = keep
+        set_keras_mask(values, keep)
     return values
 
 
@@ -135,7 +138,7 @@ def _class_ids(owner: str, y_true: Tensor, y_pred: Tensor, check_range: bool = T
 class Loss:
     """A loss object: ``loss(y_true, y_pred)`` -> scalar (mean over all non-masked elements)."""
 
-    fn = None
+    fn: ClassVar[Callable[..., Tensor] | None] = None   # the loss function of a subclass
     check_range = True  # sparse crossentropy: check the class ids on every call (fit checks once)
 
     def __init__(self, name: str | None = None, reduction: str = "sum_over_batch_size", **fn_kwargs):

@@ -7,6 +7,9 @@ categorical or sparse-categorical accuracy from the shapes of labels and predict
 (`get_metric`); the name reported in the history stays the one the user wrote."""
 from __future__ import annotations
 
+from collections.abc import Callable
+from typing import ClassVar
+
 import torch
 from torch import Tensor
 
@@ -125,39 +128,41 @@ class MeanMetricWrapper(Mean):
         super().update_state(values, sample_weight=sample_weight, mask=get_keras_mask(y_pred))
 
 
-def _wrapper(fn, default_name):
-    class _M(MeanMetricWrapper):
-        def __init__(self, name=default_name, dtype=None, **kw):
-            super().__init__(fn, name, dtype, **kw)
-    return _M
+class _FunctionMetric(MeanMetricWrapper):
+    """The mean of the class's function ``fn``, named after it by default (Keras's named metrics)."""
+
+    fn: ClassVar[Callable[..., Tensor]]
+
+    def __init__(self, name=None, dtype=None, **kw):
+        super().__init__(type(self).fn, name, dtype, **kw)
 
 
-class SparseCategoricalAccuracy(_wrapper(sparse_categorical_accuracy, "sparse_categorical_accuracy")):
-    pass
+class SparseCategoricalAccuracy(_FunctionMetric):
+    fn = staticmethod(sparse_categorical_accuracy)
 
 
-class CategoricalAccuracy(_wrapper(categorical_accuracy, "categorical_accuracy")):
-    pass
+class CategoricalAccuracy(_FunctionMetric):
+    fn = staticmethod(categorical_accuracy)
 
 
-class BinaryAccuracy(_wrapper(binary_accuracy, "binary_accuracy")):
-    pass
+class BinaryAccuracy(_FunctionMetric):
+    fn = staticmethod(binary_accuracy)
 
 
-class Accuracy(_wrapper(accuracy, "accuracy")):
-    pass
+class Accuracy(_FunctionMetric):
+    fn = staticmethod(accuracy)
 
 
-class MeanSquaredError(_wrapper(losses.mean_squared_error, "mean_squared_error")):
-    pass
+class MeanSquaredError(_FunctionMetric):
+    fn = staticmethod(losses.mean_squared_error)
 
 
-class MeanAbsoluteError(_wrapper(losses.mean_absolute_error, "mean_absolute_error")):
-    pass
+class MeanAbsoluteError(_FunctionMetric):
+    fn = staticmethod(losses.mean_absolute_error)
 
 
 #: metric names `compile` understands ("accuracy"/"acc" are resolved from the shapes)
-METRICS = {
+METRICS: dict[str, Callable[..., Metric]] = {
     "sparse_categorical_accuracy": SparseCategoricalAccuracy,
     "categorical_accuracy": CategoricalAccuracy, "binary_accuracy": BinaryAccuracy,
     "mse": MeanSquaredError, "mean_squared_error": MeanSquaredError,

@@ -91,12 +91,13 @@ class Optimizer:
         if self.params is None:
             raise RuntimeError(f"{type(self).__name__}: call build(model.parameters()) (fit does) "
                                f"before step()")
-        params, grads, state = self.params, [p.grad for p in self.params], self.state
-        if any(g is None for g in grads):  # skip parameters that got no gradient
-            idx = [i for i, g in enumerate(grads) if g is not None]
-            if not idx:
+        params, state = self.params, self.state
+        grads = [p.grad for p in params if p.grad is not None]
+        if len(grads) < len(params):  # skip parameters that got no gradient
+            if not grads:
                 return
-            params, grads = [params[i] for i in idx], [grads[i] for i in idx]
+            idx = [i for i, p in enumerate(params) if p.grad is not None]
+            params = [params[i] for i in idx]
             state = {s: [v[i] for i in idx] for s, v in state.items()}
         grads = self._clip(grads)
         lr = self.learning_rate
@@ -114,7 +115,7 @@ class Optimizer:
         if self.global_clipnorm is not None:
             total = torch.linalg.vector_norm(torch.stack(torch._foreach_norm(grads)))
             scale = self.global_clipnorm / torch.clamp(total, min=self.global_clipnorm)
-            return torch._foreach_mul(grads, scale)
+            return list(torch._foreach_mul(grads, scale))
         return grads
 
     def _update(self, params, grads, state, lr: float, t: int) -> None:
@@ -270,7 +271,8 @@ class Adagrad(Optimizer):
 
 
 #: optimizer names `compile` understands
-OPTIMIZERS = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop, "adagrad": Adagrad}
+OPTIMIZERS: dict[str, type[Optimizer]] = {"sgd": SGD, "adam": Adam, "adamw": AdamW, "rmsprop": RMSprop,
+                                          "adagrad": Adagrad}
 _CLASSES = {c.__name__: c for c in OPTIMIZERS.values()}
 
 

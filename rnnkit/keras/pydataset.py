@@ -41,7 +41,7 @@ class PyDataset:
     @property
     def num_batches(self):
         if hasattr(self, "__len__"):
-            return len(self)  # type: ignore[arg-type]
+            return len(self)
         raise NotImplementedError(f"{type(self).__name__}: define __len__ or the num_batches property")
 
     def __iter__(self):

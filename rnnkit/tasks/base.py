@@ -33,7 +33,7 @@ import shutil
 import time
 from collections.abc import Callable
 from pathlib import Path
-from typing import Any, ClassVar
+from typing import TYPE_CHECKING, Any, ClassVar
 
 import torch
 from torch import nn
@@ -46,6 +46,9 @@ from rnnkit.train.runtime import RunLock
 from rnnkit.train.trainer import check_plan
 from rnnkit.train.config import describe, from_dict, to_dict
 
+if TYPE_CHECKING:
+    from _typeshed import DataclassInstance
+
 #: options of the trainer a resumed run may change; every other change would make it another run
 RESUMABLE_OPTIONS = ("epochs", "steps", "minutes", "threads", "device", "log_every", "patience")
 
@@ -54,7 +57,7 @@ class Task:
     """One workflow. Subclasses set the class attributes and implement the methods below."""
 
     name: ClassVar[str]
-    Config: ClassVar[type]
+    Config: ClassVar[type[DataclassInstance]]
     section: ClassVar[str | None] = None
     primary_metric: ClassVar[str] = "loss"
     higher_is_better: ClassVar[bool] = False
@@ -62,14 +65,15 @@ class Task:
     #: the budget when the user gives none (None: the trainer's, `DEFAULT_MINUTES`)
     default_budget: ClassVar[dict | None] = None
     #: the second panel of curves.png and the progress bar's metric (None: the primary metric)
-    plot_metric: ClassVar[str | None] = None
+    plot_metric: str | None = None   # (an instance sets it to the primary metric when None)
     plot_label: ClassVar[str | None] = None
+    #: the model: `build_model`'s (set by the training flow), or a loaded run's
+    model: nn.Module
 
     def __init__(self, config, train_config: TrainConfig, device: torch.device | str = "cpu"):
         self.config, self.train_config = config, train_config
         self.device = torch.device(device)
         self.data: Any = None
-        self.model: nn.Module | None = None
         if self.plot_metric is None:
             self.plot_metric = self.primary_metric
 
@@ -106,7 +110,8 @@ class Task:
 
     def config_sections(self) -> dict[str, Any]:
         """config.json's sections: the task's options, the trainer's, and the model's arguments."""
-        model_config = self.model.config() if hasattr(self.model, "config") else {}
+        config = getattr(self.model, "config", None)   # the model's constructor arguments
+        model_config = config() if config is not None else {}
         return {self.config_section(): to_dict(self.config), "train": to_dict(self.train_config),
                 "model": model_config}
 

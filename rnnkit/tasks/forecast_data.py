@@ -153,10 +153,10 @@ def load_series(path: str | Path, columns: list[str] | None = None, *, date_col:
         kinds, counts = np.unique(diffs, return_counts=True)
         step_delta = kinds[np.argmax(counts)]
         step_name = _step_name(step_delta, unit)
-        for i in np.flatnonzero(diffs != step_delta):
-            n = int(round(diffs[i] / step_delta)) - 1
+        for g in np.flatnonzero(diffs != step_delta):
+            n = int(round(diffs[g] / step_delta)) - 1
             if n > 0:
-                gaps.append((str(stamps[i]), str(stamps[i + 1]), n))
+                gaps.append((str(stamps[g]), str(stamps[g + 1]), n))
     return Series(path.stem, [header[i] for i in use], values, stamps, step_name, step_delta, gaps,
                   n_missing)
 

@@ -190,6 +190,8 @@ def _eval_paths(cfg: TagConfig, data: str | None, split: str | None) -> list:
     if split not in (None, "all", "val", "train", "test"):
         raise ValueError(f"split: expected all, val, train or test, got {split!r}")
     source = data if data is not None else cfg.data
+    if source is None:
+        raise ValueError("data: the run names no data and none was given; expected a tagged file or a folder")
     path = Path(source)
     if data is not None and path.is_file():
         return [path]

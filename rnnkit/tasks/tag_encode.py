@@ -142,7 +142,7 @@ def make_batch(split: EncodedSplit, idx) -> TagBatch:
         n = lengths[r]
         words[r, :n] = split.words[i]
         forms[r, :n] = split.forms[i]
-        if tags is not None:
+        if tags is not None and split.tags is not None:   # (both or neither)
             tags[r, :n] = split.tags[i]
     # each distinct form of the batch is spelled once; padding points at row 0, a real form
     uniq, inverse = np.unique(forms, return_inverse=True)

@@ -12,6 +12,7 @@ from __future__ import annotations
 import re
 from collections import Counter
 from collections.abc import Sequence
+from typing import Any
 
 _BIO = re.compile(r"[BIES]-.+")
 
@@ -80,7 +81,7 @@ def span_scores(gold: Sequence[Sequence[str]], pred: Sequence[Sequence[str]]) ->
         n_gold.update(t for t, _, _ in gs)
         n_pred.update(t for t, _, _ in ps)
         tp.update(t for t, _, _ in gs & ps)
-    total = _prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values()))
+    total: dict[str, Any] = _prf(sum(tp.values()), sum(n_pred.values()), sum(n_gold.values()))
     total["types"] = {t: _prf(tp[t], n_pred[t], n_gold[t]) for t in sorted(set(n_gold) | set(n_pred))}
     return total
 

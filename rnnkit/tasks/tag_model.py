@@ -133,6 +133,8 @@ class Tagger(nn.Module):
     def loss(self, batch: TagBatch) -> tuple[Tensor, Tensor]:
         """(summed negative log-likelihood, number of words): per word with a softmax, per sentence
         with the CRF (its sum still divided by words, so both read per word)."""
+        if batch.tags is None:
+            raise ValueError("TagModel.loss: the batch has no tags (a split read without them)")
         logits = self(batch)
         mask = batch.mask
         if self.crf is not None:

@@ -132,7 +132,8 @@ class TranslationData:
 
 def load_translation_data(path: str, *, reverse: bool = False, max_len: int = 10,
                           max_pairs: int | None = None, min_freq: int = 2, dev: float = 0.02,
-                          test: float = 0.05, seed: int = 0, vocabs=None) -> TranslationData:
+                          test: float = 0.05, seed: int = 0,
+                          vocabs: tuple[WordVocab, WordVocab] | None = None) -> TranslationData:
     """Read, filter (both sides at most ``max_len`` words), keep the first ``max_pairs`` left, split,
     and build the vocabularies on the training part (or use ``vocabs`` = (source, target), a run's)."""
     kept: list[Pair] = []

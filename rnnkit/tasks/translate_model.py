@@ -23,6 +23,7 @@ from __future__ import annotations
 
 import math
 import warnings
+from typing import Any
 
 import torch
 import torch.nn.functional as F
@@ -75,7 +76,8 @@ class Seq2Seq(nn.Module):
 
     def __init__(self, src_vocab_size: int, tgt_vocab_size: int, *, cell: str = "gru", hidden: int = 256,
                  embedding: int = 256, layers: int = 1, bidirectional: bool = True,
-                 attention: str = "general", dropout: float = 0.2, pad_id: int = 1):
+                 attention: str = "general", dropout: float = 0.2, pad_id: int = 1,
+                 tie_weights: bool = False):
         super().__init__()
         owner = "Seq2Seq"
         for name, value, low in (("src_vocab_size", src_vocab_size, 4), ("tgt_vocab_size", tgt_vocab_size, 4),
@@ -88,9 +90,13 @@ class Seq2Seq(nn.Module):
             raise ValueError(f"{owner}: attention must be one of {ATTENTIONS}, got {attention!r}")
         if not 0 <= dropout < 1:
             raise ValueError(f"{owner}: dropout must be in [0, 1), got {dropout!r}")
-        self.args = dict(src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, cell=cell,
-                         hidden=hidden, embedding=embedding, layers=layers, bidirectional=bidirectional,
-                         attention=attention, dropout=dropout, pad_id=pad_id)
+        if tie_weights and embedding != hidden:
+            raise ValueError(f"{owner}: tie_weights needs embedding == hidden (the output layer reads "
+                             f"{hidden} features), got embedding={embedding}, hidden={hidden}")
+        self.args: dict[str, Any] = dict(
+            src_vocab_size=src_vocab_size, tgt_vocab_size=tgt_vocab_size, cell=cell, hidden=hidden,
+            embedding=embedding, layers=layers, bidirectional=bidirectional, attention=attention,
+            dropout=dropout, pad_id=pad_id, tie_weights=tie_weights)
         self.cell, self.hidden, self.layers, self.attention_kind = cell, hidden, layers, attention
         self.pad_id = pad_id
         D = 2 if bidirectional else 1
@@ -108,6 +114,11 @@ class Seq2Seq(nn.Module):
         self.combine = nn.Linear(2 * hidden, hidden, bias=False) if attention != "none" else None
         self.drop = nn.Dropout(dropout)
         self.head = nn.Linear(hidden, tgt_vocab_size)
+        if tie_weights:      # one (V, H) matrix reads and writes target words (Press & Wolf 2017)
+            with torch.no_grad():   # small, as the LM's tied embedding: N(0, 1) rows would start the
+                self.tgt_embed.weight.uniform_(-0.1, 0.1)      # softmax at logits of std ~8
+                self.tgt_embed.weight[pad_id].zero_()
+            self.head.weight = self.tgt_embed.weight
 
     def config(self) -> dict:
         return dict(self.args)
@@ -119,7 +130,7 @@ class Seq2Seq(nn.Module):
         S, B = src.shape
         out, states = self.encoder(self.drop(self.src_embed(src)), lengths=src_len.cpu())  # (S, B, D*H)
         memory = out.transpose(0, 1)                                                       # (B, S, D*H)
-        if self.join_memory is not None:
+        if self.join_memory is not None and self.join_state is not None:   # (both or neither)
             memory = self.join_memory(memory)
             L, H = self.layers, self.hidden
             # (L*2, B, H) ordered l0 fwd, l0 bwd, l1 fwd, ... -> (L, B, 2H) -> (L, B, H)
@@ -137,7 +148,7 @@ class Seq2Seq(nn.Module):
         out, state = self.decoder(self.drop(self.tgt_embed(tgt_in)), state)   # (T, B, H)
         h = out.transpose(0, 1)                                                # (B, T, H)
         weights = None
-        if self.attention is not None:
+        if self.attention is not None and self.combine is not None:   # (both or neither)
             context, weights = self.attention(h, keys, memory, mask)
             h = torch.tanh(self.combine(torch.cat([context, h], -1)))          # (B, T, H)
         return self.drop(h), state, (weights if need_weights else None)

@@ -41,7 +41,7 @@ class ProgressBar(Callback):
     def __init__(self, file=None, disable: bool | None = None):
         self.file = file or sys.stderr
         self.disable = disable
-        self.bar = None
+        self.bar: tqdm | None = None
 
     def on_train_start(self, trainer) -> None:
         self.bar = tqdm(total=trainer.total_steps, initial=trainer.step, unit="step",

@@ -287,7 +287,7 @@ class RunFolder:
             atomic_write(folder / LAST, _serialise_weights(last, meta))
             if best is not None:
                 atomic_write(folder / BEST, _serialise_weights(best, meta))
-            else:
+            elif prev is not None:   # always, by the check above
                 _link_or_copy(self.path / prev["folder"] / BEST, folder / BEST)
             buf = io.BytesIO()
             torch.save(state, buf)

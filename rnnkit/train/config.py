@@ -18,12 +18,13 @@ import dataclasses
 import math
 import types
 import typing
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any, Union
 
 
-def option(default: Any, help: str, *, choices: tuple | None = None, flag: str | None = None,
-           aliases: tuple[str, ...] = (), metavar: str | None = None) -> Any:
+def option(default: Any, help: str, *, choices: tuple | Callable[[], tuple] | None = None,
+           flag: str | None = None, aliases: tuple[str, ...] = (), metavar: str | None = None) -> Any:
     """A dataclass field with the metadata the helpers below read. ``choices`` may be a function
     returning them (read when used, so a registry filled later counts)."""
     meta = {"help": help, "choices": choices, "flag": flag, "aliases": aliases, "metavar": metavar}

@@ -22,7 +22,9 @@ from rnnkit.train.config import TrainConfig
 
 def parameter_groups(model: nn.Module, weight_decay: float) -> list[dict]:
     """Two groups: parameters with >= 2 dimensions (decayed) and the rest (biases, gains)."""
-    decay, plain, seen = [], [], set()
+    decay: list[nn.Parameter] = []
+    plain: list[nn.Parameter] = []
+    seen: set[int] = set()
     for p in model.parameters():
         if not p.requires_grad or id(p) in seen:  # tied weights appear once
             continue
@@ -83,16 +85,17 @@ class Schedule:
         """The multiplier of the base learning rate for optimizer step ``step + 1`` (0-based);
         ``progress`` in [0, 1] replaces ``step / total_steps`` for the cosine."""
         f = min(1.0, (step + 1) / self.warmup) if self.warmup else 1.0
-        later = self.phases and len(self.phases) > 1 and step >= self.phases[1][0]
+        phases = self.phases or []
+        later = len(phases) > 1 and step >= phases[1][0]
         if self.kind == "cosine" and later:
-            start, end = next(((a, b) for a, b in reversed(self.phases) if a <= step), self.phases[-1])
+            start, end = next(((a, b) for a, b in reversed(phases) if a <= step), phases[-1])
             t = min(1.0, (step - start) / max(1, end - start))
             f = self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))
-        elif self.kind == "cosine" and (progress is not None or self.total_steps or self.phases):
+        elif self.kind == "cosine" and (progress is not None or self.total_steps or phases):
             if progress is not None:
                 t = progress
             else:
-                total = self.phases[0][1] if self.phases else self.total_steps
+                total = phases[0][1] if phases else (self.total_steps or 0)  # one of them is set here
                 span = max(1, total - self.warmup)
                 t = min(1.0, max(0, step - self.warmup) / span)
             f *= self.final + (1 - self.final) * 0.5 * (1 + math.cos(math.pi * t))

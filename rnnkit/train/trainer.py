@@ -95,7 +95,7 @@ def budget_dict(cfg: TrainConfig) -> dict:
 
 def check_plan(plan, where: str = "plan") -> list[dict]:
     """``plan`` (from config.json or a trainer state) checked: contiguous phases of whole steps."""
-    ok = isinstance(plan, list) and plan
+    ok = isinstance(plan, list) and bool(plan)
     for i, ph in enumerate(plan if ok else []):
         ok = ok and isinstance(ph, dict) and all(
             type(ph.get(k)) is int for k in ("start", "end", "eval_every")) and ph["eval_every"] >= 1 \
@@ -123,10 +123,10 @@ class Trainer:
                  echo=print, plan: list[dict] | None = None, dist: Dist | None = None):
         self.task, self.cfg = task, config
         self.dist = dist or Dist()
-        self._ddp = None
+        self._ddp: torch.nn.Module | None = None   # the DDP wrapper of a distributed run
         self._task_state: dict | None = None   # the ranks' task states merged, for a checkpoint
         self.model = task.model
-        self.run = run if isinstance(run, RunFolder) or run is None else RunFolder(run)
+        self.run: RunFolder | None = run if isinstance(run, RunFolder) or run is None else RunFolder(run)
         if resume and self.run is None:
             raise ValueError("Trainer: resume=True needs a run folder to resume from")
         self.callbacks = list(callbacks)
@@ -145,7 +145,7 @@ class Trainer:
         self.stop_reason: str | None = None
         self._window: list[torch.Tensor] = []       # per-step losses since the last log (tensors)
         self._norms: list[torch.Tensor] = []
-        self._window_count = 0
+        self._window_count: float | torch.Tensor = 0   # a tensor between logs (no sync per step)
         self._carried: list[float] = []             # window losses read back (resume, interrupt)
         self._norms_carried: list[float] = []
         self._validated_at = -1
@@ -157,7 +157,7 @@ class Trainer:
     def prepare(self) -> list[dict]:
         """Build the optimizer, restore the checkpoint (on resume) and settle the plan (measuring a
         budget in minutes); returns the plan. `fit` calls it when it was not called before."""
-        if self._prepared:
+        if self._prepared and self.plan is not None:   # a prepared trainer always has its plan
             return self.plan
         cfg = self.cfg
         if cfg.threads:
@@ -197,7 +197,8 @@ class Trainer:
     @property
     def phase(self) -> dict:
         """The phase the next step belongs to (the last one once the plan is done)."""
-        return next((p for p in self.plan if p["start"] <= self.step < p["end"]), self.plan[-1])
+        plan = self.plan or []
+        return next((p for p in plan if p["start"] <= self.step < p["end"]), plan[-1])
 
     @property
     def eval_every(self) -> int | None:
@@ -205,7 +206,7 @@ class Trainer:
 
     def _load(self) -> list[dict]:
         """Restore the last checkpoint; returns the plan it was saved with."""
-        run = self.run
+        run = self._run_folder()
         state = run.load_trainer_state()
         weights_step = load_weights_file(run.checkpoint_file(LAST), self.model)
         if weights_step != state["step"]:
@@ -254,7 +255,8 @@ class Trainer:
 
     # -- the loop -------------------------------------------------------------------------------
     def fit(self) -> FitResult:
-        self.prepare()
+        plan = self.prepare()
+        total_steps = plan[-1]["end"]
         cfg, task, model, opt, params = self.cfg, self.task, self.model, self.optimizer, self._params
         if self.run is not None and not self.resume:
             self._best_weights = weights_of(model)
@@ -265,11 +267,11 @@ class Trainer:
         t_start = time.perf_counter() - self.elapsed
         self._last_plot = time.perf_counter()
         self._t_log, self._paused = time.perf_counter(), 0.0
-        if self.step >= self.total_steps:
-            self.stop_reason = f"the run already did {self.step} of its {self.total_steps} steps"
+        if self.step >= total_steps:
+            self.stop_reason = f"the run already did {self.step} of its {total_steps} steps"
         status = "finished"
         with StopOnSignals(self):
-            while self.step < self.total_steps:
+            while self.step < total_steps:
                 batch = self.dist.shard(task.next_batch())
                 with self._autocast:
                     if self._ddp is None:
@@ -293,7 +295,7 @@ class Trainer:
                 self._window_count += count
                 for cb in self.callbacks:
                     cb.on_step_end(self)
-                phase = next(p for p in self.plan if p["start"] < self.step <= p["end"])
+                phase = next(p for p in plan if p["start"] < self.step <= p["end"])
                 validate = (self.step - phase["start"]) % phase["eval_every"] == 0 \
                     or self.step == phase["end"]
                 if self.step % cfg.log_every == 0 or validate:
@@ -301,7 +303,7 @@ class Trainer:
                 if validate and self._validated_at != self.step:
                     self.validate()
                 if self._stop_now():
-                    status = "interrupted" if self.stop_reason.startswith("SIG") else "stopped"
+                    status = "interrupted" if (self.stop_reason or "").startswith("SIG") else "stopped"
                     self._carried, self._norms_carried = self._read_window()
                     self._window, self._norms = [], []
                     break
@@ -375,6 +377,8 @@ class Trainer:
         """Exponential moving average of the weights, its decay warmed up as ``(1+t)/(10+t)`` so
         that early averages do not drag the random initial weights along."""
         decay = min(self.cfg.ema, (1 + self.step) / (10 + self.step))
+        if self._ema is None:   # called only with ema > 0
+            return
         with torch.no_grad():
             torch._foreach_lerp_(self._ema, [p.detach() for p in self._params], 1 - decay)
 
@@ -467,16 +471,23 @@ class Trainer:
         the last checkpoint, the trainer state and the history) and switch the run to it at once."""
         best, self._best_weights = self._best_weights, None
         try:
-            self.run.save_checkpoint(self.step, weights_of(self.model), best, self.state_dict(),
+            self._run_folder().save_checkpoint(self.step, weights_of(self.model), best, self.state_dict(),
                                      self.history)
         except BaseException:
             self._best_weights = best  # not written: the next checkpoint writes them
             raise
 
+    def _run_folder(self) -> RunFolder:
+        """The run folder, for the methods that write it (their callers check `run` first)."""
+        if self.run is None:
+            raise RnnkitError("Trainer: this trainer writes no run folder (run=None)")
+        return self.run
+
     def _write_plot(self, force: bool = False) -> None:
         now = time.perf_counter()
         if force or now - self._last_plot >= PLOT_EVERY_S:
-            hist.plot_curves(self.history, self.run / CURVES, title=str(self.run.path.name),
+            run = self._run_folder()
+            hist.plot_curves(self.history, run / CURVES, title=str(run.path.name),
                              metric=getattr(self.task, "plot_metric", self.primary),
                              metric_label=getattr(self.task, "plot_label", None))
             self._last_plot = time.perf_counter()

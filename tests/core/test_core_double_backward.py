@@ -64,7 +64,7 @@ def test_gradgradcheck_stock_modules(name, kw, bidirectional):
     module = getattr(rnnkit.nn, name)(I, H, 2, bidirectional=bidirectional, dtype=D, **kw)
     _rand_params(module)
     if name in ("GRU", "RNN") and kw.get("reset_after") is not False and native.unavailable() is None:
-        assert module.native_unavailable is None  # rnnkit's C++ kernel is the one checked
+        assert module.fast_path_unavailable("native") is None  # rnnkit's C++ kernel is the one checked
     n_state = 2 if name == "LSTM" else 1
     f, inputs = _as_function(module, n_state), _inputs(module, n_state)
     assert gradcheck(f, inputs)

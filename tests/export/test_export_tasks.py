@@ -145,12 +145,24 @@ def classify_batch(run, extra: int = 0):
     return loaded, rows, *padded(rows, loaded.pad_id, extra)
 
 
+def subword_ids(loaded, rows, time: int):
+    """The rows' words' n-gram ids ``(B, time, S)``, as rnnkit computes them (None without subwords)."""
+    from rnnkit.tasks.classify.subwords import encode_subwords, pad_subwords
+    buckets = loaded.model.subwords
+    if not buckets:
+        return None
+    return pad_subwords([encode_subwords([loaded.vocab.tokens[i] for i in r], buckets) for r in rows],
+                        time)
+
+
 def test_classify_exports_give_rnnkits_numbers_on_a_padded_batch(classify, tmp_path, assert_close):
     run, exports = classify
-    loaded, _, ids, lengths = classify_batch(run)
+    loaded, rows, ids, lengths = classify_batch(run)
+    inputs = (ids, lengths, subword_ids(loaded, rows, ids.shape[1]))
+    assert inputs[2] is not None           # the default classifier reads subword features
     with torch.no_grad():
-        want = (loaded.model(ids, lengths),)
-    check_both_formats(exports, "model", (ids, lengths), want, tmp_path, assert_close)
+        want = (loaded.model(*inputs),)
+    check_both_formats(exports, "model", inputs, want, tmp_path, assert_close)
 
 
 def test_classify_exported_graph_is_padding_invariant(classify, assert_close):
@@ -160,9 +172,9 @@ def test_classify_exported_graph_is_padding_invariant(classify, assert_close):
     loaded, rows, ids, lengths = classify_batch(run, extra=5)
     ids = ids.masked_fill(torch.arange(ids.shape[1]) >= lengths.unsqueeze(1), 7)   # not <pad>
     onnx = load_runner("onnx", exports["onnx"] / "model.onnx")
-    together = onnx(ids, lengths)[0]
+    together = onnx(ids, lengths, subword_ids(loaded, rows, ids.shape[1]))[0]
     for i, r in enumerate(rows):
-        alone = onnx(torch.tensor([r]), torch.tensor([len(r)]))[0]
+        alone = onnx(torch.tensor([r]), torch.tensor([len(r)]), subword_ids(loaded, [r], len(r)))[0]
         assert_close(together[i:i + 1], alone, f"text {i} batched and padded vs alone", TOL)
 
 

@@ -75,3 +75,19 @@ def test_split_fractions_count_sources():
     train, dev, test = split_pairs(pairs, 0.1, 0.2, seed=0)
     assert len({p.src[0] for p in test}) == 10 and len(test) == 40
     assert len({p.src[0] for p in dev}) == 5 and len(train) == 140
+
+
+def test_the_validation_sample_spreads_over_a_length_sorted_split(data_dir):
+    """The pairs files are sorted by length; the BLEU sample must not be their shortest sentences."""
+    from rnnkit.tasks.translate import dev_sample
+    d = load_translation_data(str(data_dir / "fra-eng.txt"), max_pairs=6000, dev=0.2, test=0.05, seed=0)
+    n = 50
+    part = dev_sample(d.dev, n)
+    lines = [p.line for p in part]
+    assert len(part) == n and lines == sorted(set(lines)) and part[0] is d.dev[0]
+    assert {id(p) for p in part} <= {id(p) for p in d.dev}
+    gaps = [b - a for a, b in zip(lines, lines[1:])]          # even spread: no gap far above the mean
+    assert max(gaps) < 3 * (lines[-1] - lines[0]) / (n - 1)
+    mean = lambda ps: sum(len(p.src) for p in ps) / len(ps)  # noqa: E731
+    assert abs(mean(part) - mean(d.dev)) < 0.5 < mean(d.dev) - mean(d.dev[:n])
+    assert dev_sample(d.dev[:7], n) == d.dev[:7]

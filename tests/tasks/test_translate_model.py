@@ -121,3 +121,32 @@ def test_bad_model_arguments():
         Seq2Seq(10, 10, attention="luong")
     with pytest.raises(ValueError, match="unknown cell 'tree'"):
         Seq2Seq(10, 10, cell="tree")
+
+
+def test_tied_weights_get_the_gradients_of_both_untied_uses():
+    """One matrix as target embedding and output layer: its gradient is the sum of the gradients the
+    two would get apart (an untied copy with the same values)."""
+    tied = Seq2Seq(VS, VT, hidden=12, embedding=12, dropout=0.0, pad_id=PAD, tie_weights=True).double()
+    assert tied.head.weight is tied.tgt_embed.weight
+    assert sum(p.numel() for p in tied.parameters()) == sum(
+        p.numel() for n, p in tied.named_parameters(remove_duplicate=False) if n != "head.weight")
+    apart = Seq2Seq(VS, VT, hidden=12, embedding=12, dropout=0.0, pad_id=PAD).double()
+    apart.load_state_dict(tied.state_dict())
+    assert apart.head.weight is not apart.tgt_embed.weight
+    src, src_len, tgt_in, tgt_out = batch()
+    tied.loss(src, src_len, tgt_in, tgt_out)[0].backward()
+    apart.loss(src, src_len, tgt_in, tgt_out)[0].backward()
+    torch.testing.assert_close(tied.head.weight.grad, apart.head.weight.grad + apart.tgt_embed.weight.grad)
+    torch.testing.assert_close(tied.encoder.parameters().__next__().grad,
+                               apart.encoder.parameters().__next__().grad)
+
+
+def test_tied_weights_start_small_with_a_zero_padding_row():
+    m = Seq2Seq(VS, VT, hidden=12, embedding=12, pad_id=PAD, tie_weights=True)
+    w = m.head.weight
+    assert float(w.detach().abs().max()) <= 0.1 and bool((w[PAD] == 0).all())
+
+
+def test_tie_weights_needs_equal_widths():
+    with pytest.raises(ValueError, match="tie_weights needs embedding == hidden.*embedding=8, hidden=12"):
+        Seq2Seq(VS, VT, hidden=12, embedding=8, tie_weights=True)

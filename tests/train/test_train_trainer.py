@@ -1,7 +1,7 @@
 """The Trainer against a hand-written loop, exact resumption, signals, divergence, run-folder errors.
 
-The task is a toy regression with dropout and a shuffled data stream, so the global RNG, a data RNG
-and the optimizer state all matter for resuming exactly."""
+The task is ``toy_task`` (tests/conftest.py): a toy regression with dropout and a shuffled data stream,
+so the global RNG, a data RNG and the optimizer state all matter for resuming exactly."""
 from __future__ import annotations
 
 import json
@@ -12,46 +12,9 @@ import signal
 import numpy as np
 import pytest
 import torch
-from torch import nn
 
 from rnnkit.train import Callback, RunFolderError, TrainConfig, Trainer, TrainingDiverged
 from rnnkit.train.checkpoint import BEST, CHECKPOINTS, LAST, MANIFEST, TRAINER_STATE, RunFolder, weights_of
-
-
-class ToyTask:
-    """y = x @ w + noise; minibatches drawn from a seeded NumPy generator (part of the state)."""
-
-    def __init__(self, seed=0, nan_at=None):
-        torch.manual_seed(seed)
-        self.model = nn.Sequential(nn.Linear(4, 16), nn.Tanh(), nn.Dropout(0.2), nn.Linear(16, 1))
-        g = np.random.default_rng(123)
-        self.x = torch.tensor(g.normal(size=(256, 4)), dtype=torch.float32)
-        self.y = self.x @ torch.tensor([[1.0], [-2.0], [0.5], [3.0]]) + 0.1
-        self.rng = np.random.default_rng(seed)
-        self.steps_per_epoch = 8
-        self.calls, self.nan_at = 0, nan_at
-
-    def next_batch(self):
-        idx = torch.as_tensor(self.rng.integers(0, 256, size=32))
-        return self.x[idx], self.y[idx]
-
-    def loss(self, batch):
-        self.calls += 1
-        x, y = batch
-        loss_sum = nn.functional.mse_loss(self.model(x), y, reduction="sum")  # the contract: a sum
-        if self.nan_at is not None and self.calls >= self.nan_at:
-            loss_sum = loss_sum * math.nan
-        return loss_sum, len(y)
-
-    def evaluate(self):
-        loss = float(nn.functional.mse_loss(self.model(self.x), self.y))
-        return {"loss": loss, "ppl": math.exp(min(loss, 50))}
-
-    def state_dict(self):
-        return {"rng": self.rng.bit_generator.state}
-
-    def load_state_dict(self, d):
-        self.rng.bit_generator.state = d["rng"]
 
 
 CFG = dict(optimizer="adamw", lr=0.01, weight_decay=0.1, clip=0.5, schedule="cosine", warmup=3,
@@ -62,14 +25,14 @@ def train_losses(history):
     return [r["loss"] for r in history if r["split"] == "train"]
 
 
-def test_trainer_matches_a_hand_written_loop():
+def test_trainer_matches_a_hand_written_loop(toy_task):
     """Same seed, same batches: the trainer's per-step losses equal a plain PyTorch loop with
     AdamW (weight decay on matrices only), gradient clipping and warm-up + cosine."""
-    trainer = Trainer(ToyTask(), TrainConfig(**CFG), None, echo=lambda s: None)
+    trainer = Trainer(toy_task(), TrainConfig(**CFG), None, echo=lambda s: None)
     trainer.fit()
     ours = train_losses(trainer.history)
 
-    task = ToyTask()
+    task = toy_task()
     model = task.model
     decay = [p for p in model.parameters() if p.dim() >= 2]
     plain = [p for p in model.parameters() if p.dim() < 2]
@@ -107,17 +70,17 @@ class StopAt(Callback):
 
 
 @pytest.mark.parametrize("stop_at, sig", [(9, signal.SIGINT), (13, signal.SIGTERM), (6, None)])
-def test_resumed_run_equals_uninterrupted_run(tmp_path, stop_at, sig):
-    full = Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "full", echo=lambda s: None)
+def test_resumed_run_equals_uninterrupted_run(tmp_path, stop_at, sig, toy_task):
+    full = Trainer(toy_task(), TrainConfig(**CFG), tmp_path / "full", echo=lambda s: None)
     full.fit()
-    part = Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "cut", callbacks=[StopAt(stop_at, sig)],
+    part = Trainer(toy_task(), TrainConfig(**CFG), tmp_path / "cut", callbacks=[StopAt(stop_at, sig)],
                    echo=lambda s: None)
     res = part.fit()
     assert res.status == ("stopped" if sig is None else "interrupted")
     assert res.step == stop_at
     if sig is not None:
         assert res.reason == signal.Signals(sig).name
-    again = Trainer(ToyTask(seed=99), TrainConfig(**CFG), tmp_path / "cut", resume=True,
+    again = Trainer(toy_task(seed=99), TrainConfig(**CFG), tmp_path / "cut", resume=True,
                     echo=lambda s: None)
     assert again.fit().status == "finished"
     assert train_losses(again.history) == train_losses(full.history)        # bit for bit
@@ -129,28 +92,28 @@ def test_resumed_run_equals_uninterrupted_run(tmp_path, stop_at, sig):
     assert train_losses(on_disk) == train_losses(full.history)
 
 
-def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path):
+def test_nan_loss_stops_naming_the_step_and_keeps_the_last_good_checkpoint(tmp_path, toy_task):
     cfg = TrainConfig(**{**CFG, "log_every": 4})
-    trainer = Trainer(ToyTask(nan_at=15), cfg, tmp_path / "run", echo=lambda s: None)
+    trainer = Trainer(toy_task(nan_at=15), cfg, tmp_path / "run", echo=lambda s: None)
     with pytest.raises(TrainingDiverged, match=r"loss became nan at step 15.*Likely cause: the "
                                                r"learning rate.*last good checkpoint.*step 12") as e:
         trainer.fit()
     assert e.value.step == 15
     run = RunFolder(tmp_path / "run")
     assert run.load_trainer_state()["step"] == 12
-    model = ToyTask().model
+    model = toy_task().model
     assert run.load_weights(LAST, model) == 12
     assert all(torch.isfinite(p).all() for p in model.parameters())
 
 
-def test_no_clipping_names_exploding_gradients_as_the_cause():
+def test_no_clipping_names_exploding_gradients_as_the_cause(toy_task):
     cfg = TrainConfig(**{**CFG, "clip": 0.0, "log_every": 2})
     with pytest.raises(TrainingDiverged, match=r"step 5\b.*--clip 1.*no checkpoint"):
-        Trainer(ToyTask(nan_at=5), cfg, None, echo=lambda s: None).fit()
+        Trainer(toy_task(nan_at=5), cfg, None, echo=lambda s: None).fit()
 
 
-def test_run_folder_contents(tmp_path):
-    Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
+def test_run_folder_contents(tmp_path, toy_task):
+    Trainer(toy_task(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
     run = RunFolder(tmp_path / "r")
     for name in (BEST, MANIFEST, "history.jsonl", "curves.png"):
         assert (run / name).is_file(), name
@@ -165,64 +128,64 @@ def test_run_folder_contents(tmp_path):
     val = [r for r in records if r["split"] == "val"]
     assert [r["step"] for r in val] == [6, 12, 18, 24]
     best = min(val, key=lambda r: r["loss"])
-    model = ToyTask().model
+    model = toy_task().model
     assert run.load_weights(BEST, model) == best["step"]
     assert not [p for p in (run.path).rglob("*") if p.name.endswith(".tmp")]
 
 
-def test_corrupt_or_mismatched_checkpoint_is_a_clear_error(tmp_path):
-    Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
+def test_corrupt_or_mismatched_checkpoint_is_a_clear_error(tmp_path, toy_task):
+    Trainer(toy_task(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
     run = RunFolder(tmp_path / "r")
     state_path = run.checkpoint_file(TRAINER_STATE)
     state_path.write_bytes(b"not a checkpoint")
     with pytest.raises(RunFolderError, match="trainer_state.pt is damaged"):
-        Trainer(ToyTask(), TrainConfig(**CFG), run, resume=True, echo=lambda s: None).fit()
+        Trainer(toy_task(), TrainConfig(**CFG), run, resume=True, echo=lambda s: None).fit()
     last = run.path / run.read_manifest()["folder"] / LAST
     last.write_bytes(b"\x10\x00\x00\x00\x00\x00\x00\x00{}garbage")
     with pytest.raises(RunFolderError, match="last.safetensors is damaged"):
-        run.load_weights(LAST, ToyTask().model)
+        run.load_weights(LAST, toy_task().model)
     last.unlink()
     with pytest.raises(RunFolderError, match="last.safetensors is missing"):
-        run.load_weights(LAST, ToyTask().model)
+        run.load_weights(LAST, toy_task().model)
 
 
-def test_inconsistent_checkpoint_is_refused(tmp_path):
+def test_inconsistent_checkpoint_is_refused(tmp_path, toy_task):
     """A trainer state and weights from different steps (checksums made to match, so only the
     step stamps disagree) are refused, not resumed."""
-    t = Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", callbacks=[StopAt(6)],
+    t = Trainer(toy_task(), TrainConfig(**CFG), tmp_path / "r", callbacks=[StopAt(6)],
                 echo=lambda s: None)
     t.fit()
     state = t.run.load_trainer_state()
     state["step"] = 5
     t.run.save_checkpoint(6, weights_of(t.model), None, state, t.history)
     with pytest.raises(RunFolderError, match="from step 6 but trainer_state.pt from step 5"):
-        Trainer(ToyTask(), TrainConfig(**CFG), t.run, resume=True, echo=lambda s: None).fit()
+        Trainer(toy_task(), TrainConfig(**CFG), t.run, resume=True, echo=lambda s: None).fit()
 
 
-def test_minutes_budget_becomes_a_step_budget_once():
+def test_minutes_budget_becomes_a_step_budget_once(toy_task):
     """A budget in minutes is measured into steps before the first step (on a throwaway copy of the
     state), and then the run is exactly the run of that many steps: same losses, same weights."""
     cfg = TrainConfig(**{**CFG, "steps": None, "minutes": 0.02, "eval_every": None, "warmup": 0})
-    t = Trainer(ToyTask(), cfg, None, echo=lambda s: None)
+    t = Trainer(toy_task(), cfg, None, echo=lambda s: None)
     res = t.fit()
     (phase,) = t.plan
     assert res.status == "finished" and res.step == phase["end"] > 0
     assert phase["budget"] == {"minutes": 0.02} and phase["measured"]["step_seconds"] > 0
     assert t.history[-1]["split"] == "val" and t.history[-1]["step"] == res.step
     same = TrainConfig(**{**CFG, "steps": phase["end"], "eval_every": phase["eval_every"], "warmup": 0})
-    u = Trainer(ToyTask(), same, None, echo=lambda s: None)
+    u = Trainer(toy_task(), same, None, echo=lambda s: None)
     u.fit()
     assert train_losses(u.history) == train_losses(t.history)
     for a, b in zip(t.model.parameters(), u.model.parameters()):
         assert torch.equal(a, b)
 
 
-def test_resuming_a_finished_run_does_nothing_until_the_budget_grows(tmp_path):
-    Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
-    again = Trainer(ToyTask(), TrainConfig(**CFG), tmp_path / "r", resume=True, echo=lambda s: None)
+def test_resuming_a_finished_run_does_nothing_until_the_budget_grows(tmp_path, toy_task):
+    Trainer(toy_task(), TrainConfig(**CFG), tmp_path / "r", echo=lambda s: None).fit()
+    again = Trainer(toy_task(), TrainConfig(**CFG), tmp_path / "r", resume=True, echo=lambda s: None)
     res = again.fit()
     assert res.step == 24 and "already did 24 of its 24 steps" in res.reason
-    more = Trainer(ToyTask(), TrainConfig(**{**CFG, "steps": 30}), tmp_path / "r", resume=True,
+    more = Trainer(toy_task(), TrainConfig(**{**CFG, "steps": 30}), tmp_path / "r", resume=True,
                    echo=lambda s: None)
     lrs = []
 
@@ -238,11 +201,11 @@ def test_resuming_a_finished_run_does_nothing_until_the_budget_grows(tmp_path):
     want = [0.01 * (0.1 + 0.9 * 0.5 * (1 + math.cos(math.pi * k / 6))) for k in range(1, 7)]
     assert lrs == pytest.approx(want)
     with pytest.raises(ValueError, match="at step 30 already"):
-        Trainer(ToyTask(), TrainConfig(**{**CFG, "steps": 28}), tmp_path / "r", resume=True,
+        Trainer(toy_task(), TrainConfig(**{**CFG, "steps": 28}), tmp_path / "r", resume=True,
                 echo=lambda s: None).fit()
 
 
-def test_averaged_weights_are_the_warmed_up_moving_average(tmp_path):
+def test_averaged_weights_are_the_warmed_up_moving_average(tmp_path, toy_task):
     """The best checkpoint holds the EMA of the weight trajectory, computed here by hand with the
     documented decay min(ema, (1+t)/(10+t)); the raw weights stay the last checkpoint's."""
     class Record(Callback):
@@ -257,13 +220,13 @@ def test_averaged_weights_are_the_warmed_up_moving_average(tmp_path):
 
     rec = Record()
     cfg = TrainConfig(**{**CFG, "ema": 0.9, "steps": 12, "eval_every": 12})
-    trainer = Trainer(ToyTask(), cfg, tmp_path / "r", callbacks=[rec], echo=lambda s: None)
+    trainer = Trainer(toy_task(), cfg, tmp_path / "r", callbacks=[rec], echo=lambda s: None)
     trainer.fit()
     avg = [p.clone() for p in rec.seen[0]]
     for t, params in enumerate(rec.seen[1:]):
         decay = min(0.9, (1 + t) / (10 + t))
         avg = [decay * a + (1 - decay) * p for a, p in zip(avg, params)]
-    best, last = ToyTask().model, ToyTask().model
+    best, last = toy_task().model, toy_task().model
     assert trainer.run.load_weights(BEST, best) == 12
     assert trainer.run.load_weights(LAST, last) == 12
     for a, b, raw, final in zip(best.parameters(), avg, last.parameters(), rec.seen[-1]):

@@ -35,6 +35,14 @@ class KerasTensor:
     def ndim(self) -> int:
         return len(self.shape)
 
+    @property
+    def origin(self) -> Node:
+        """The call that made this tensor (`Input` and layer calls always record one)."""
+        if self.node is None:
+            raise ValueError(f"{self!r} was made by no layer call and no keras.Input; it is not part of a "
+                             f"graph")
+        return self.node
+
     def __repr__(self) -> str:
         return f"<KerasTensor shape={self.shape}, dtype={self.dtype}, name={self.name}>"
 
@@ -81,7 +89,7 @@ def Input(shape=None, batch_size: int | None = None, dtype=None, sparse=None, ra
 
 
 def is_input(t: KerasTensor) -> bool:
-    return isinstance(t.node.layer, InputLayer)
+    return t.node is not None and isinstance(t.node.layer, InputLayer)
 
 
 def map_structure(fn, x, leaf=None):
@@ -96,7 +104,7 @@ def map_structure(fn, x, leaf=None):
 
 
 def flatten_keras_tensors(x) -> list[KerasTensor]:
-    out = []
+    out: list[KerasTensor] = []
     map_structure(out.append, x, leaf=KerasTensor)
     return out
 

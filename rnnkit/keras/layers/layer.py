@@ -79,7 +79,7 @@ class Layer(nn.Module):
         self.built = False
         self.training = False  # Keras semantics: inference unless fit() / .train() says otherwise
         self._trainable = bool(trainable)
-        self._summary_output_shape = None
+        self._summary_output_shape: tuple | list | None = None   # a list: several outputs
         self._declared_shape = None  # full shape including the batch axis, when given
         if batch_input_shape is not None:
             self._declared_shape = tuple(batch_input_shape)
@@ -306,7 +306,7 @@ def _float_dtype(owner: str, dtype):
 
 
 def _tensors(x) -> list:
-    out = []
+    out: list = []   # leaves of any type; the tensors among them are kept
     map_structure(out.append, x, leaf=torch.Tensor)
     return [t for t in out if isinstance(t, torch.Tensor)]
 

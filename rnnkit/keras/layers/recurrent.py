@@ -25,7 +25,8 @@ from torch import Tensor
 from rnnkit.core import Recurrent
 from rnnkit.keras import activations, backend, initializers
 from rnnkit.keras.layers.layer import REGULARIZER_ARGS, Layer, pop_unsupported
-from rnnkit.keras.layers.recurrent_cells import CUSTOM, STOCK, bind, torch_layout
+from rnnkit.keras.layers.recurrent_cells import (CUSTOM, STOCK, KerasGRUCell, KerasLSTMCell,
+                                                KerasSimpleRNNCell, bind, torch_layout)
 from rnnkit.keras.layers.rnn import RNN
 from rnnkit.keras.layers.rnn_cells import create_weights
 
@@ -70,6 +71,10 @@ class StockRNN(RNN):
 
     kind = "rnn"
     supports_masking = True
+    # made by `create_weights` at build (declared for the type checker: nn.Module holds them)
+    kernel: torch.nn.Parameter          # (I, G*H)
+    recurrent_kernel: torch.nn.Parameter  # (H, G*H)
+    bias: torch.nn.Parameter | None     # (G*H,), (2, 3H) for a reset_after GRU, None without bias
 
     def _setup(self, units, activation, recurrent_activation, use_bias, kernel_initializer,
                recurrent_initializer, bias_initializer, unit_forget_bias, dropout, recurrent_dropout,
@@ -174,10 +179,11 @@ class StockRNN(RNN):
         engine = self._engine(fused=reason is None, training=training)
         bind(engine.cell, torch_layout(self.kind, self.kernel, self.recurrent_kernel, self.bias,
                                        self.units, zero_bias_hh=reason is None))
-        if hasattr(engine.cell, "rec_mask"):
-            engine.cell.rec_mask = None
+        cell = engine.cell
+        if isinstance(cell, (KerasSimpleRNNCell, KerasLSTMCell, KerasGRUCell)):   # the cells with a mask
+            cell.rec_mask = None
             if self.recurrent_dropout and training:
-                engine.cell.rec_mask = backend.dropout_mask((B, self.units), 1.0 - self.recurrent_dropout,
+                cell.rec_mask = backend.dropout_mask((B, self.units), 1.0 - self.recurrent_dropout,
                                                             x, self._generator)
         masked_output = "zero" if self.zero_output_for_mask else "hold"
         # with lengths the engine zeroes padded outputs (as the fused kernel does); "hold" is added below

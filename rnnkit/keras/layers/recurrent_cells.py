@@ -51,7 +51,7 @@ def torch_layout(kind: str, kernel: Tensor, recurrent_kernel: Tensor, bias: Tens
         w_ih, w_hh = _swap_zr(w_ih, units), _swap_zr(w_hh, units)
         b_ih = None if b_ih is None else _swap_zr(b_ih, units)
         b_hh = None if b_hh is None else _swap_zr(b_hh, units)
-    if bias is not None and b_hh is None and zero_bias_hh:
+    if b_ih is not None and b_hh is None and zero_bias_hh:   # (b_ih is set exactly when bias is)
         b_hh = torch.zeros_like(b_ih)
     return {"weight_ih": w_ih, "weight_hh": w_hh, "bias_ih": b_ih, "bias_hh": b_hh}
 
@@ -69,6 +69,8 @@ def keras_layout(kind: str, weight_ih: Tensor, weight_hh: Tensor, bias_ih: Tenso
         bias_hh = None if bias_hh is None else _swap_zr(bias_hh, H)
     out = [weight_ih.t().contiguous(), weight_hh.t().contiguous()]
     if bias_ih is not None:
+        if bias_hh is None:   # a single bias (`torch_layout` with zero_bias_hh=False)
+            bias_hh = torch.zeros_like(bias_ih)
         if kind == "gru" and reset_after:
             out.append(torch.stack([bias_ih, bias_hh]))
         elif kind == "gru" and bool((bias_hh[2 * H:] != 0).any()):

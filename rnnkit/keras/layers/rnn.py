@@ -21,6 +21,7 @@ Shapes: input ``(B, T, I)``; output ``(B, T, O)`` with ``return_sequences`` else
 from __future__ import annotations
 
 import inspect
+from typing import TYPE_CHECKING
 
 import torch
 from torch import Tensor
@@ -28,6 +29,9 @@ from torch import Tensor
 from rnnkit.keras.layers.input_layer import map_structure
 from rnnkit.keras.layers.layer import Layer
 from rnnkit.keras.layers.rnn_cells import StackedRNNCells, StockCell, state_list
+
+if TYPE_CHECKING:
+    from rnnkit.keras.layers.recurrent import StockRNN
 
 
 def call_cell(cell, inputs: Tensor, states, training):
@@ -48,6 +52,7 @@ def is_stock(cell) -> bool:
 
 class RNN(Layer):
     supports_masking = True
+    _fast_layer: StockRNN | None   # declared for the type checker; kept in __dict__, not a submodule
 
     def __init__(self, cell, return_sequences=False, return_state=False, go_backwards=False,
                  stateful=False, unroll=False, zero_output_for_mask=False, **kwargs):
@@ -197,7 +202,7 @@ class RNN(Layer):
 
 
 def _flat(x) -> list:
-    out = []
+    out: list = []
     map_structure(out.append, x, leaf=(int, Tensor))
     return out
 

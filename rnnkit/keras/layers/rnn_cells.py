@@ -45,6 +45,10 @@ class StockCell(Layer):
     """Shared machinery of the three Keras cells (subclasses set ``kind`` and the constructor)."""
 
     kind = "rnn"
+    # made by `create_weights` at build (declared for the type checker: nn.Module holds them)
+    kernel: nn.Parameter                # (I, G*H)
+    recurrent_kernel: nn.Parameter      # (H, G*H)
+    bias: nn.Parameter | None           # (G*H,), (2, 3H) for a reset_after GRU, None without bias
 
     def _setup(self, owner, units, activation, recurrent_activation, use_bias, kernel_initializer,
                recurrent_initializer, bias_initializer, unit_forget_bias, dropout, recurrent_dropout,

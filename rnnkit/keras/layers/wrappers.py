@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 import inspect
+from collections.abc import Callable
 
 import torch
 
@@ -16,11 +17,12 @@ def clone(layer: Layer, **overrides) -> Layer:
     config = layer.get_config()
     config.pop("batch_input_shape", None)
     config.update(overrides)
-    if "custom_objects" in inspect.signature(type(layer).from_config).parameters:
+    from_config: Callable[..., Layer] = type(layer).from_config   # some take custom_objects too
+    if "custom_objects" in inspect.signature(from_config).parameters:
         # the classes inside (a user's cell, say) rebuild from their own configs too
         known = {type(m).__name__: type(m) for m in layer.modules() if isinstance(m, Layer)}
-        return type(layer).from_config(config, custom_objects=known)
-    return type(layer).from_config(config)
+        return from_config(config, custom_objects=known)
+    return from_config(config)
 
 
 class Bidirectional(Layer):

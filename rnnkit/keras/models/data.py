@@ -45,13 +45,13 @@ def as_tensors(x, name: str):
 
 
 def leaves(struct) -> list[torch.Tensor]:
-    out = []
+    out: list[torch.Tensor] = []
     map_structure(out.append, struct, leaf=torch.Tensor)
     return out
 
 
 def num_samples(x, y=None, sample_weight=None) -> int:
-    counts = {}
+    counts: dict[str, set[int]] = {}
     for name, s in (("x", x), ("y", y), ("sample_weight", sample_weight)):
         for t in leaves(s) if s is not None else []:
             counts.setdefault(name, set()).add(t.shape[0])

@@ -23,7 +23,7 @@ def _topological_nodes(outputs: list[KerasTensor], inputs: list[KerasTensor]) ->
     def visit(t: KerasTensor):
         if t.id in input_ids:
             return
-        node = t.node
+        node = t.origin
         if is_input(t):
             raise ValueError(f"Model: the graph is disconnected: it needs the input {t.name!r} "
                              f"{t.shape}, which is not among the model's inputs")
@@ -50,7 +50,7 @@ class Functional(Model):
         self._inputs_struct, self._outputs_struct = inputs, outputs
         self._flat_inputs, self._flat_outputs = flat_in, flat_out
         self._nodes = _topological_nodes(flat_out, flat_in)
-        layers = []
+        layers: list[nn.Module] = []
         for node in self._nodes:
             if all(node.layer is not l for l in layers):
                 layers.append(node.layer)
@@ -67,7 +67,7 @@ class Functional(Model):
 
     @property
     def output_names(self) -> list[str]:
-        return [t.node.layer.name for t in self._flat_outputs]
+        return [t.origin.layer.name for t in self._flat_outputs]
 
     @property
     def layers(self) -> list:
@@ -116,7 +116,8 @@ class Functional(Model):
         refs = {}  # tensor id -> [layer name, node index of that layer, output index]
         for t in self._flat_inputs:
             refs[t.id] = [t.name, 0, 0]
-        calls, per_layer = [], {}
+        calls: list[dict] = []
+        per_layer: dict[str, int] = {}
         for node in self._nodes:
             k = per_layer.setdefault(node.layer.name, 0)
             per_layer[node.layer.name] = k + 1
@@ -128,8 +129,8 @@ class Functional(Model):
                           "kwargs": map_structure(ref, node.kwargs, leaf=KerasTensor)})
         return {
             "name": self.name, "trainable": self.trainable,
-            "input_layers": [t.node.layer.get_config() for t in self._flat_inputs],
-            "layers": [serialize(l) for l in self._layers], "calls": calls,
+            "input_layers": [t.origin.layer.get_config() for t in self._flat_inputs],
+            "layers": [serialize(l) for l in self.layers], "calls": calls,
             "inputs": map_structure(lambda t: refs[t.id], self._inputs_struct, leaf=KerasTensor),
             "outputs": map_structure(lambda t: refs[t.id], self._outputs_struct, leaf=KerasTensor),
         }

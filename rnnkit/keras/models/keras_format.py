@@ -51,7 +51,7 @@ def layer_groups(layer, prefix: str) -> list[tuple[str, list]]:
     from rnnkit.keras.layers.rnn import RNN
     from rnnkit.keras.layers.rnn_cells import StackedRNNCells
     from rnnkit.keras.models.model import Model
-    own = (f"{prefix}/vars", [])
+    own: tuple[str, list] = (f"{prefix}/vars", [])
     if isinstance(layer, StockRNN):
         cell = [p for p in (layer.kernel, layer.recurrent_kernel, layer.bias) if p is not None]
         return [own, (f"{prefix}/cell/vars", cell)]
@@ -82,7 +82,7 @@ def model_groups(model, prefix: str = "") -> list[tuple[str, list]]:
     layers = list(model.layers)
     if hasattr(model, "_flat_inputs"):  # functional: Keras's layers list starts with the inputs
         layers = ["input_layer"] * len(model._flat_inputs) + layers
-    out = [(f"{head}vars", [])]
+    out: list[tuple[str, list]] = [(f"{head}vars", [])]
     for name, layer in _numbered(layers):
         path = f"{head}layers/{name}"
         out += [(f"{path}/vars", [])] if isinstance(layer, str) else layer_groups(layer, path)
@@ -91,9 +91,9 @@ def model_groups(model, prefix: str = "") -> list[tuple[str, list]]:
 
 # -- optimizer state --------------------------------------------------------------------------------
 #: the order Keras keeps each optimizer's slots in: blocks, the slots of a block interleaved per variable
-SLOT_BLOCKS = {"Adam": [("m", "v"), ("v_hat",)], "AdamW": [("m", "v"), ("v_hat",)],
-               "SGD": [("momentum",)], "RMSprop": [("v",), ("m",), ("mean_g",)],
-               "Adagrad": [("accumulator",)]}
+SLOT_BLOCKS: dict[str, list[tuple[str, ...]]] = {
+    "Adam": [("m", "v"), ("v_hat",)], "AdamW": [("m", "v"), ("v_hat",)], "SGD": [("momentum",)],
+    "RMSprop": [("v",), ("m",), ("mean_g",)], "Adagrad": [("accumulator",)]}
 
 
 def _optimizer_head(opt) -> list[np.ndarray]:
@@ -108,10 +108,11 @@ def optimizer_arrays(opt) -> list[np.ndarray]:
     """The optimizer's variables in Keras's order (step count, learning rate, slots)."""
     arrays = _optimizer_head(opt)
     if opt.built:
+        n_params = len(opt.params or ())   # (a built optimizer has its params)
         for block in SLOT_BLOCKS[type(opt).__name__]:
-            block = [s for s in block if s in opt.state]
-            for i in range(len(opt.params) if block else 0):
-                arrays += [opt.state[s][i].detach().cpu().numpy() for s in block]
+            slots = [s for s in block if s in opt.state]
+            for i in range(n_params if slots else 0):
+                arrays += [opt.state[s][i].detach().cpu().numpy() for s in slots]
     return arrays
 
 
@@ -130,7 +131,8 @@ def load_optimizer_arrays(model, arrays: list[np.ndarray], where: str) -> None:
     if not opt.built:
         opt.build([p for p in model.parameters() if p.requires_grad])
     blocks = [[s for s in b if s in opt.state] for b in SLOT_BLOCKS[type(opt).__name__]]
-    expected = head + sum(len(b) for b in blocks) * len(opt.params)
+    n_params = len(opt.params or ())   # (built just above)
+    expected = head + sum(len(b) for b in blocks) * n_params
     if len(arrays) != expected:
         warnings.warn(f"{where}: the saved optimizer state has {len(arrays)} variables, "
                       f"{type(opt).__name__} on this model has {expected}; its state starts fresh "
@@ -142,7 +144,7 @@ def load_optimizer_arrays(model, arrays: list[np.ndarray], where: str) -> None:
     k = head
     with torch.no_grad():
         for block in blocks:
-            for i in range(len(opt.params)):
+            for i in range(n_params):
                 for s in block:
                     target = opt.state[s][i]
                     if tuple(arrays[k].shape) != tuple(target.shape):

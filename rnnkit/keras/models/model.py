@@ -84,8 +84,9 @@ class Model(Layer):
     def reset_states(self) -> None:
         """Zero the carried state of every stateful recurrent layer."""
         for m in self.modules():
-            if m is not self and hasattr(m, "reset_states") and hasattr(m, "stateful"):
-                m.reset_states()
+            reset = getattr(m, "reset_states", None)
+            if m is not self and reset is not None and hasattr(m, "stateful"):
+                reset()
 
     reset_state = reset_states
 

@@ -39,7 +39,8 @@ def named_weights(model) -> dict[str, torch.Tensor]:
     """The model's parameters keyed by structure, as Keras 3's weight files are: the layer's class
     in snake case, numbered within this model (``lstm``, ``lstm_1``...), then the parameter path.
     Two models of the same architecture share keys whatever their layers' global names."""
-    out, seen = {}, {}
+    out: dict[str, torch.Tensor] = {}
+    seen: dict[str, int] = {}
     for layer in model.layers:
         base = to_snake_case(type(layer).__name__)
         n = seen.get(base, 0)
@@ -203,7 +204,8 @@ def load_model(filepath, custom_objects: dict | None = None, compile: bool = Tru
     if not isinstance(doc, dict) or doc.get("format") != FORMAT:
         raise ValueError(f"load_model: {path / CONFIG} is not an rnnkit.keras model config "
                          f"(format {doc.get('format') if isinstance(doc, dict) else None!r})")
-    classes = {"Sequential": Sequential, "Functional": Functional}
+    classes: dict[str, type[Sequential] | type[Functional]] = {"Sequential": Sequential,
+                                                                "Functional": Functional}
     if doc.get("class_name") not in classes:
         raise ValueError(f"load_model: unknown model class {doc.get('class_name')!r} in {path / CONFIG}")
     with loading(safe_mode, custom_objects):

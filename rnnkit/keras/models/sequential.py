@@ -20,7 +20,7 @@ class Sequential(Model):
     def __init__(self, layers=None, trainable: bool = True, name: str | None = None):
         super().__init__(name=name, trainable=trainable)
         self._layers = nn.ModuleList()
-        self._build_input_shape = None
+        self._build_input_shape: tuple | None = None   # (None, T, I): batch axis first
         for layer in layers or []:
             self.add(layer)
 
@@ -93,7 +93,7 @@ class Sequential(Model):
                                  f"module {type(layer).__name__}; use save_weights instead")
         shape = None if self._build_input_shape is None else list(self._build_input_shape)
         return {"name": self.name, "trainable": self.trainable, "build_input_shape": shape,
-                "layers": [serialize(l) for l in self._layers]}
+                "layers": [serialize(l) for l in self.layers]}
 
     @classmethod
     def from_config(cls, config, custom_objects=None):

@@ -130,7 +130,8 @@ def print_summary(model, print_fn=None, line_length=None, positions=None, show_t
     total = sum(p.numel() for p in params)
     trainable = sum(p.numel() for p in params if p.requires_grad)
     opt = getattr(model, "optimizer", None)
-    opt_count = opt.count_variables() if hasattr(opt, "count_variables") else 0
+    count_variables = getattr(opt, "count_variables", None)
+    opt_count = count_variables() if count_variables is not None else 0
     emit(f" Total params: {format_size(total + opt_count)}")
     emit(f" Trainable params: {format_size(trainable)}")
     emit(f" Non-trainable params: {format_size(total - trainable)}")

@@ -72,8 +72,8 @@ class TextClassifier(nn.Module):
         width = embedding
         for _ in range(layers):
             for stacks in (self.forward_layers, self.backward_layers)[:self.num_directions]:
-                stacks.append(RecurrentStack(cell, width, hidden, 1, **cell_kwargs))
-            width = self.forward_layers[-1].output_size * self.num_directions   # D * H_out
+                stacks.append(stack := RecurrentStack(cell, width, hidden, 1, **cell_kwargs))
+            width = stack.output_size * self.num_directions   # D * H_out
         if pooling == "attention":
             self.attn_proj = nn.Linear(width, width)
             self.attn_score = nn.Linear(width, 1, bias=False)

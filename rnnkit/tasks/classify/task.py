@@ -19,6 +19,7 @@ from torch.nn import functional as F
 from rnnkit.data import load_vocab, read_text
 from rnnkit.data.padded import BucketBatcher, pad_batch
 from rnnkit.tasks.base import Task
+from rnnkit.tasks.bucketed import BucketedBatches
 from rnnkit.tasks.classify.config import ClassifyConfig
 from rnnkit.tasks.classify.data import (
     Examples, build_vocab, check_known_labels, encode, read_labelled, read_splits, sort_labels)
@@ -37,7 +38,7 @@ DEFAULT_LR = 2e-3
 EVAL_BATCH = 256
 
 
-class ClassifyTask(Task):
+class ClassifyTask(BucketedBatches, Task):
     """Text classification: a label for each text."""
 
     name = "classify"
@@ -109,18 +110,11 @@ class ClassifyTask(Task):
         run.write_json(LABELS, {"labels": self.labels})
 
     def start(self):
-        self.batcher = BucketBatcher([len(s) for s in self.train_x], self.config.batch_size,
-                                     seed=self.train_config.seed)
-        self.steps_per_epoch = len(self.batcher)
-        self._it = iter(self.batcher)
+        self.start_batches([len(s) for s in self.train_x], self.config.batch_size, self.train_config.seed)
 
     # -- the trainer's protocol -------------------------------------------------------------------
     def next_batch(self):
-        try:
-            idx = next(self._it)
-        except StopIteration:
-            self._it = iter(self.batcher)
-            idx = next(self._it)
+        idx = self.next_indices()
         ids, lengths = pad_batch([self.train_x[i] for i in idx], self.vocab_pad_id)
         y = torch.from_numpy(self.train_y[idx])
         sub = None
@@ -155,13 +149,6 @@ class ClassifyTask(Task):
         loss = float(F.nll_loss(torch.log(probs.clamp_min(1e-12)), torch.from_numpy(self.val_y)))
         m = classification_metrics(self.val_y, probs.argmax(1).numpy(), self.labels)
         return {"loss": loss, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
-
-    def state_dict(self):
-        return {"batcher": self.batcher.state_dict()}
-
-    def load_state_dict(self, d):
-        self.batcher.load_state_dict(d["batcher"])
-        self._it = iter(self.batcher)
 
     def summary(self, best):
         return (f"best validation: accuracy {best['accuracy']:.4f}, macro-F1 {best['macro_f1']:.4f} "

@@ -72,10 +72,10 @@ def load(run, device: str | torch.device = "cpu", weights: str = BEST) -> Loaded
     folder = RunFolder(run)
     lm_cfg, _, model_args = read_run_config(folder)
     vocab = load_vocab(folder.require(VOCAB))
+    model_cls: type[LanguageModel] = LanguageModel
     if "condition_size" in model_args:   # a conditional model (--condition-col)
-        from rnnkit.tasks.lm.conditional import ConditionalLanguageModel as model_cls
-    else:
-        model_cls = LanguageModel
+        from rnnkit.tasks.lm.conditional import ConditionalLanguageModel
+        model_cls = ConditionalLanguageModel
     try:
         model = model_cls(**model_args)
     except (TypeError, ValueError) as exc:

@@ -25,11 +25,12 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 
 from rnnkit.data import CharVocab, load_vocab
-from rnnkit.data.padded import BucketBatcher, pad_batch
+from rnnkit.data.padded import pad_batch
 from rnnkit.decode import sample_tokens
+from rnnkit.tasks.bucketed import BucketedBatches
 from rnnkit.tasks.lm.model import LanguageModel
 from rnnkit.tasks.lm.task import LanguageModelTask
-from rnnkit.train import RunFolder
+from rnnkit.train import RunFolder, RunFolderError
 from rnnkit.train.checkpoint import VOCAB
 
 #: texts longer than this many characters are cut (with a counted warning)
@@ -106,7 +107,7 @@ def read_labelled_texts(path: str, column: str, encoding: str, errors: str) -> L
     return out
 
 
-class ConditionalLMTask(LanguageModelTask):
+class ConditionalLMTask(BucketedBatches, LanguageModelTask):
     """The language model task with ``condition_col``: one text per sequence, conditioned on its
     label (what `LanguageModelTask.variant` picks)."""
 
@@ -167,9 +168,7 @@ class ConditionalLMTask(LanguageModelTask):
 
     def start(self):
         lengths = [len(self.seqs[i]) - 1 for i in self.train_idx]
-        self.batcher = BucketBatcher(lengths, self.config.batch_size, seed=self.train_config.seed)
-        self.steps_per_epoch = len(self.batcher)
-        self._it = iter(self.batcher)
+        self.start_batches(lengths, self.config.batch_size, self.train_config.seed)
 
     # -- the trainer's protocol -------------------------------------------------------------------
     def _batch(self, idx):
@@ -180,12 +179,7 @@ class ConditionalLMTask(LanguageModelTask):
         return x.to(self.device), y.to(self.device), cond.to(self.device)
 
     def next_batch(self):
-        try:
-            idx = next(self._it)
-        except StopIteration:
-            self._it = iter(self.batcher)
-            idx = next(self._it)
-        return self._batch(self.train_idx[idx])
+        return self._batch(self.train_idx[self.next_indices()])
 
     def _sum(self, batch):
         x, y, cond = batch
@@ -204,13 +198,6 @@ class ConditionalLMTask(LanguageModelTask):
             total, count = total + float(s), count + int(n)
         loss = total / count
         return {"loss": loss, "ppl": math.exp(min(loss, 700.0)), "bpc": loss / math.log(2)}
-
-    def state_dict(self):
-        return {"batcher": self.batcher.state_dict()}
-
-    def load_state_dict(self, d):
-        self.batcher.load_state_dict(d["batcher"])
-        self._it = iter(self.batcher)
 
     def merge_shard_states(self, states):
         return states[0]
@@ -283,6 +270,9 @@ def evaluate(run, data: str | None = None, *, split: str | None = None, device: 
     if data is not None:
         cfg = dataclasses.replace(cfg, data=data, encoding=encoding, errors=errors)
         task.config = cfg
+    if cfg.condition_col is None:
+        raise RunFolderError(f"{folder.path}: not a conditional language model (its config has no "
+                             f"condition_col)")
     task.load_data(folder, False)
     unknown = sorted(set(read_labelled_texts(cfg.data, cfg.condition_col, cfg.encoding,
                                              cfg.errors).labels) - set(classes))

@@ -69,7 +69,7 @@ class LanguageModel(nn.Module):
                                       dropout=self.dropout if layers > 1 else 0.0, **cell_kwargs)
         self.drop = nn.Dropout(self.dropout)
         self.head = nn.Linear(self.rnn.output_size, vocab_size)
-        if tie_weights:
+        if tie_weights and self.embed is not None:   # (tie_weights implies an embedding, checked above)
             self.head.weight = self.embed.weight
         self.reset_extra_parameters()
 
@@ -144,13 +144,14 @@ def sum_log_loss(model: LanguageModel, ids: Tensor, *, max_streams: int = 64,
     T = max(1, min(512, chunk_elements // (B * model.vocab_size)))
     x = ids[:B * L].view(B, L)
     y = ids[1:B * L + 1].view(B, L)
-    total, state = torch.zeros((), dtype=torch.float64, device=device), None
+    total = torch.zeros((), dtype=torch.float64, device=device)
+    state: tuple[Tensor, ...] | None = None
     for t in range(0, L, T):
         logits, state = model.forward_time_major(x[:, t:t + T].t().long(), state)  # (T', B, V)
         total += F.cross_entropy(logits.float().reshape(-1, logits.shape[-1]),
                                  y[:, t:t + T].t().reshape(-1).long(), reduction="sum").double()
     rest = N - 1 - B * L
-    if rest:
+    if rest and state is not None:   # (the loop above ran at least once: L >= 1)
         last = tuple(s[:, B - 1:B].contiguous() for s in state)
         for t in range(0, rest, T):
             a = B * L + t

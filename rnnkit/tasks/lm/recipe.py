@@ -44,7 +44,7 @@ def probe_tokens_per_second(vocab_size: int, cfg, device: torch.device, seconds:
         model = LanguageModel(vocab_size, cfg.cell, cfg.hidden, 1, 0.0, cfg.embedding).to(device)
         opt = torch.optim.Adam(model.parameters(), lr=1e-3)
         x = torch.randint(0, vocab_size, (64, cfg.seq_len), device=device)
-        steps, start = 0, None
+        steps, start = 0, 0.0   # start: the clock after the warm-up steps
         while True:
             loss, _ = lm_loss(model, x, x)
             opt.zero_grad(set_to_none=True)
@@ -91,7 +91,7 @@ def choose(cfg, tr: TrainConfig, train_tokens: int, tokens_per_s,
     if not auto and not auto_lr:
         return cfg, tr, ""
     batch_for_passes = cfg.batch_size or LARGE["batch_size"]
-    speed = {}
+    speed: dict[str, float] = {}   # tokens/s, measured at most once
     passes = budget_passes(tr, train_tokens, batch_for_passes * cfg.seq_len,
                            lambda: speed.setdefault("v", tokens_per_s()))
     layers = cfg.layers or (SMALL if passes / DEEP_SLOWDOWN >= SMALL_TEXT_PASSES else LARGE)["layers"]
