@@ -125,27 +125,43 @@ def train(folder: Path, minutes: float, out: Path, threads: int | None, extra: l
 
 # -- the same model, written plainly in PyTorch ---------------------------------------------------
 class PlainTagger(nn.Module):
-    """`Tagger` (LSTM cells, char LSTM) as one would write it with ``torch.nn.LSTM`` and packing;
-    parameter names equal the rnnkit model's so weights copy across."""
+    """`Tagger` (LSTM cells; a char LSTM or char CNN) as one would write it with ``torch.nn.LSTM`` and
+    packing; parameter names equal the rnnkit model's so weights copy across."""
 
     def __init__(self, num_words, num_chars, num_tags, *, embedding=100, char_embedding=32,
-                 char_hidden=64, hidden=200, layers=2, dropout=0.33, **_):
+                 char_hidden=64, char_encoder="lstm", char_widths=(3,), hidden=200, layers=2, dropout=0.33,
+                 **_):
         super().__init__()
         self.embed = nn.Embedding(num_words, embedding, padding_idx=0)
         self.chars = nn.Module()
         self.chars.embed = nn.Embedding(num_chars, char_embedding, padding_idx=0)
-        self.chars.rnn = nn.LSTM(char_embedding, char_hidden, batch_first=True, bidirectional=True)
+        self.char_encoder, self.char_widths = char_encoder, tuple(char_widths)
+        if char_encoder == "lstm":
+            self.chars.rnn = nn.LSTM(char_embedding, char_hidden, batch_first=True, bidirectional=True)
+            spelled = 2 * char_hidden
+        else:
+            self.chars.convs = nn.ModuleList(nn.Conv1d(char_embedding, char_hidden, w) for w in char_widths)
+            spelled = char_hidden * len(char_widths)
         self.drop = nn.Dropout(dropout)
-        self.rnn = nn.LSTM(embedding + 2 * char_hidden, hidden, layers, batch_first=True,
+        self.rnn = nn.LSTM(embedding + spelled, hidden, layers, batch_first=True,
                            bidirectional=True, dropout=dropout)
         self.out = nn.Linear(2 * hidden, num_tags)
 
+    def spell(self, b):
+        if self.char_encoder == "lstm":
+            packed = pack_padded_sequence(self.chars.embed(b.chars), b.char_lengths, batch_first=True,
+                                          enforce_sorted=False)
+            _, (h, _) = self.chars.rnn(packed)
+            return torch.cat([h[0], h[1]], dim=1)
+        real = torch.arange(b.chars.shape[1]) < b.char_lengths.unsqueeze(1)     # (U, C)
+        x = (self.chars.embed(b.chars) * real.unsqueeze(2)).transpose(1, 2)     # zeros past the end
+        pooled = [conv(nn.functional.pad(x, ((w - 1) // 2, w // 2))).masked_fill(~real.unsqueeze(1),
+                                                                                   float("-inf")).amax(2)
+                  for w, conv in zip(self.char_widths, self.chars.convs)]
+        return torch.cat(pooled, 1)
+
     def forward(self, b):
-        packed = pack_padded_sequence(self.chars.embed(b.chars), b.char_lengths, batch_first=True,
-                                      enforce_sorted=False)
-        _, (h, _) = self.chars.rnn(packed)
-        spelled = torch.cat([h[0], h[1]], dim=1)
-        x = torch.cat([self.embed(b.words), spelled[b.forms]], dim=2)
+        x = torch.cat([self.embed(b.words), self.spell(b)[b.forms]], dim=2)
         packed = pack_padded_sequence(self.drop(x), b.lengths, batch_first=True, enforce_sorted=False)
         h, _ = self.rnn(packed)
         h, _ = pad_packed_sequence(h, batch_first=True, total_length=x.shape[1])

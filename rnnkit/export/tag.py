@@ -118,7 +118,8 @@ def plan(run: RunFolder) -> ExportPlan:
         "cell": model.config()["cell"], "layers": model.config()["layers"], "tags": vocabs.tags,
         "vocabulary": {"file": "tag_vocab.json", "lower": vocabs.lower, "pad_id": PAD,
                        "unk_id": 1, "char_specials": {"<pad>": PAD, "<unk>": 1, "<bow>": BOW, "<eow>": EOW},
-                       "max_word_chars": cfg.max_word_chars, "char_encoder": model.chars.kind},
+                       "max_word_chars": cfg.max_word_chars, "char_encoder": model.chars.kind,
+                       **({"char_widths": list(model.chars.widths)} if model.chars.kind == "cnn" else {})},
         "decoding": "argmax of the logits per word" if model.crf is None else
                     "Viterbi over the logits (emission scores) with export.json's crf scores: done by "
                     "the consumer, not in the graph",

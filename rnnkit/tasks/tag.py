@@ -59,8 +59,10 @@ class TagConfig:
                                      "last halves)")
     # model
     embedding: int = option(100, "word embedding width")
-    char_encoder: str = option("lstm", "character-level word encoder: a bidirectional LSTM or a "
-                                       "trigram convolution", choices=CHAR_ENCODERS)
+    char_encoder: str = option("cnn", "character-level word encoder: convolutions over character "
+                                      "n-grams or a bidirectional LSTM", choices=CHAR_ENCODERS)
+    char_widths: str = option("2,3,4,5", "cnn: the n-gram widths, comma-separated (each gets "
+                                         "--char-hidden filters)")
     char_embedding: int = option(32, "character embedding width")
     char_hidden: int = option(64, "character encoder units (per direction for lstm)")
     cell: str = option("lstm", "recurrent cell of the sentence layers",
@@ -85,12 +87,25 @@ class TagConfig:
             raise ValueError(f"{owner}: dropout must be in [0, 1), got {self.dropout}")
         if self.word_dropout < 0:
             raise ValueError(f"{owner}: word_dropout must be >= 0, got {self.word_dropout}")
+        self.char_width_list()
         if not 0 < self.dev_fraction < 1:
             raise ValueError(f"{owner}: dev_fraction must be in (0, 1), got {self.dev_fraction}")
 
+    def char_width_list(self) -> list[int]:
+        """``char_widths`` as integers (a ValueError naming the option when it is not a list of them)."""
+        try:
+            widths = [int(w) for w in str(self.char_widths).split(",")]
+        except ValueError:
+            widths = []
+        if not widths or min(widths) < 1:
+            raise ValueError(f"TagConfig: char_widths must be comma-separated integers >= 1 "
+                             f"(e.g. 2,3,4), got {self.char_widths!r}")
+        return widths
+
     def model_kwargs(self) -> dict:
         return dict(embedding=self.embedding, char_embedding=self.char_embedding,
-                    char_hidden=self.char_hidden, char_encoder=self.char_encoder, cell=self.cell,
+                    char_hidden=self.char_hidden, char_encoder=self.char_encoder,
+                    char_widths=self.char_width_list(), cell=self.cell,
                     hidden=self.hidden, layers=self.layers, dropout=self.dropout, crf=self.crf)
 
 

@@ -50,29 +50,46 @@ class TagBatch:
 
 class CharEncoder(nn.Module):
     """Each form's characters -> one vector ``(U, F)``: a bidirectional LSTM's two final states
-    (F = 2 * hidden), or a convolution over character trigrams max-pooled over the word (F = hidden)."""
+    (F = 2 * hidden), or convolutions over character n-grams of each width in ``widths``, each
+    max-pooled over the word (F = hidden * len(widths)).
 
-    def __init__(self, num_chars: int, embedding: int, hidden: int, kind: str = "lstm"):
+    A width-w window is placed at each of the form's characters (from ``(w - 1) // 2`` characters
+    before it to ``w // 2`` after: centred for odd w); beyond the form's ends the convolution sees
+    zeros, so a form's vector never depends on how the batch is padded."""
+
+    def __init__(self, num_chars: int, embedding: int, hidden: int, kind: str = "lstm",
+                 widths: tuple[int, ...] = (3,)):
         super().__init__()
         if kind not in CHAR_ENCODERS:
             raise ValueError(f"char_encoder must be one of {CHAR_ENCODERS}, got {kind!r}")
+        widths = tuple(widths)
+        if not widths or any(isinstance(w, bool) or not isinstance(w, int) or w < 1 for w in widths):
+            raise ValueError(f"char_widths must be one or more integers >= 1, got {widths!r}")
         self.kind = kind
         self.embed = nn.Embedding(num_chars, embedding, padding_idx=PAD)
         if kind == "lstm":
             self.rnn = RecurrentStack("lstm", embedding, hidden, 1, batch_first=True, bidirectional=True)
             self.output_size = 2 * hidden
         else:
-            self.conv = nn.Conv1d(embedding, hidden, kernel_size=3, padding=1)
-            self.output_size = hidden
+            self.widths = widths
+            self.convs = nn.ModuleList(nn.Conv1d(embedding, hidden, kernel_size=w) for w in widths)
+            self.output_size = hidden * len(widths)
 
     def forward(self, chars: Tensor, lengths: Tensor) -> Tensor:
         x = self.embed(chars)                                                 # (U, C, E_c)
         if self.kind == "lstm":
             _, (h, _) = self.rnn(x, lengths=lengths)                          # h (2, U, H_c)
             return torch.cat([h[0], h[1]], dim=1)                             # (U, 2 H_c)
-        y = self.conv(x.transpose(1, 2))                                      # (U, F, C)
-        valid = torch.arange(chars.shape[1], device=chars.device) < lengths.to(chars.device).unsqueeze(1)
-        return y.masked_fill(~valid.unsqueeze(1), float("-inf")).amax(dim=2)  # (U, F)
+        U, C = chars.shape
+        lengths = lengths.to(chars.device).unsqueeze(1)                       # (U, 1)
+        x = x.masked_fill((torch.arange(C, device=chars.device) >= lengths).unsqueeze(2), 0.0)
+        x = x.transpose(1, 2)                                                 # (U, E_c, C)
+        valid = (torch.arange(C, device=chars.device) < lengths).unsqueeze(1)  # (U, 1, C)
+        pooled = []
+        for w, conv in zip(self.widths, self.convs):
+            y = conv(nn.functional.pad(x, ((w - 1) // 2, w // 2)))            # (U, F_w, C)
+            pooled.append(y.masked_fill(~valid, float("-inf")).amax(dim=2))   # (U, F_w)
+        return torch.cat(pooled, dim=1)                                       # (U, F)
 
 
 class Tagger(nn.Module):
@@ -81,15 +98,17 @@ class Tagger(nn.Module):
 
     def __init__(self, num_words: int, num_chars: int, num_tags: int, *, embedding: int = 100,
                  char_embedding: int = 32, char_hidden: int = 64, char_encoder: str = "lstm",
-                 cell: str = "lstm", hidden: int = 200, layers: int = 2, dropout: float = 0.33,
+                 char_widths: tuple[int, ...] = (3,), cell: str = "lstm", hidden: int = 200,
+                 layers: int = 2, dropout: float = 0.33,
                  crf: bool = False):
         super().__init__()
         self._config = dict(num_words=num_words, num_chars=num_chars, num_tags=num_tags,
                             embedding=embedding, char_embedding=char_embedding, char_hidden=char_hidden,
-                            char_encoder=char_encoder, cell=cell, hidden=hidden, layers=layers,
+                            char_encoder=char_encoder, char_widths=list(char_widths), cell=cell,
+                            hidden=hidden, layers=layers,
                             dropout=dropout, crf=crf)
         self.embed = nn.Embedding(num_words, embedding, padding_idx=PAD)
-        self.chars = CharEncoder(num_chars, char_embedding, char_hidden, char_encoder)
+        self.chars = CharEncoder(num_chars, char_embedding, char_hidden, char_encoder, tuple(char_widths))
         self.drop = nn.Dropout(dropout)
         self.rnn = RecurrentStack(cell, embedding + self.chars.output_size, hidden, layers,
                                   batch_first=True, bidirectional=True,

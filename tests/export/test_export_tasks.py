@@ -179,8 +179,7 @@ def test_classify_exported_graph_is_padding_invariant(classify, assert_close):
 
 
 # -- tagging (with a CRF) ---------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def tag(data_dir, tmp_path_factory):
+def _tag_run(data_dir, tmp_path_factory, **options):
     root = tmp_path_factory.mktemp("tag")
     src = data_dir / "ud-english-ewt"
     for name, n in (("en_ewt-ud-train.conllu", 60), ("en_ewt-ud-dev.conllu", 15)):
@@ -189,8 +188,34 @@ def tag(data_dir, tmp_path_factory):
         (root / "data" / name).write_text("\n\n".join(blocks) + "\n\n", encoding="utf-8")
     run = root / "run"
     base.train(get_task("tag"), out=run, data=str(root / "data"), hidden=8, embedding=8,
-               char_embedding=4, char_hidden=4, layers=2, crf=True, **TINY)
+               char_embedding=4, char_hidden=4, layers=2, **options, **TINY)
     return run, export_both(run, root)
+
+
+@pytest.fixture(scope="module")
+def tag(data_dir, tmp_path_factory):
+    return _tag_run(data_dir, tmp_path_factory, crf=True)
+
+
+def _tag_inputs(run):
+    from rnnkit.tasks.tag_api import load
+    from rnnkit.tasks.tag_data import Sentence
+    from rnnkit.tasks.tag_encode import encode, make_batch
+    loaded = load(run)
+    words = [["The", "cat", "sat", "on", "the", "mat", "."], ["Hello", "!"], ["Zyzzyva"]]
+    sentences = [Sentence(w, ["_"] * len(w), list(range(len(w)))) for w in words]
+    split = encode(sentences, loaded.vocabs, max_word_chars=loaded.config.max_word_chars, with_tags=False)
+    batch = make_batch(split, list(range(len(words))))
+    return loaded, batch, (batch.words, batch.lengths, batch.chars, batch.char_lengths, batch.forms)
+
+
+def test_tag_export_with_the_character_cnn(data_dir, tmp_path_factory, tmp_path, assert_close):
+    run, exports = _tag_run(data_dir, tmp_path_factory, char_encoder="cnn", char_widths="1,2,3")
+    loaded, batch, inputs = _tag_inputs(run)
+    with torch.no_grad():
+        want = (loaded.model(batch),)
+    check_both_formats(exports, "model", inputs, want, tmp_path, assert_close)
+    assert json.loads((exports["onnx"] / MANIFEST).read_text())["vocabulary"]["char_widths"] == [1, 2, 3]
 
 
 def test_tag_exports_give_rnnkits_emission_scores_and_crf(tag, tmp_path, assert_close):

@@ -6,10 +6,12 @@ from __future__ import annotations
 import itertools
 import random
 
+import numpy as np
 import pytest
 import torch
 
 from rnnkit.tasks.crf import CRF
+from rnnkit.tasks.tag import TagConfig
 from rnnkit.tasks.tag_data import Sentence
 from rnnkit.tasks.tag_encode import TagVocabs, encode, make_batch
 from rnnkit.tasks.tag_metrics import is_bio, span_scores, spans, tag_scores
@@ -19,12 +21,13 @@ SENTENCES = [["The", "cat", "sat", "."], ["Dogs", "bark"], ["A", "very", "long",
              ["Hi"]]
 
 
-def _model(char_encoder, cell="lstm", crf=False):
+def _model(char_encoder, cell="lstm", crf=False, char_widths=(3,)):
     sents = [Sentence(w, ["X" if i % 2 else "Y" for i in range(len(w))], []) for w in SENTENCES]
     vocabs = TagVocabs.build(sents[:2])   # words of the last two sentences are unknown to it
     torch.manual_seed(0)
     model = Tagger(len(vocabs.words), len(vocabs.chars), len(vocabs.tags), embedding=8, char_embedding=6,
-                   char_hidden=5, char_encoder=char_encoder, cell=cell, hidden=7, layers=2, crf=crf)
+                   char_hidden=5, char_encoder=char_encoder, char_widths=char_widths, cell=cell, hidden=7,
+                   layers=2, crf=crf)
     return model.double().eval(), encode(sents, vocabs, max_word_chars=20)
 
 
@@ -39,9 +42,10 @@ def _padded(batch: TagBatch, extra_words: int, extra_chars: int) -> TagBatch:
     return TagBatch(words, batch.lengths, chars, batch.char_lengths, forms, None)
 
 
-@pytest.mark.parametrize("char_encoder, cell", [("lstm", "lstm"), ("cnn", "gru")])
-def test_padding_two_ways_gives_identical_logits(char_encoder, cell):
-    model, enc = _model(char_encoder, cell)
+@pytest.mark.parametrize("char_encoder, cell, widths", [("lstm", "lstm", (3,)), ("cnn", "gru", (3,)),
+                                                         ("cnn", "lstm", (1, 2, 4, 5))])
+def test_padding_two_ways_gives_identical_logits(char_encoder, cell, widths):
+    model, enc = _model(char_encoder, cell, char_widths=widths)
     idx = list(range(len(SENTENCES)))
     batch = make_batch(enc, idx)
     with torch.no_grad():
@@ -60,6 +64,44 @@ def test_padding_two_ways_gives_identical_logits(char_encoder, cell):
     changed.words[2, 5] = 2     # the last word of sentence 2 becomes another (known) word
     with torch.no_grad():
         assert not torch.allclose(model(changed)[2, 0], a[2, 0])
+
+
+def test_char_cnn_against_explicit_windows():
+    """Each width's filters at every character of the word (zeros beyond its ends), max over the
+    positions, computed window by window with NumPy."""
+    widths = (1, 2, 3, 4)
+    model, enc = _model("cnn", char_widths=widths)
+    batch = make_batch(enc, list(range(len(SENTENCES))))
+    cnn = model.chars
+    with torch.no_grad():
+        got = cnn(batch.chars, batch.char_lengths).numpy()
+    emb = cnn.embed.weight.detach().numpy()
+    for u, n in enumerate(batch.char_lengths.tolist()):
+        x = emb[batch.chars[u, :n].numpy()]                                   # (n, E_c): this word only
+        parts = []
+        for w, conv in zip(widths, cnn.convs):
+            W, b = conv.weight.detach().numpy(), conv.bias.detach().numpy()   # (F, E_c, w), (F,)
+            left = (w - 1) // 2
+            windows = []
+            for j in range(n):
+                win = np.zeros((w, x.shape[1]))
+                for k in range(w):
+                    i = j - left + k
+                    if 0 <= i < n:
+                        win[k] = x[i]
+                windows.append(np.einsum("fek,ke->f", W, win) + b)
+            parts.append(np.max(windows, axis=0))
+        np.testing.assert_allclose(got[u], np.concatenate(parts), rtol=1e-10, atol=1e-12)
+    assert got.shape[1] == cnn.output_size == 5 * len(widths)
+
+
+def test_char_widths_are_checked():
+    with pytest.raises(ValueError, match=r"char_widths must be comma-separated integers >= 1 \(e.g. 2,3,4\), "
+                                         r"got '2,x'"):
+        TagConfig(char_widths="2,x")
+    with pytest.raises(ValueError, match="char_widths must be one or more integers >= 1, got \\(0,\\)"):
+        Tagger(5, 5, 2, char_encoder="cnn", char_widths=(0,))
+    assert TagConfig(char_widths="2, 3,5").model_kwargs()["char_widths"] == [2, 3, 5]
 
 
 def test_padding_invariance_of_the_crf_path_and_loss():
