@@ -42,11 +42,7 @@ class ExportClassifier(nn.Module):
 
     def forward(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None) -> tuple[Tensor]:
         m = self.model
-        x = m.embed(ids.t())                                              # (T, B, E)
-        if subwords is not None:                                          # as TextClassifier.forward
-            sub = subwords.transpose(0, 1)                                # (T, B, S)
-            count = (sub > 0).sum(2, keepdim=True).clamp_min(1)
-            x = x + m.subword_embed(sub).sum(2) / count
+        x = m.inputs(ids, subwords)                                       # (T, B, E)
         for k, fwd in enumerate(self.fwd):
             out, _ = fwd(x, self._zeros(fwd, x))                          # (T, B, H)
             if m.bidirectional:

@@ -225,7 +225,12 @@ def classifier_activations(loaded: Any, text: Any) -> TokenActivations:
             if not len(ids):
                 raise ValueError(f"activations: text {n + 1} ({t!r:.40}) has no tokens; expected at least "
                                  f"one word or character")
-            x = model.embed(torch.from_numpy(ids).to(loaded.device).view(-1, 1))   # (T, 1, E)
+            sub = None
+            if model.subwords:     # the words' n-grams, as training and `rnnkit predict` read them
+                from rnnkit.tasks.classify.subwords import encode_subwords
+                sub = torch.from_numpy(encode_subwords(words[:len(ids)], model.subwords)).unsqueeze(0)
+            x = model.inputs(torch.from_numpy(ids).view(1, -1).to(loaded.device),
+                             None if sub is None else sub.to(loaded.device))              # (T, 1, E)
             records, out = record_stack(cells, x)                                 # out (T, 1, D*H)
             length = torch.tensor([len(ids)])
             probs.append(torch.softmax(model.head(model.pool(out, length)).float(), dim=1))   # (1, C)

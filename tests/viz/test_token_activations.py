@@ -130,6 +130,7 @@ def test_tagger_reads_gold_tags_and_properties_follow_them(tag_run):
 
 
 def test_classifier_states_attention_and_labels(classify_run):
+    from rnnkit.tasks.classify.subwords import encode_subwords, pad_subwords
     loaded = classify.load(classify_run)
     model = loaded.model
     acts = activations(classify_run, TEXTS)
@@ -141,9 +142,12 @@ def test_classifier_states_attention_and_labels(classify_run):
     padded = torch.full((len(ids), int(lengths.max())), loaded.pad_id)
     for r, i in enumerate(ids):
         padded[r, :len(i)] = torch.from_numpy(i)
+    assert model.subwords            # the default: each word's n-grams are part of its input
+    sub = pad_subwords([encode_subwords(loaded.vocab.tokenize(t), model.subwords) for t in texts],
+                       padded.shape[1])
     with torch.no_grad():
-        top = model.encode(model.embed(padded.t()), lengths)                 # (T, B, 2H): its own forward
-        logits = model(padded, lengths)
+        top = model.encode(model.inputs(padded, sub), lengths)              # (T, B, 2H): its own forward
+        logits = model(padded, lengths, sub)
     np.testing.assert_allclose(acts.probs, torch.softmax(logits, 1).numpy(), atol=1e-5)
     assert [acts.labels[j] for j in acts.probs.argmax(1)] == acts.predicted
     assert acts.predicted == [p[0][0] for p in classify.predict(classify_run, texts)]
@@ -163,6 +167,7 @@ def test_classifier_states_attention_and_labels(classify_run):
 
 
 def test_classifier_gold_labels_and_a_unidirectional_gru(classify_run):
+    from rnnkit.tasks.classify.subwords import encode_subwords
     base = classify.load(classify_run)
     torch.manual_seed(0)
     model = classify.TextClassifier(**{**base.model.config(), "cell": "gru", "bidirectional": False,
@@ -182,7 +187,8 @@ def test_classifier_gold_labels_and_a_unidirectional_gru(classify_run):
                          for n in [n.removesuffix("_l0")]})
     for a, e in acts.segments:
         ids = torch.from_numpy(base.vocab.encode(" ".join(acts.tokens[a:e])).astype(np.int64))
-        want = ref(model.embed(ids).unsqueeze(1))[0][:, 0].detach().numpy()
+        sub = torch.from_numpy(encode_subwords(acts.tokens[a:e], model.subwords)).unsqueeze(0)
+        want = ref(model.inputs(ids.unsqueeze(0), sub))[0][:, 0].detach().numpy()
         np.testing.assert_allclose(acts.layers[0].hidden[a:e], want, atol=1e-5)
 
 

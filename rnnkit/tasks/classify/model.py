@@ -96,14 +96,20 @@ class TextClassifier(nn.Module):
         if lengths.shape != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > T:
             raise ValueError(f"TextClassifier: expected lengths (B={B},) in [1, T={T}], got "
                              f"{lengths.tolist() if lengths.numel() <= 8 else tuple(lengths.shape)}")
+        x = self.drop(self.inputs(ids, subwords))                         # (T, B, E)
+        out = self.encode(x, lengths)                                     # (T, B, D*H)
+        return self.head(self.drop(self.pool(out, lengths)))              # (B, C)
+
+    def inputs(self, ids: Tensor, subwords: Tensor | None = None) -> Tensor:
+        """What the first layer reads: ``ids`` ``(B, T)`` (and ``subwords`` ``(B, T, K)``) -> ``(T, B, E)``,
+        each word's vector plus the mean of its n-gram vectors (no dropout; `rnnkit explain` and the
+        export read the same)."""
         x = self.embed(ids.t())                                           # (T, B, E)
         if subwords is not None:
             sub = subwords.transpose(0, 1)                                # (T, B, K)
             count = (sub > 0).sum(2, keepdim=True).clamp_min(1)           # (T, B, 1)
             x = x + self.subword_embed(sub).sum(2) / count                # padding rows are zero
-        x = self.drop(x)
-        out = self.encode(x, lengths)                                     # (T, B, D*H)
-        return self.head(self.drop(self.pool(out, lengths)))              # (B, C)
+        return x
 
     def encode(self, x: Tensor, lengths: Tensor) -> Tensor:
         """``x`` ``(T, B, E)`` -> the top layer's outputs ``(T, B, D*H)``, exact at each text's real
