@@ -144,6 +144,7 @@ def bench_speed(args) -> dict:
 # -- quality: two training runs side by side -----------------------------------------------------
 def bench_quality(args) -> None:
     out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)      # the runs' logs sit beside their folders
     procs = {}
     for att in ("general", "none"):
         run = out / f"attention-{att}"
