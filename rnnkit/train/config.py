@@ -193,8 +193,11 @@ class TrainConfig:
                          choices=DEVICES)
 
     def __post_init__(self):
-        check_fields(self)
         owner = "TrainConfig"
+        # the seed's own range first: check_fields' generic int bound would name a wider one
+        if isinstance(self.seed, int) and not isinstance(self.seed, bool) and not 0 <= self.seed < 2 ** 63:
+            raise ValueError(f"{owner}: seed must be an int in [0, 2**63), got {self.seed!r}")
+        check_fields(self)
         if not 0 <= self.ema < 1:
             raise ValueError(f"{owner}: ema must be in [0, 1) (0: off), got {self.ema!r}")
         for name in ("clip", "weight_decay", "momentum", "final_lr", "warmup"):
