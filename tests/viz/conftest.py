@@ -67,7 +67,7 @@ class Chromium:
         import re
         path = tmp_path / "probe.html"
         path.write_text(page.replace("</body>", script + "</body>"), encoding="utf-8")
-        dom = self.dump_dom(path)
+        dom = self.dump_dom(path, budget_ms=30000)   # virtual time: only as long as the page needs
         m = re.search(r'<pre id="test-result">(.*?)</pre>', dom, re.S)
         assert m, "the probe wrote no result: the page's script failed?\n" + dom[-2000:]
         return json.loads(html.unescape(m.group(1)))

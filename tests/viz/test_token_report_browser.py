@@ -23,7 +23,7 @@ TEXTS = "\n".join(["Great phone , works well .", "It broke after a day and suppo
 # and writes what it saw into <pre id="test-result"> for --dump-dom.
 PROBE = """
 <script>
-setTimeout(function () {
+function runProbe() {
   var R = {}, list = document.getElementById("unit-list");
   function spans() { return document.querySelectorAll("#text .chunk.rendered span"); }
   function colours(n) {
@@ -55,7 +55,13 @@ setTimeout(function () {
   pre.id = "test-result";
   pre.textContent = JSON.stringify(R);
   document.body.appendChild(pre);
-}, 1000);
+}
+// lazy rendering fills the first chunk after the page's own timers: wait for it (a loaded machine
+// makes that late), then probe
+(function wait(n) {
+  var ready = document.querySelectorAll("#text .chunk.rendered span").length >= 40;
+  if (ready || n > 80) { runProbe(); } else { setTimeout(function () { wait(n + 1); }, 250); }
+})(0);
 </script>
 """
 
