@@ -94,8 +94,11 @@ class _InterruptWatch:
     a RecursionError or an ImportError rather than the KeyboardInterrupt: with this record, ``main``
     still reports it as the interrupt it was."""
 
-    def __init__(self) -> None:
+    def __init__(self, exiting: bool = False) -> None:
         self.seen = False
+        # the program ends when ``main`` returns (the command line, not a caller in Python): then a
+        # Ctrl-C that arrives after the work is done is ignored instead of killing the exit (status -2)
+        self.exiting = exiting
         # the SIGINT handler to restore (what signal.signal returned)
         self.previous: Callable[[int, FrameType | None], Any] | int | None = None
 
@@ -113,11 +116,14 @@ class _InterruptWatch:
     def __exit__(self, *exc) -> None:
         if self.previous is not None:
             import signal
-            signal.signal(signal.SIGINT, self.previous)
+            signal.signal(signal.SIGINT, signal.SIG_IGN if self.exiting else self.previous)
 
 
 def main(argv: list[str] | None = None) -> int:
-    with _InterruptWatch() as watch:
+    """The ``rnnkit`` command; its exit status. ``argv=None``: the program's own command line, and
+    the process is about to end, so a Ctrl-C after the command finished is ignored (it would
+    otherwise kill the exit of a finished run); with a list, the caller's SIGINT handler is restored."""
+    with _InterruptWatch(exiting=argv is None) as watch:
         return _main(argv, watch)
 
 
