@@ -20,10 +20,10 @@ import torch
 from torch import Tensor, nn
 
 from rnnkit.core.kernels import reverse_padded
-from rnnkit.export.contract import ExportError, ExportPlan, Graph
+from rnnkit.export.contract import ExportError, ExportPlan, Graph, run_files
 from rnnkit.export.recurrence import ExportStack, export_unavailable
 from rnnkit.tasks.classify.subwords import MAX_N, MAX_PER_WORD, MIN_N
-from rnnkit.train import RunFolder, RunFolderError
+from rnnkit.train import RunFolder
 from rnnkit.train.checkpoint import CONFIG, VOCAB
 
 
@@ -92,12 +92,7 @@ def plan(run: RunFolder) -> ExportPlan:
                    "(export.json: subwords)" if buckets else "") +
                   " -> class logits (batch, K) in the order of labels.json (softmax over the last "
                   "axis for probabilities)")
-    files = {}
-    for name in (VOCAB, LABELS, CONFIG):
-        try:
-            files[name] = run.require(name).read_bytes()
-        except OSError as exc:
-            raise RunFolderError(f"{run / name} cannot be read: {exc}") from None
+    files = run_files(run, (VOCAB, LABELS, CONFIG))
     cfg, vocab = loaded.config, loaded.vocab
     info = {
         "cell": model.cell, "layers": model.layers, "hidden": model.hidden,

@@ -102,3 +102,15 @@ def plan_for(run: RunFolder) -> ExportPlan:
         raise TypeError(f"the exporter of task {task!r} returned {result!r}, expected an ExportPlan "
                         f"with at least one graph")
     return result
+
+
+def run_files(run: RunFolder, names) -> dict[str, bytes]:
+    """The bytes of the run's files ``names`` that an export copies beside its graphs; a missing or
+    unreadable one is a `RunFolderError` naming it."""
+    files = {}
+    for name in names:
+        try:
+            files[name] = run.require(name).read_bytes()
+        except OSError as exc:
+            raise RunFolderError(f"{run / name} cannot be read: {exc}") from None
+    return files

@@ -13,10 +13,10 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.export.contract import ExportError, ExportPlan, Graph
+from rnnkit.export.contract import ExportError, ExportPlan, Graph, run_files
 from rnnkit.export.recurrence import ExportStack, export_unavailable
 from rnnkit.tasks.lm import api as lm
-from rnnkit.train import RunFolder, RunFolderError
+from rnnkit.train import RunFolder
 from rnnkit.train.checkpoint import CONFIG, VOCAB
 
 STATE_NAMES = ("h0", "c0")
@@ -92,12 +92,7 @@ def plan(run: RunFolder) -> ExportPlan:
               "one generation step: ids (batch,) int64 and the state -> next-token logits (batch, V) "
               "and the new state; feed the drawn token and the new state back in"),
     ]
-    files = {}
-    for name in (VOCAB, CONFIG):
-        try:
-            files[name] = run.require(name).read_bytes()
-        except OSError as exc:
-            raise RunFolderError(f"{run / name} cannot be read: {exc}") from None
+    files = run_files(run, (VOCAB, CONFIG))
     info = {
         "cell": model.cell, "layers": L, "hidden": model.hidden, "vocab_size": V,
         "state": [{"name": nm, "output": out, "shape": [L, "batch", *s], "dtype": str(dtype)[6:]}

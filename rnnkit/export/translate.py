@@ -24,9 +24,9 @@ from __future__ import annotations
 import torch
 from torch import Tensor, nn
 
-from rnnkit.export.contract import ExportError, ExportPlan, Graph
+from rnnkit.export.contract import ExportError, ExportPlan, Graph, run_files
 from rnnkit.export.recurrence import ExportStack, export_unavailable
-from rnnkit.train import RunFolder, RunFolderError
+from rnnkit.train import RunFolder
 from rnnkit.train.checkpoint import CONFIG
 
 STATE_IN, STATE_OUT = ("h", "c"), ("h_n", "c_n")
@@ -153,12 +153,7 @@ def plan(run: RunFolder) -> ExportPlan:
               "and the encoder's outputs -> log-probabilities of the next token (batch, V), the new "
               "state and the attention weights over the source (batch, source)"),
     ]
-    files = {}
-    for name in (SRC_VOCAB, TGT_VOCAB, CONFIG):
-        try:
-            files[name] = run.require(name).read_bytes()
-        except OSError as exc:
-            raise RunFolderError(f"{run / name} cannot be read: {exc}") from None
+    files = run_files(run, (SRC_VOCAB, TGT_VOCAB, CONFIG))
     sv, tv = loaded.src_vocab, loaded.tgt_vocab
     info = {
         "cell": model.cell, "layers": L, "hidden": H, "attention": model.attention_kind,

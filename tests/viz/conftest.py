@@ -59,14 +59,21 @@ class Chromium:
         assert out.is_file(), f"chromium wrote no screenshot at {out}"
         return out
 
-    def probe(self, page: str, script: str, tmp_path: Path) -> dict:
-        """Load ``page`` with ``script`` (which writes JSON into ``<pre id="test-result">``) run after
-        the page's own, and return what it wrote."""
+    def probe(self, page: str, script: str, tmp_path: Path, min_spans: int = 40) -> dict:
+        """Load ``page`` with ``script`` (which defines ``runProbe()``, writing JSON into
+        ``<pre id="test-result">``), call it once the report's first lazily rendered chunk holds
+        ``min_spans`` spans (a loaded machine renders it late; at most ~20 s of virtual time), and
+        return what it wrote."""
         import html
         import json
         import re
+        rendered = 'document.querySelectorAll("#text .chunk.rendered span").length'
+        wait = ("<script>(function wait(n) {\n"
+                f"  if ({rendered} >= {min_spans} || n > 80) {{ runProbe(); }}\n"
+                "  else { setTimeout(function () { wait(n + 1); }, 250); }\n"
+                "})(0);</script>\n")
         path = tmp_path / "probe.html"
-        path.write_text(page.replace("</body>", script + "</body>"), encoding="utf-8")
+        path.write_text(page.replace("</body>", script + wait + "</body>"), encoding="utf-8")
         dom = self.dump_dom(path, budget_ms=30000)   # virtual time: only as long as the page needs
         m = re.search(r'<pre id="test-result">(.*?)</pre>', dom, re.S)
         assert m, "the probe wrote no result: the page's script failed?\n" + dom[-2000:]

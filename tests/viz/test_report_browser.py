@@ -3,7 +3,6 @@ unit's recorded activations, the picker (click, search, sort) changing the colou
 100,000-character text rendered lazily within the stated size; and `rnnkit explain` end to end."""
 from __future__ import annotations
 
-import html
 import json
 import re
 from pathlib import Path
@@ -60,12 +59,6 @@ function runProbe() {
   pre.textContent = JSON.stringify(R);
   document.body.appendChild(pre);
 }
-// lazy rendering fills the first chunk after the page's own timers: wait for it (a loaded machine
-// makes that late), then probe
-(function wait(n) {
-  var ready = document.querySelectorAll("#text .chunk.rendered span").length >= 60;
-  if (ready || n > 80) { runProbe(); } else { setTimeout(function () { wait(n + 1); }, 250); }
-})(0);
 </script>
 """
 
@@ -87,12 +80,7 @@ def small_model(text: str):
 
 
 def probe(chromium, page: str, tmp_path: Path, target: int) -> dict:
-    path = tmp_path / "probe.html"
-    path.write_text(page.replace("</body>", PROBE.replace("TARGET", str(target)) + "</body>"))
-    dom = chromium.dump_dom(path, budget_ms=30000)   # virtual time: only as long as the page needs
-    m = re.search(r'<pre id="test-result">(.*?)</pre>', dom, re.S)
-    assert m, "the probe wrote no result: the page's script failed?\n" + dom[-2000:]
-    return json.loads(html.unescape(m.group(1)))
+    return chromium.probe(page, PROBE.replace("TARGET", str(target)), tmp_path, min_spans=60)
 
 
 def test_report_in_browser(chromium, tmp_path):

@@ -56,12 +56,6 @@ function runProbe() {
   pre.textContent = JSON.stringify(R);
   document.body.appendChild(pre);
 }
-// lazy rendering fills the first chunk after the page's own timers: wait for it (a loaded machine
-// makes that late), then probe
-(function wait(n) {
-  var ready = document.querySelectorAll("#text .chunk.rendered span").length >= 40;
-  if (ready || n > 80) { runProbe(); } else { setTimeout(function () { wait(n + 1); }, 250); }
-})(0);
 </script>
 """
 
