@@ -58,12 +58,32 @@ def _dynamic_shapes(graph: Graph, inputs: tuple[Tensor, ...]) -> dict:
     return out
 
 
+def _forget_eager_scans() -> None:
+    """Drop dynamo's cached compilations of `torch.scan`'s runner before an export.
+
+    An eager ``torch.scan`` (the engine's scan kernel, e.g. while training or recording activations)
+    compiles scan's inner runner with static sizes; a later export in the same process checks those
+    entries' guards against its symbolic sizes, and checking ``time == 24`` adds the guard ``time !=
+    24``: the export then fails with "Constraints violated (time)". Only that function's entries are
+    dropped (the caller's own ``torch.compile`` caches stay); if torch's layout changes, all of
+    dynamo's caches are reset instead, which costs recompilation, never correctness."""
+    from torch._higher_order_ops import scan as scan_module
+    outer = getattr(getattr(scan_module, "scan", None), "__code__", None)
+    codes = [c for c in (outer.co_consts if outer else ()) if getattr(c, "co_name", "") == "run_flattened_scan"]
+    reset_code = getattr(getattr(torch._C._dynamo, "eval_frame", None), "reset_code", None)
+    if len(codes) == 1 and reset_code is not None:
+        reset_code(codes[0])
+    else:
+        torch._dynamo.reset()
+
+
 def trace(graph: Graph) -> torch.export.ExportedProgram:
     """`torch.export.export` of ``graph.module`` on ``graph.sample(2, 3)`` with its dynamic axes."""
     # The exported copy needs no gradients. With them, tracing a scan over a layer norm goes through
     # scan's autograd path, whose saved sizes break the ONNX exporter's type-promotion pass.
     graph.module.eval().requires_grad_(False)
     inputs = graph.sample(TRACE_BATCH, TRACE_TIME)
+    _forget_eager_scans()
     try:
         return torch.export.export(graph.module, inputs, dynamic_shapes=_dynamic_shapes(graph, inputs))
     except Exception as exc:  # any tracing failure: say which graph, keep torch's reason

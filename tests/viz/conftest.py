@@ -68,8 +68,14 @@ class Chromium:
         import json
         import re
         rendered = 'document.querySelectorAll("#text .chunk.rendered span").length'
+        run = ("  try { runProbe(); } catch (err) {\n"      # a failing probe reports why
+               "    var pre = document.createElement('pre'); pre.id = 'test-result';\n"
+               "    pre.textContent = JSON.stringify({probe_error: String(err && err.stack || err)});\n"
+               "    document.body.appendChild(pre);\n"
+               "  }\n")
         wait = ("<script>(function wait(n) {\n"
-                f"  if ({rendered} >= {min_spans} || n > 80) {{ runProbe(); }}\n"
+                "  if (typeof runProbe !== 'function') { return; }   // the script writes its own result\n"
+                f"  if ({rendered} >= {min_spans} || n > 80) {{\n{run}  }}\n"
                 "  else { setTimeout(function () { wait(n + 1); }, 250); }\n"
                 "})(0);</script>\n")
         path = tmp_path / "probe.html"
@@ -77,7 +83,9 @@ class Chromium:
         dom = self.dump_dom(path, budget_ms=30000)   # virtual time: only as long as the page needs
         m = re.search(r'<pre id="test-result">(.*?)</pre>', dom, re.S)
         assert m, "the probe wrote no result: the page's script failed?\n" + dom[-2000:]
-        return json.loads(html.unescape(m.group(1)))
+        result = json.loads(html.unescape(m.group(1)))
+        assert "probe_error" not in result, f"the probe's script failed: {result.get('probe_error')}"
+        return result
 
 
 def _conllu_slice(path: Path, n: int) -> str:
