@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import torch
 
+from rnnkit.errors import CheckpointError
 from rnnkit.train import Callback, RunFolderError, TrainConfig, Trainer, TrainingDiverged
 from rnnkit.train.checkpoint import BEST, CHECKPOINTS, LAST, MANIFEST, TRAINER_STATE, RunFolder, weights_of
 
@@ -233,3 +234,45 @@ def test_averaged_weights_are_the_warmed_up_moving_average(tmp_path, toy_task):
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-6)
         assert torch.equal(raw, final)
     assert not torch.equal(next(best.parameters()), next(last.parameters()))
+
+
+@pytest.mark.parametrize("stop_at", [4, 9])   # before the first validation, and between two
+def test_resumed_run_keeps_the_moving_average_exactly(tmp_path, stop_at, toy_task):
+    """With a decay whose average differs visibly from the raw weights, a run stopped between
+    validations and resumed holds the same averaged weights as an uninterrupted one at every
+    validation (its validation losses), in its best checkpoint and in its saved state, bit for bit:
+    the average travels with the checkpoint, it is not restarted from the resumed weights."""
+    cfg = TrainConfig(**{**CFG, "ema": 0.9})
+    full = Trainer(toy_task(), cfg, tmp_path / "full", echo=lambda s: None)
+    full.fit()
+    part = Trainer(toy_task(), cfg, tmp_path / "cut", callbacks=[StopAt(stop_at)], echo=lambda s: None)
+    assert part.fit().step == stop_at
+    again = Trainer(toy_task(seed=99), cfg, tmp_path / "cut", resume=True, echo=lambda s: None)
+    assert again.fit().status == "finished"
+    vals = lambda h: [(r["step"], r["loss"]) for r in h if r["split"] == "val"]
+    assert vals(again.history) == vals(full.history)
+    best_a, best_b = toy_task().model, toy_task().model
+    assert again.run.load_weights(BEST, best_a) == full.run.load_weights(BEST, best_b)
+    for (n, a), b in zip(best_a.state_dict().items(), best_b.state_dict().values()):
+        assert torch.equal(a, b), n
+    saved_a = again.run.load_trainer_state()["ema"]
+    saved_b = full.run.load_trainer_state()["ema"]
+    assert len(saved_a) == len(saved_b) == len(list(full.model.parameters()))
+    for a, b in zip(saved_a, saved_b):
+        assert torch.equal(a, b)
+    # the average is not the raw weights (so the checks above could tell them apart)
+    assert not all(torch.equal(a, p) for a, p in zip(saved_b, full.model.parameters()))
+
+
+def test_resuming_with_averaging_from_a_state_without_it_is_refused(tmp_path, toy_task):
+    """A trainer state saved without averaged weights cannot continue a run that averages: the
+    error names the run and the option instead of silently restarting the average."""
+    cfg = TrainConfig(**{**CFG, "ema": 0.9})
+    part = Trainer(toy_task(), cfg, tmp_path / "r", callbacks=[StopAt(5)], echo=lambda s: None)
+    part.fit()
+    run = RunFolder(tmp_path / "r")
+    state = run.load_trainer_state()
+    state["ema"] = None
+    run.save_checkpoint(5, weights_of(part.model), None, state, run.read_history())
+    with pytest.raises(CheckpointError, match=r"holds no averaged weights for ema=0\.9"):
+        Trainer(toy_task(), cfg, run, resume=True, echo=lambda s: None).fit()
