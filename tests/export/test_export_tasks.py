@@ -131,8 +131,9 @@ def classify(data_dir, tmp_path_factory):
         encoding="utf-8").splitlines()[:80]
     (root / "tiny.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     run = root / "run"
+    # an ensemble (the default) of 2, not 3: every member's stacks are exported, and 2 show the rule
     base.train(get_task("classify"), out=run, data=str(root / "tiny.txt"), cell="lstm", hidden=8,
-               embedding=8, layers=2, pooling="attention", **TINY)
+               embedding=8, layers=2, pooling="attention", ensemble=2, **TINY)
     return run, export_both(run, root)
 
 
