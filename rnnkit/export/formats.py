@@ -69,7 +69,8 @@ def _forget_eager_scans() -> None:
     dynamo's caches are reset instead, which costs recompilation, never correctness."""
     from torch._higher_order_ops import scan as scan_module
     outer = getattr(getattr(scan_module, "scan", None), "__code__", None)
-    codes = [c for c in (outer.co_consts if outer else ()) if getattr(c, "co_name", "") == "run_flattened_scan"]
+    codes = [c for c in (outer.co_consts if outer else ())
+             if getattr(c, "co_name", "") == "run_flattened_scan"]
     reset_code = getattr(getattr(torch._C._dynamo, "eval_frame", None), "reset_code", None)
     if len(codes) == 1 and reset_code is not None:
         reset_code(codes[0])

@@ -27,6 +27,7 @@ each with a ``format_*`` that turns its result into what the command line prints
 """
 from __future__ import annotations
 
+import dataclasses
 import json
 import re
 import shutil
@@ -350,6 +351,8 @@ def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: b
     try:
         if not resuming and not replay:
             task.choose(echo)    # may build and time a model (the language model's recipe)
+        if task.train_config.precision is None:    # no recipe chose it
+            task.train_config = dataclasses.replace(task.train_config, precision="fp32")
         if dist.enabled:   # rank 0's choices (measured speed) for every rank: one model
             task.config, task.train_config = dist.broadcast((task.config, task.train_config))
             task.measured = dist.broadcast(getattr(task, "measured", None))

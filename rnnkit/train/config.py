@@ -186,8 +186,9 @@ class TrainConfig:
                                         "improvement of the task's primary metric (none: never)")
     log_every: int = option(20, "update the progress bar and history every this many steps")
     seed: int = option(0, "random seed: the same seed on the same machine gives the same run")
-    precision: str = option("fp32", "arithmetic of the forward pass (bf16: torch.autocast)",
-                            choices=PRECISIONS)
+    precision: str | None = option(None, "arithmetic of the forward pass (bf16: torch.autocast; none: "
+                                         "fp32, or the task's recipe measures both where bf16 is native)",
+                                   choices=PRECISIONS)
     threads: int | None = option(None, "CPU threads (torch.set_num_threads; none: PyTorch's choice)")
     device: str = option("auto", "where to train (auto: cuda when available, else cpu)",
                          choices=DEVICES)

@@ -13,6 +13,9 @@ BATCHINGS = ("sequential", "random")
 SPLITS = ("tail", "file")
 
 
+#: the width of a model whose budget is in steps or epochs (minutes: the recipe sizes it)
+DEFAULT_HIDDEN = 256
+
 @dataclass
 class LMConfig:
     """What a language model is trained on and what it is."""
@@ -41,7 +44,9 @@ class LMConfig:
                                    "replace or ignore")
     # model
     cell: str = option("lstm", "recurrent cell", choices=lambda: tuple(sorted(CELLS)))
-    hidden: int = option(256, "hidden units per layer")
+    hidden: int | None = option(None, "hidden units per layer (none: the recipe's choice: 256 for a "
+                                      "budget in steps or epochs, sized by the measured speed for "
+                                      "minutes)")
     layers: int | None = option(None, "stacked recurrent layers (none: the recipe's choice, 1 or 2)")
     dropout: float | None = option(None, "dropout on the embedding, between layers and before the "
                                          "output (none: the recipe's choice, 0 to 0.3)")
@@ -96,7 +101,7 @@ class LMConfig:
             raise ValueError(f"{owner}: {BIDIRECTIONAL_REFUSED}")
 
     def model_kwargs(self) -> dict:
-        kw = {"cell": self.cell, "hidden": self.hidden, "layers": self.layers,
+        kw = {"cell": self.cell, "hidden": self.hidden or DEFAULT_HIDDEN, "layers": self.layers,
               "dropout": self.dropout, "embedding": self.embedding, "tie_weights": self.tie_weights,
               "weight_drop": self.weight_drop}
         if self.cell == "indrnn":  # unbounded, a relu IndRNN diverged with the default recipe

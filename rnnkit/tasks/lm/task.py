@@ -49,30 +49,34 @@ class LanguageModelTask(Task):
 
     def choose(self, echo):
         self.measured = {}   # config.json's record of what the recipe measured and chose
-        threads = {}
+        threads: dict = {}
+        most = torch.get_num_threads()
+        choose_threads = self.train_config.threads is None and self.device.type == "cpu"
 
-        def tokens_per_s() -> float:
-            """The probe's speed; with the threads left to rnnkit on a CPU, at 1 thread and at all
-            threads, keeping the faster (`recipe.fastest_threads`)."""
+        def measure(hidden: int, precision: str) -> float:
+            """A probe's speed; on a CPU with the threads left to rnnkit, the first probe runs at 1
+            thread and at all threads and the faster count is kept for the rest
+            (`recipe.fastest_threads`)."""
             def probe() -> float:
-                return recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device)
-
-            if self.train_config.threads is not None or self.device.type != "cpu":
+                return recipe.probe_tokens_per_second(len(self.vocab), self.config, self.device,
+                                                      hidden=hidden, precision=precision)
+            if not choose_threads or threads:
                 return probe()
-            most = torch.get_num_threads()
 
             def at(n):
                 torch.set_num_threads(n)
                 return probe()
-            try:
-                chosen, speeds = recipe.fastest_threads(at, most)
-            finally:
-                torch.set_num_threads(most)
+            chosen, speeds = recipe.fastest_threads(at, most)
+            torch.set_num_threads(chosen)
             threads.update(chosen=chosen, speeds=speeds)
             return speeds[chosen]
 
-        cfg, tr_cfg, why = recipe.choose(self.config, self.train_config, self.train_tokens(),
-                                         tokens_per_s, record=self.measured)
+        try:
+            cfg, tr_cfg, why = recipe.choose(self.config, self.train_config, self.train_tokens(), measure,
+                                             vocab_size=len(self.vocab), bf16=recipe.native_bf16(self.device),
+                                             record=self.measured)
+        finally:
+            torch.set_num_threads(most)
         self.config = cfg
         self.train_config = dataclasses.replace(tr_cfg, lr=tr_cfg.learning_rate)
         if threads:     # recorded in config.json: a resumed or replayed run uses the same count
