@@ -42,7 +42,6 @@ def run(sentiment_slice, tmp_path_factory) -> Path:
     assert main(["train", "--task", "classify", "--data", str(sentiment_slice), "--hidden", "32",
                  "--embedding", "32", "--epochs", "6", "--batch-size", "16", "--ema", "0", "--lr", "0.005",
                  "--subwords", "4000",
-                 "--ensemble", "1",     # one model keeps this run short; ensembles: test_classify_ensemble.py
                  "--out", str(out),
                  "--no-progress"]) == 0
     return out

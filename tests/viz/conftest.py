@@ -121,7 +121,5 @@ def classify_run(data_dir, tmp_path_factory) -> Path:
     run = tmp_path_factory.mktemp("runs") / "classifier"
     assert main(["train", "--task", "classify", "--data", str(data), "--out", str(run), "--steps", "20",
                  "--cell", "lstm", "--layers", "2", "--hidden", "10", "--embedding", "12",
-                 "--pooling", "attention", "--batch-size", "16", "--threads", "1", "--no-progress",
-                 "--ensemble", "1"]) == 0      # one model: its states are all there is (an ensemble's
-    # report: tests/tasks/test_classify_ensemble.py)
+                 "--pooling", "attention", "--batch-size", "16", "--threads", "1", "--no-progress"]) == 0
     return run

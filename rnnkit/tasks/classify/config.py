@@ -60,7 +60,7 @@ class ClassifyConfig:
                                  "at the char level")
     word_dropout: float = option(0.3, "training: the share of tokens replaced by <unk> (teaches the "
                                       "model texts with words it has not seen)")
-    ensemble: int = option(3, "train this many models side by side (different random initial weights "
+    ensemble: int = option(1, "train this many models side by side (different random initial weights "
                               "and dropout) and average their probabilities (costs that many times the "
                               "time); 1: one model")
     # batches
