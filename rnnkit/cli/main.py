@@ -117,6 +117,21 @@ class _InterruptWatch:
         if self.previous is not None:
             import signal
             signal.signal(signal.SIGINT, signal.SIG_IGN if self.exiting else self.previous)
+        if self.exiting:   # the status main returns is the program's, interrupted or not
+            forget_escaped_interrupt()
+
+
+def forget_escaped_interrupt() -> None:
+    """Keep the exit status rnnkit chose after a Ctrl-C (130). CPython remembers a KeyboardInterrupt
+    that escaped code run through ``PyRun_String`` (some extensions run Python snippets that way
+    while they load) and, when the program ends, kills itself with SIGINT (status -2) although the
+    interrupt was caught and handled. Every ``PyRun_String`` starts by clearing that flag: run an
+    empty one. (No Python API reaches the flag; ``ctypes.pythonapi`` holds the GIL.)"""
+    try:
+        import ctypes
+        ctypes.pythonapi.PyRun_SimpleString(b"")
+    except (ImportError, AttributeError, OSError):
+        pass
 
 
 def main(argv: list[str] | None = None) -> int:

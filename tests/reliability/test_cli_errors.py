@@ -94,3 +94,24 @@ def test_ctrl_c_during_start_up_is_a_clean_interrupt(small_text, tmp_path, delay
     out, err = proc.communicate(timeout=120)
     assert "Traceback" not in err, err
     assert proc.returncode in (0, 130)   # 0: it had already finished its 5 steps
+
+
+def test_an_interrupt_that_escaped_embedded_python_code_still_exits_130(tmp_path):
+    """A Ctrl-C landing in Python code that an extension runs through ``PyRun_String`` made CPython
+    kill the finished program with SIGINT (status -2) after rnnkit had handled it ("rnnkit:
+    interrupted") and chosen 130 — the start-up interrupt test failed that way now and then."""
+    script = tmp_path / "interrupted_run.py"      # run with -m, as `python -m rnnkit` is
+    script.write_text(
+        "import ctypes, sys\n"
+        "import rnnkit.cli.main as m\n"
+        "def parser(argv):\n"
+        "    # Ctrl-C while an extension runs Python code: the interrupt escapes that code ...\n"
+        "    ctypes.pythonapi.PyRun_SimpleString(b'import signal; signal.raise_signal(signal.SIGINT)')\n"
+        "    raise KeyboardInterrupt                  # ... and the extension's failure reaches rnnkit\n"
+        "m.build_parser = parser\n"
+        "sys.exit(m.main())\n")
+    env = {**ENV, "PYTHONPATH": f"{tmp_path}{os.pathsep}{ENV['PYTHONPATH']}"}
+    proc = subprocess.run([sys.executable, "-m", "interrupted_run"], capture_output=True, text=True, env=env,
+                          timeout=120)
+    assert proc.returncode == 130, (proc.returncode, proc.stderr[-500:])
+    assert "rnnkit: interrupted" in proc.stderr

@@ -78,7 +78,7 @@ def candidates(cfg, vocab_size: int) -> list[Candidate]:
                 kw = dict(cfg.model_kwargs(), hidden=h, layers=n, dropout=0.0)
                 model = LanguageModel(vocab_size, **kw)
             total = sum(p.numel() for p in model.parameters())
-            table = model.embed.weight.numel() if getattr(model, "embed", None) is not None else 0
+            table = model.embed.weight.numel() if model.embed is not None else 0
             out.append(Candidate(h, n, total, total - (0 if cfg.tie_weights else table)))
     return out
 
@@ -214,7 +214,7 @@ def choose(cfg, tr: TrainConfig, train_tokens: int, measure: Callable[..., float
     dropout = cfg.dropout if cfg.dropout is not None else round(min(MAX_DROPOUT, own / PASSES_PER_DROPOUT), 3)
     cfg = dataclasses.replace(cfg, batch_size=batch, dropout=dropout)
     if auto_lr:
-        tr = dataclasses.replace(tr, lr=round(base["lr"] * min(1.0, DEFAULT_HIDDEN / cfg.hidden), 6))
+        tr = dataclasses.replace(tr, lr=float(f"{base['lr'] * min(1.0, DEFAULT_HIDDEN / cfg.hidden):.4g}"))
     values = {k: getattr(cfg, k) for k in auto} | ({"lr": tr.lr} if auto_lr else {}) | \
         ({"precision": tr.precision} if auto_precision else {})
     if record is not None:
