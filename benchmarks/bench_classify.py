@@ -118,7 +118,8 @@ def accuracy_table(data: Path, folds: int, jobs: int) -> str:
              "| --- | --- | --- | --- |",
              f"| rnnkit defaults: word {'Bi' if defaults.bidirectional else ''}{defaults.cell.upper()} "
              f"{defaults.hidden}, {defaults.pooling} pooling, word dropout {defaults.word_dropout:g}"
-             f"{f', subword n-grams ({defaults.subwords:,} buckets)' if defaults.subwords else ''} | "
+             f"{f', subword n-grams ({defaults.subwords:,} buckets)' if defaults.subwords else ''}"
+             f"{f', ensemble of {defaults.ensemble}' if defaults.ensemble > 1 else ''} | "
              f"{summary(ours, 'accuracy')} | {summary(ours, 'macro_f1')} | "
              f"{statistics.mean(r['seconds'] for r in ours):.0f} s |",
              f"| TF-IDF + logistic regression (scikit-learn, C by inner 5-fold CV) | "

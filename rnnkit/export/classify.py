@@ -52,12 +52,28 @@ class ExportClassifier(nn.Module):
         return (m.head(m.pool(x, lengths)),)                              # (B, K)
 
 
+class ExportEnsemble(nn.Module):
+    """``forward(ids, lengths[, subwords]) -> (log mean probabilities (B, K),)`` of a
+    `rnnkit.tasks.classify.ensemble.ClassifierEnsemble`: each member's `ExportClassifier`, then
+    ``log(mean softmax)`` (a softmax over the output gives the ensemble's probabilities)."""
+
+    def __init__(self, ensemble):
+        super().__init__()
+        self.members = nn.ModuleList(ExportClassifier(m) for m in ensemble.members)
+
+    def forward(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None) -> tuple[Tensor]:
+        from rnnkit.tasks.classify.ensemble import mean_log_probs
+        return (mean_log_probs(torch.stack([m(ids, lengths, subwords)[0] for m in self.members])),)
+
+
 def plan(run: RunFolder) -> ExportPlan:
     """The export plan of a classification run (`rnnkit.export.contract`)."""
+    from rnnkit.tasks.classify.ensemble import ClassifierEnsemble
     from rnnkit.tasks.classify.task import LABELS, load
     loaded = load(run)
     model = loaded.model
-    for stack in (*model.forward_layers, *model.backward_layers):
+    members = list(model.members) if isinstance(model, ClassifierEnsemble) else [model]
+    for stack in (s for m in members for s in (*m.forward_layers, *m.backward_layers)):
         reason = export_unavailable(stack)
         if reason:
             raise ExportError(f"{run.path}: this classifier ({model.cell}) cannot be exported: {reason}")
@@ -85,18 +101,22 @@ def plan(run: RunFolder) -> ExportPlan:
     dims = {"ids": {0: "batch", 1: "time"}, "lengths": {0: "batch"}, "logits": {0: "batch"}}
     if buckets:
         dims["subwords"] = {0: "batch", 1: "time", 2: "ngrams"}
-    graph = Graph("model", ExportClassifier(model).eval(), sample, names, ("logits",), dims, reference,
+    exported = ExportEnsemble(model) if len(members) > 1 else ExportClassifier(model)
+    graph = Graph("model", exported.eval(), sample, names, ("logits",), dims, reference,
                   "token ids (batch, time) int64, padded past each text's length, and the lengths "
                   "(batch,) int64 (each in [1, time])" +
                   (", and each word's n-gram ids (batch, time, ngrams) int64, 0 for padding "
                    "(export.json: subwords)" if buckets else "") +
                   " -> class logits (batch, K) in the order of labels.json (softmax over the last "
-                  "axis for probabilities)")
+                  "axis for probabilities" + (f"; an ensemble of {len(members)} models: the log of "
+                                              "their mean probabilities" if len(members) > 1 else "")
+                  + ")")
     files = run_files(run, (VOCAB, LABELS, CONFIG))
     cfg, vocab = loaded.config, loaded.vocab
     info = {
         "cell": model.cell, "layers": model.layers, "hidden": model.hidden,
         "bidirectional": model.bidirectional, "pooling": model.pooling, "labels": loaded.labels,
+        "ensemble": len(members),
         "vocabulary": {"file": VOCAB, "level": cfg.level, "lower": cfg.lower, "pad_id": pad,
                        "unk_id": getattr(vocab, "unk_id", None), "max_len": cfg.max_len},
         "subwords": None if not buckets else {

@@ -206,15 +206,18 @@ def classify_texts(text: Any, labels: Sequence[str]) -> tuple[list[str], list[st
 @torch.no_grad()
 def classifier_activations(loaded: Any, text: Any) -> TokenActivations:
     """`TokenActivations` of a classifier (``rnnkit.tasks.classify.load(RUN)``) over ``text``."""
-    model, vocab = loaded.model, loaded.vocab
+    whole, vocab = loaded.model, loaded.vocab
+    # an ensemble (--ensemble K): the states shown are its first member's, the probabilities the
+    # whole ensemble's (what `rnnkit predict` says)
+    model = getattr(whole, "first", whole)
     texts, gold = classify_texts(text, loaded.labels)
     cells = [[model.forward_layers[k].cells[0]]
              + ([model.backward_layers[k].cells[0]] if model.bidirectional else [])
              for k in range(model.layers)]
     char_level = vocab.kind == "char"
     max_len = loaded.config.max_len
-    was_training = model.training
-    model.eval()
+    was_training = whole.training
+    whole.eval()
     parts, probs, weights = [], [], []
     tokens: list[str] = []
     lengths: list[int] = []
@@ -233,7 +236,12 @@ def classifier_activations(loaded: Any, text: Any) -> TokenActivations:
                              None if sub is None else sub.to(loaded.device))              # (T, 1, E)
             records, out = record_stack(cells, x)                                 # out (T, 1, D*H)
             length = torch.tensor([len(ids)])
-            probs.append(torch.softmax(model.head(model.pool(out, length)).float(), dim=1))   # (1, C)
+            if whole is model:
+                logits = model.head(model.pool(out, length))                    # (1, C)
+            else:
+                logits = whole(torch.from_numpy(ids).view(1, -1).to(loaded.device), length,
+                               None if sub is None else sub.to(loaded.device))
+            probs.append(torch.softmax(logits.float(), dim=1))                  # (1, C)
             if model.pooling == "attention":
                 weights.append(model.attention(out, torch.ones(len(ids), 1, dtype=torch.bool,
                                                                device=out.device))[:, 0])
@@ -241,7 +249,7 @@ def classifier_activations(loaded: Any, text: Any) -> TokenActivations:
             tokens += words
             lengths.append(len(ids))
     finally:
-        model.train(was_training)
+        whole.train(was_training)
     p = torch.cat(probs).cpu().numpy()
     predicted = [loaded.labels[j] for j in p.argmax(1)]
     return TokenActivations("classify", tokens, _segments(lengths), concat_records(parts),

@@ -178,6 +178,29 @@ def test_classify_exported_graph_is_padding_invariant(classify, assert_close):
         assert_close(together[i:i + 1], alone, f"text {i} batched and padded vs alone", TOL)
 
 
+def test_a_classifier_ensemble_exports_as_one_graph_of_its_mean_probabilities(data_dir, tmp_path,
+                                                                               assert_close):
+    """``--ensemble 2``: the graph's softmax is the mean of the two members' probabilities (each
+    member run alone in rnnkit), in onnxruntime and in a fresh process."""
+    lines = (data_dir / "sentiment-labelled-sentences" / "yelp_labelled.txt").read_text(
+        encoding="utf-8").splitlines()[:60]
+    (tmp_path / "tiny.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    run = tmp_path / "run"
+    base.train(get_task("classify"), out=run, data=str(tmp_path / "tiny.txt"), cell="gru", hidden=6,
+               embedding=6, bidirectional=False, subwords=200, ensemble=2, **TINY)
+    exports = export_both(run, tmp_path)
+    assert json.loads((exports["onnx"] / "export.json").read_text())["ensemble"] == 2
+    loaded, rows, ids, lengths = classify_batch(run)
+    inputs = (ids, lengths, subword_ids(loaded, rows, ids.shape[1]))
+    with torch.no_grad():
+        members = torch.stack([torch.softmax(m(*inputs), 1) for m in loaded.model.members])
+    got = load_runner("onnx", exports["onnx"] / "model.onnx")(*inputs)[0]
+    assert_close(torch.softmax(got, 1), members.mean(0), "ensemble ONNX vs the members' mean", TOL)
+    with torch.no_grad():
+        want = (loaded.model(*inputs),)
+    check_both_formats(exports, "model", inputs, want, tmp_path, assert_close)
+
+
 # -- tagging (with a CRF) ---------------------------------------------------------------------------
 def _tag_run(data_dir, tmp_path_factory, **options):
     root = tmp_path_factory.mktemp("tag")

@@ -60,13 +60,17 @@ class ClassifyConfig:
                                  "at the char level")
     word_dropout: float = option(0.3, "training: the share of tokens replaced by <unk> (teaches the "
                                       "model texts with words it has not seen)")
+    ensemble: int = option(1, "train this many models side by side (different random initial weights "
+                              "and dropout) and average their probabilities (costs that many times the "
+                              "time); 1: one model")
     # batches
     batch_size: int = option(32, "texts per batch (of similar lengths: bucketed)")
 
     def __post_init__(self):
         check_fields(self)
         owner = "ClassifyConfig"
-        for name in ("hidden", "layers", "embedding", "batch_size", "min_freq", "max_len", "folds"):
+        for name in ("hidden", "layers", "embedding", "batch_size", "min_freq", "max_len", "folds",
+                     "ensemble"):
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"{owner}: {name} must be >= 1, got {v}")
@@ -96,4 +100,5 @@ class ClassifyConfig:
     def model_kwargs(self) -> dict:
         return {"cell": self.cell, "bidirectional": self.bidirectional, "pooling": self.pooling,
                 "hidden": self.hidden, "layers": self.layers, "embedding": self.embedding,
-                "dropout": self.dropout, "subwords": self.subwords if self.level == "word" else 0}
+                "dropout": self.dropout, "subwords": self.subwords if self.level == "word" else 0,
+                "ensemble": self.ensemble}

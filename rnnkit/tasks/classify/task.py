@@ -22,6 +22,7 @@ from rnnkit.errors import ConfigError, DataError
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.bucketed import BucketedBatches
 from rnnkit.tasks.classify.config import ClassifyConfig
+from rnnkit.tasks.classify.ensemble import ClassifierEnsemble, build_classifier
 from rnnkit.tasks.classify.data import (
     Examples, build_vocab, check_known_labels, encode, read_labelled, read_splits, sort_labels)
 from rnnkit.tasks.classify.metrics import classification_metrics, format_report
@@ -97,7 +98,7 @@ class ClassifyTask(BucketedBatches, Task):
                  "--patience, --lr, --threads to choose)")
 
     def build_model(self):
-        return TextClassifier(len(self.vocab), len(self.labels), **self.config.model_kwargs())
+        return build_classifier(len(self.vocab), len(self.labels), **self.config.model_kwargs())
 
     def describe_data(self):
         s, n = self.splits, sum(p.numel() for p in self.model.parameters())
@@ -141,6 +142,13 @@ class ClassifyTask(BucketedBatches, Task):
 
     def loss(self, batch):
         ids, lengths, sub, y = batch
+        if isinstance(self.model, ClassifierEnsemble):
+            # each member learns from its own loss (the mean over members keeps the scale of one
+            # model's); the averaged prediction is only for validation and use
+            logits = self.model.member_logits(ids, lengths, sub)         # (K, B, C)
+            K, B, C = logits.shape
+            loss = F.cross_entropy(logits.reshape(K * B, C), y.repeat(K), reduction="sum") / K
+            return loss, len(y)
         logits = self.model(ids, lengths, sub)                           # (B, C)
         return F.cross_entropy(logits, y, reduction="sum"), len(y)
 
@@ -284,7 +292,7 @@ def predict_proba(model: TextClassifier, seqs: list[np.ndarray], pad_id: int,
 
 @dataclasses.dataclass
 class LoadedClassifier:
-    model: TextClassifier
+    model: TextClassifier | ClassifierEnsemble
     vocab: object
     labels: list[str]
     config: ClassifyConfig
@@ -309,7 +317,7 @@ def load(run, device="cpu") -> LoadedClassifier:
     cfg, _, model_args = ClassifyTask.read_configs(folder)
     vocab = load_vocab(folder.require(VOCAB))
     labels = read_labels(folder)
-    model = TextClassifier(**model_args)
+    model = build_classifier(**model_args)
     if model.num_classes != len(labels) or model.vocab_size != len(vocab):
         raise RunFolderError(f"{folder.path}: config.json's model ({model.vocab_size} tokens, "
                              f"{model.num_classes} classes) does not match {VOCAB} ({len(vocab)}) "
