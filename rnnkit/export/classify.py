@@ -16,12 +16,15 @@ most, padded with 0).
 """
 from __future__ import annotations
 
+from typing import cast
+
 import torch
 from torch import Tensor, nn
 
 from rnnkit.core.kernels import reverse_padded
 from rnnkit.export.contract import ExportError, ExportPlan, Graph, run_files
 from rnnkit.export.recurrence import ExportStack, export_unavailable
+from rnnkit.tasks.classify.model import TextClassifier
 from rnnkit.tasks.classify.subwords import MAX_N, MAX_PER_WORD, MIN_N
 from rnnkit.train import RunFolder
 from rnnkit.train.checkpoint import CONFIG, VOCAB
@@ -72,7 +75,8 @@ def plan(run: RunFolder) -> ExportPlan:
     from rnnkit.tasks.classify.task import LABELS, load
     loaded = load(run)
     model = loaded.model
-    members = list(model.members) if isinstance(model, ClassifierEnsemble) else [model]
+    members = [cast(TextClassifier, m) for m in model.members] if isinstance(model, ClassifierEnsemble) \
+        else [model]
     for stack in (s for m in members for s in (*m.forward_layers, *m.backward_layers)):
         reason = export_unavailable(stack)
         if reason:

@@ -18,6 +18,7 @@ whole ensemble as one graph.
 from __future__ import annotations
 
 import math
+from typing import cast
 
 import torch
 from torch import Tensor, nn
@@ -49,7 +50,7 @@ class ClassifierEnsemble(nn.Module):
     @property
     def first(self) -> TextClassifier:
         """The first member (what `rnnkit explain` shows of an ensemble)."""
-        return self.members[0]
+        return cast(TextClassifier, self.members[0])
 
     def member_logits(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None) -> Tensor:
         """Each member's logits ``(K, B, C)``."""
@@ -60,7 +61,7 @@ class ClassifierEnsemble(nn.Module):
 
     def config(self) -> dict:
         """The constructor arguments (what ``config.json`` records)."""
-        return {"ensemble": len(self.members), **self.members[0].config()}
+        return {"ensemble": len(self.members), **self.first.config()}
 
 
 def mean_log_probs(logits: Tensor) -> Tensor:
@@ -69,7 +70,8 @@ def mean_log_probs(logits: Tensor) -> Tensor:
     return torch.logsumexp(torch.log_softmax(logits.float(), dim=2), dim=0) - math.log(logits.shape[0])
 
 
-def build_classifier(vocab_size: int, num_classes: int, ensemble: int = 1, **kwargs) -> nn.Module:
+def build_classifier(vocab_size: int, num_classes: int, ensemble: int = 1,
+                     **kwargs) -> TextClassifier | ClassifierEnsemble:
     """A `TextClassifier` (``ensemble`` 1) or a `ClassifierEnsemble` of ``ensemble`` of them: what
     ``config.json``'s model arguments rebuild (a run from before ensembles has no ``ensemble``)."""
     if isinstance(ensemble, bool) or not isinstance(ensemble, int) or ensemble < 1:

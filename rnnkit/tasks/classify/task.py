@@ -324,4 +324,5 @@ def load(run, device="cpu") -> LoadedClassifier:
                              f"and {LABELS} ({len(labels)})")
     folder.load_weights(BEST, model)
     device = torch.device(device)
-    return LoadedClassifier(model.to(device).eval(), vocab, labels, cfg, device)
+    model.to(device).eval()
+    return LoadedClassifier(model, vocab, labels, cfg, device)
