@@ -235,10 +235,6 @@ def _by_passes(cfg, tr, train_tokens):
     return dataclasses.replace(cfg, hidden=cfg.hidden or DEFAULT_HIDDEN, layers=layers), passes, kind
 
 
-def _one_layer_compute(cfg, hidden: int, vocab_size: int) -> int:
-    return candidates(dataclasses.replace(cfg, hidden=hidden, layers=1), vocab_size)[0].compute
-
-
 def _by_measured_speed(cfg, tr, train_tokens, measure, vocab_size, try_bf16, notes):
     """A budget in minutes: the precision from the probes, the size from the time model."""
     cands = candidates(cfg, vocab_size)
@@ -253,15 +249,15 @@ def _by_measured_speed(cfg, tr, train_tokens, measure, vocab_size, try_bf16, not
         probes[precision] = {w0: measure(hidden=w0, precision=precision)}
     tr = dataclasses.replace(tr, precision=precision)
     speeds = probes[precision]
-    points = {_one_layer_compute(cfg, w0, vocab_size): 1 / speeds[w0]}
+    # the probes' models (one layer of each width) in the time model's unit: compute parameters
+    one_layer = {c.hidden: c.compute for c in candidates(dataclasses.replace(cfg, layers=1), vocab_size)}
     if len(widths) > 1:                # the width is the recipe's: a second probe
-        w1 = PROBE_WIDTHS[1]
-        speeds[w1] = measure(hidden=w1, precision=precision)
-        points[_one_layer_compute(cfg, w1, vocab_size)] = 1 / speeds[w1]
-    best, _ = size(cands, tr.minutes * 60, time_model(points), train_tokens)
+        speeds[PROBE_WIDTHS[1]] = measure(hidden=PROBE_WIDTHS[1], precision=precision)
+    best, _ = size(cands, tr.minutes * 60, time_model({one_layer[w]: 1 / v for w, v in speeds.items()}),
+                   train_tokens)
     if best.hidden > max(speeds):      # beyond the probes, where the time model guesses: measure it
         speeds[best.hidden] = measure(hidden=best.hidden, precision=precision)
-        points[_one_layer_compute(cfg, best.hidden, vocab_size)] = 1 / speeds[best.hidden]
+    points = {one_layer[w]: 1 / v for w, v in speeds.items()}
     best, tokens = size(cands, tr.minutes * 60, time_model(points), train_tokens)
     notes.update(speed=speeds[w0], probes={p: {str(w): round(v) for w, v in s.items()}
                                            for p, s in probes.items()})
