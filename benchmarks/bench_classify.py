@@ -53,11 +53,12 @@ def load_pool(folder: Path) -> Examples:
 
 
 # -- accuracy --------------------------------------------------------------------------------------
-def rnnkit_fold(args: tuple[str, int, int]) -> dict:
-    data, folds, fold = args
+def rnnkit_fold(args: tuple[str, int, int, int]) -> dict:
+    data, folds, fold, seed = args
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
-        classify.train(data=data, folds=folds, fold=fold, out=Path(tmp) / "run", progress=False, echo=None)
+        classify.train(data=data, folds=folds, fold=fold, seed=seed, out=Path(tmp) / "run", progress=False,
+                       echo=None)
         seconds = time.perf_counter() - t0
         r = classify.evaluate(Path(tmp) / "run", split="test")
     return {"fold": fold, "accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "seconds": seconds,
@@ -91,12 +92,12 @@ def summary(rows: list[dict], key: str) -> str:
     return f"{100 * statistics.mean(v):.1f} ± {100 * statistics.stdev(v):.1f}"
 
 
-def accuracy_table(data: Path, folds: int, jobs: int) -> str:
+def accuracy_table(data: Path, folds: int, jobs: int, seed: int = 0) -> str:
     ex = load_pool(data)
     t0 = time.perf_counter()
     base = [baseline_fold(ex, folds, k) for k in range(folds)]
     base_s = time.perf_counter() - t0
-    work = [(str(data), folds, k) for k in range(folds)]
+    work = [(str(data), folds, k, seed) for k in range(folds)]
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
             futures = [pool.submit(rnnkit_fold, w) for w in work]
@@ -199,6 +200,7 @@ def main(argv=None) -> int:
     p.add_argument("--data", type=Path, default=DATA / "sentiment-labelled-sentences")
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
+    p.add_argument("--seed", type=int, default=0, help="rnnkit's training seed (the folds stay the same)")
     p.add_argument("--speed-only", action="store_true")
     p.add_argument("--accuracy-only", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="also write the tables here")
@@ -208,7 +210,7 @@ def main(argv=None) -> int:
         return 2
     out = {}
     if not args.speed_only:
-        out["accuracy"] = accuracy_table(args.data, args.folds, args.jobs)
+        out["accuracy"] = accuracy_table(args.data, args.folds, args.jobs, args.seed)
         print(out["accuracy"] + "\n", flush=True)
     if not args.accuracy_only:
         out["speed"] = speed_table(args.data)

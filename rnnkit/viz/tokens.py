@@ -232,15 +232,22 @@ def classifier_activations(loaded: Any, text: Any) -> TokenActivations:
             if model.subwords:     # the words' n-grams, as training and `rnnkit predict` read them
                 from rnnkit.tasks.classify.subwords import encode_subwords
                 sub = torch.from_numpy(encode_subwords(words[:len(ids)], model.subwords)).unsqueeze(0)
+            ng = None
+            if model.ngrams:       # the NB branch's word n-grams, likewise
+                from rnnkit.tasks.classify.nbsvm import pad_ngrams, text_ngram_ids
+                ng = pad_ngrams([text_ngram_ids(words[:len(ids)], model.ngrams)]).to(loaded.device)
             x = model.inputs(torch.from_numpy(ids).view(1, -1).to(loaded.device),
                              None if sub is None else sub.to(loaded.device))              # (T, 1, E)
             records, out = record_stack(cells, x)                                 # out (T, 1, D*H)
             length = torch.tensor([len(ids)])
             if whole is model:
                 logits = model.head(model.pool(out, length))                    # (1, C)
+                if ng is not None:   # the mean of the recurrent model's and the branch's probabilities
+                    from rnnkit.tasks.classify.model import mean_log_probs
+                    logits = mean_log_probs(torch.stack([logits, model.nb(ng)]))
             else:
                 logits = whole(torch.from_numpy(ids).view(1, -1).to(loaded.device), length,
-                               None if sub is None else sub.to(loaded.device))
+                               None if sub is None else sub.to(loaded.device), ng)
             probs.append(torch.softmax(logits.float(), dim=1))                  # (1, C)
             if model.pooling == "attention":
                 weights.append(model.attention(out, torch.ones(len(ids), 1, dtype=torch.bool,

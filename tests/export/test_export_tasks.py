@@ -155,11 +155,24 @@ def subword_ids(loaded, rows, time: int):
                         time)
 
 
+def model_inputs(loaded, rows, ids, lengths) -> tuple:
+    """What the classifier reads: ids, lengths, and its subword ids and text n-gram ids where it was
+    built with them (as rnnkit computes them from the rows' words)."""
+    from rnnkit.tasks.classify.nbsvm import pad_ngrams, text_ngram_ids
+    inputs = (ids, lengths)
+    if loaded.model.subwords:
+        inputs += (subword_ids(loaded, rows, ids.shape[1]),)
+    if loaded.model.ngrams:
+        inputs += (pad_ngrams([text_ngram_ids([loaded.vocab.tokens[i] for i in r], loaded.model.ngrams)
+                               for r in rows]),)
+    return inputs
+
+
 def test_classify_exports_give_rnnkits_numbers_on_a_padded_batch(classify, tmp_path, assert_close):
     run, exports = classify
     loaded, rows, ids, lengths = classify_batch(run)
-    inputs = (ids, lengths, subword_ids(loaded, rows, ids.shape[1]))
-    assert inputs[2] is not None           # the default classifier reads subword features
+    inputs = model_inputs(loaded, rows, ids, lengths)
+    assert len(inputs) == 3 and loaded.model.subwords    # the default classifier reads subword features
     with torch.no_grad():
         want = (loaded.model(*inputs),)
     check_both_formats(exports, "model", inputs, want, tmp_path, assert_close)
@@ -172,9 +185,9 @@ def test_classify_exported_graph_is_padding_invariant(classify, assert_close):
     loaded, rows, ids, lengths = classify_batch(run, extra=5)
     ids = ids.masked_fill(torch.arange(ids.shape[1]) >= lengths.unsqueeze(1), 7)   # not <pad>
     onnx = load_runner("onnx", exports["onnx"] / "model.onnx")
-    together = onnx(ids, lengths, subword_ids(loaded, rows, ids.shape[1]))[0]
+    together = onnx(*model_inputs(loaded, rows, ids, lengths))[0]
     for i, r in enumerate(rows):
-        alone = onnx(torch.tensor([r]), torch.tensor([len(r)]), subword_ids(loaded, [r], len(r)))[0]
+        alone = onnx(*model_inputs(loaded, [r], torch.tensor([r]), torch.tensor([len(r)])))[0]
         assert_close(together[i:i + 1], alone, f"text {i} batched and padded vs alone", TOL)
 
 
@@ -187,11 +200,12 @@ def test_a_classifier_ensemble_exports_as_one_graph_of_its_mean_probabilities(da
     (tmp_path / "tiny.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
     run = tmp_path / "run"
     base.train(get_task("classify"), out=run, data=str(tmp_path / "tiny.txt"), cell="gru", hidden=6,
-               embedding=6, bidirectional=False, subwords=200, ensemble=2, **TINY)
+               embedding=6, bidirectional=False, subwords=200, ngrams=300, ensemble=2, **TINY)
     exports = export_both(run, tmp_path)
     assert json.loads((exports["onnx"] / "export.json").read_text())["ensemble"] == 2
     loaded, rows, ids, lengths = classify_batch(run)
-    inputs = (ids, lengths, subword_ids(loaded, rows, ids.shape[1]))
+    inputs = model_inputs(loaded, rows, ids, lengths)
+    assert len(inputs) == 4 and loaded.model.ngrams == 300   # with the NB n-gram branch's ids
     with torch.no_grad():
         members = torch.stack([torch.softmax(m(*inputs), 1) for m in loaded.model.members])
     got = load_runner("onnx", exports["onnx"] / "model.onnx")(*inputs)[0]

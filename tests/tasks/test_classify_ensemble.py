@@ -15,6 +15,7 @@ from rnnkit.errors import RnnkitError
 from rnnkit.tasks.classify import ClassifyConfig, ClassifyTask, TextClassifier, load, predict, predict_proba
 from rnnkit.tasks.classify import train as train_classifier
 from rnnkit.tasks.classify.ensemble import ClassifierEnsemble, build_classifier
+from rnnkit.tasks.classify.nbsvm import pad_ngrams, text_ngram_ids
 from rnnkit.tasks.classify.subwords import encode_subwords
 from rnnkit.train import TrainConfig
 
@@ -75,7 +76,7 @@ def test_each_member_learns_from_its_own_loss_alone():
     task.model = ens
     ids, lengths, sub = inputs(2)
     y = torch.tensor([0, 1, 1, 0])
-    loss, count = task.loss((ids, lengths, sub, y))
+    loss, count = task.loss((ids, lengths, sub, None, y))   # no n-gram branch in KW
     assert count == 4
     loss.backward()
     total = 0.0
@@ -105,7 +106,7 @@ def run(tmp_path_factory):
         rows.append(" ".join(rng.permutation(words)) + f"\t{label}")
     (root / "data.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
     out = root / "run"
-    train_classifier(data=str(root / "data.tsv"), out=out, ensemble=2, hidden=8, embedding=8,
+    train_classifier(data=str(root / "data.tsv"), out=out, ensemble=2, ngrams=300, hidden=8, embedding=8,
                      subwords=50, epochs=3, batch_size=16, progress=False, echo=None)
     return out
 
@@ -121,8 +122,9 @@ def test_an_ensemble_run_loads_predicts_and_evaluates_as_the_mean_of_its_members
         words = loaded.vocab.tokenize(text)
         ids = torch.from_numpy(np.asarray(loaded.vocab.encode(text), dtype=np.int64)).unsqueeze(0)
         sub = torch.from_numpy(encode_subwords(words, loaded.model.subwords)).unsqueeze(0)
+        ng = pad_ngrams([text_ngram_ids(words, loaded.model.ngrams)]) if loaded.model.ngrams else None
         with torch.no_grad():
-            members = [torch.softmax(m(ids, torch.tensor([ids.shape[1]]), sub), 1)[0].numpy()
+            members = [torch.softmax(m(ids, torch.tensor([ids.shape[1]]), sub, ng), 1)[0].numpy()
                        for m in loaded.model.members]
         mean = np.mean(members, axis=0)
         assert {lab: p for lab, p in pred} == pytest.approx(

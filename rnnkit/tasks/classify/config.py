@@ -58,6 +58,11 @@ class ClassifyConfig:
                                  "5-grams, hashed into this many buckets (fastText-style: rare, misspelt "
                                  "and unseen words get a vector from their spelling); 0: none. Ignored "
                                  "at the char level")
+    ngrams: int = option(0, "words: beside the recurrent model, a logistic regression on NB-weighted "
+                                 "word 1- and 2-grams (NBSVM) hashed into this many buckets, fitted on the "
+                                 "training part before training (L2 strength chosen on the validation "
+                                 "part); the two models' probabilities are averaged (262144: what was "
+                                 "measured). 0: none. Ignored at the char level")
     word_dropout: float = option(0.3, "training: the share of tokens replaced by <unk> (teaches the "
                                       "model texts with words it has not seen)")
     ensemble: int = option(1, "train this many models side by side (different random initial weights "
@@ -74,8 +79,10 @@ class ClassifyConfig:
             v = getattr(self, name)
             if v is not None and v < 1:
                 raise ValueError(f"{owner}: {name} must be >= 1, got {v}")
-        if isinstance(self.subwords, bool) or not isinstance(self.subwords, int) or self.subwords < 0:
-            raise ValueError(f"{owner}: subwords must be an int >= 0 (0: none), got {self.subwords!r}")
+        for name in ("subwords", "ngrams"):
+            v = getattr(self, name)
+            if isinstance(v, bool) or not isinstance(v, int) or v < 0:
+                raise ValueError(f"{owner}: {name} must be an int >= 0 (0: none), got {v!r}")
         if self.max_vocab is not None and self.max_vocab < 5:
             raise ValueError(f"{owner}: max_vocab must be >= 5 (4 specials and a word), got {self.max_vocab}")
         for name in ("dropout", "word_dropout"):
@@ -101,4 +108,5 @@ class ClassifyConfig:
         return {"cell": self.cell, "bidirectional": self.bidirectional, "pooling": self.pooling,
                 "hidden": self.hidden, "layers": self.layers, "embedding": self.embedding,
                 "dropout": self.dropout, "subwords": self.subwords if self.level == "word" else 0,
+                "ngrams": self.ngrams if self.level == "word" else 0,
                 "ensemble": self.ensemble}

@@ -17,17 +17,16 @@ whole ensemble as one graph.
 """
 from __future__ import annotations
 
-import math
 from typing import cast
 
 import torch
 from torch import Tensor, nn
 
-from rnnkit.tasks.classify.model import TextClassifier
+from rnnkit.tasks.classify.model import TextClassifier, mean_log_probs
 
 #: the attributes of a `TextClassifier` an ensemble answers with its members' (the same in each)
 SHARED = ("vocab_size", "num_classes", "cell", "hidden", "layers", "embedding_size", "bidirectional",
-          "pooling", "dropout", "subwords", "num_directions", "cell_kwargs")
+          "pooling", "dropout", "subwords", "ngrams", "num_directions", "cell_kwargs")
 
 
 class ClassifierEnsemble(nn.Module):
@@ -52,22 +51,20 @@ class ClassifierEnsemble(nn.Module):
         """The first member (what `rnnkit explain` shows of an ensemble)."""
         return cast(TextClassifier, self.members[0])
 
-    def member_logits(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None) -> Tensor:
-        """Each member's logits ``(K, B, C)``."""
-        return torch.stack([m(ids, lengths, subwords) for m in self.members])
+    def member_logits(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None,
+                      ngrams: Tensor | None = None) -> Tensor:
+        """Each member's recurrent logits ``(K, B, C)`` (without the n-gram branch: what each member
+        learns from)."""
+        return torch.stack([cast(TextClassifier, m).branch_logits(ids, lengths, subwords, ngrams)[0]
+                            for m in self.members])
 
-    def forward(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None) -> Tensor:
-        return mean_log_probs(self.member_logits(ids, lengths, subwords))
+    def forward(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None,
+                ngrams: Tensor | None = None) -> Tensor:
+        return mean_log_probs(torch.stack([m(ids, lengths, subwords, ngrams) for m in self.members]))
 
     def config(self) -> dict:
         """The constructor arguments (what ``config.json`` records)."""
         return {"ensemble": len(self.members), **self.first.config()}
-
-
-def mean_log_probs(logits: Tensor) -> Tensor:
-    """``log(mean_k softmax(logits[k]))`` ``(B, C)`` of members' logits ``(K, B, C)``, computed stably
-    (a log-sum-exp of the members' log-probabilities)."""
-    return torch.logsumexp(torch.log_softmax(logits.float(), dim=2), dim=0) - math.log(logits.shape[0])
 
 
 def build_classifier(vocab_size: int, num_classes: int, ensemble: int = 1,

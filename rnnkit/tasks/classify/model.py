@@ -16,14 +16,23 @@ on the same batch unpadded (measured here, one thread).
 """
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor, nn
 
 from rnnkit.cells import CELLS
 from rnnkit.core import RecurrentStack
 from rnnkit.core.kernels import reverse_padded
+from rnnkit.tasks.classify.nbsvm import NBLinear
 
 POOLINGS = ("last", "max", "mean", "attention")
+
+
+def mean_log_probs(logits: Tensor) -> Tensor:
+    """``log(mean_k softmax(logits[k]))`` ``(B, C)`` of ``(K, B, C)`` logits, computed stably (a
+    log-sum-exp of the log-probabilities)."""
+    return torch.logsumexp(torch.log_softmax(logits.float(), dim=2), dim=0) - math.log(logits.shape[0])
 
 
 class TextClassifier(nn.Module):
@@ -38,16 +47,25 @@ class TextClassifier(nn.Module):
     ``subwords`` > 0 (word level): ``forward`` also takes each word's hashed character n-gram ids
     ``(B, T, K)`` (`rnnkit.tasks.classify.subwords`, 0 = padding) and adds the mean of their vectors,
     from a table of ``subwords + 1`` rows, to the word's embedding.
+
+    ``ngrams`` > 0: a linear branch (`rnnkit.tasks.classify.nbsvm.NBLinear`, logistic regression on
+    NB-weighted word n-grams hashed into ``ngrams`` buckets, fitted before training and never trained
+    by the optimizer) reads each text's n-gram ids ``(B, N)`` (0 = padding); ``forward`` then returns
+    ``log(mean(softmax(recurrent logits), softmax(branch logits)))`` (B, C), whose softmax is the two
+    models' mean probabilities and whose argmax is their label. `branch_logits` gives the two apart
+    (the recurrent model learns from its own loss).
     """
 
     def __init__(self, vocab_size: int, num_classes: int, cell: str = "lstm", hidden: int = 128,
                  layers: int = 1, embedding: int = 128, bidirectional: bool = True,
-                 pooling: str = "max", dropout: float = 0.0, subwords: int = 0, **cell_kwargs):
+                 pooling: str = "max", dropout: float = 0.0, subwords: int = 0, ngrams: int = 0,
+                 **cell_kwargs):
         super().__init__()
         owner = "TextClassifier"
         for name, value, low in (("vocab_size", vocab_size, 2), ("num_classes", num_classes, 2),
                                  ("hidden", hidden, 1), ("layers", layers, 1),
-                                 ("embedding", embedding, 1), ("subwords", subwords, 0)):
+                                 ("embedding", embedding, 1), ("subwords", subwords, 0),
+                                 ("ngrams", ngrams, 0)):
             if isinstance(value, bool) or not isinstance(value, int):
                 raise TypeError(f"{owner}: {name} must be an int, got {value!r}")
             if value < low:
@@ -66,6 +84,9 @@ class TextClassifier(nn.Module):
         self.subwords = subwords
         if subwords:
             self.subword_embed = nn.Embedding(subwords + 1, embedding, padding_idx=0)
+        self.ngrams = ngrams
+        if ngrams:
+            self.nb = NBLinear(ngrams, num_classes)
         self.num_directions = 2 if bidirectional else 1
         # one single-layer stack per layer and direction: forward[k], backward[k]
         self.forward_layers, self.backward_layers = nn.ModuleList(), nn.ModuleList()
@@ -80,7 +101,16 @@ class TextClassifier(nn.Module):
         self.drop = nn.Dropout(self.dropout)
         self.head = nn.Linear(width, num_classes)
 
-    def forward(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None) -> Tensor:
+    def forward(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None,
+                ngrams: Tensor | None = None) -> Tensor:
+        logits, branch = self.branch_logits(ids, lengths, subwords, ngrams)
+        if branch is None:
+            return logits
+        return mean_log_probs(torch.stack([logits, branch]))              # (B, C)
+
+    def branch_logits(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None,
+                      ngrams: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
+        """The recurrent model's logits ``(B, C)`` and the n-gram branch's ``(B, C)`` (None without)."""
         if ids.dim() != 2:
             raise ValueError(f"TextClassifier: expected ids of shape (B, T), got {tuple(ids.shape)}")
         B, T = ids.shape
@@ -96,9 +126,15 @@ class TextClassifier(nn.Module):
         if lengths.shape != (B,) or int(lengths.min()) < 1 or int(lengths.max()) > T:
             raise ValueError(f"TextClassifier: expected lengths (B={B},) in [1, T={T}], got "
                              f"{lengths.tolist() if lengths.numel() <= 8 else tuple(lengths.shape)}")
+        if (ngrams is None) != (not self.ngrams) or (ngrams is not None and (
+                ngrams.dim() != 2 or ngrams.shape[0] != B)):
+            raise ValueError(f"TextClassifier: built with ngrams={self.ngrams}; expected "
+                             f"{f'n-gram ids (B={B}, N)' if self.ngrams else 'no n-gram ids'}, got "
+                             f"{None if ngrams is None else tuple(ngrams.shape)}")
         x = self.drop(self.inputs(ids, subwords))                         # (T, B, E)
         out = self.encode(x, lengths)                                     # (T, B, D*H)
-        return self.head(self.drop(self.pool(out, lengths)))              # (B, C)
+        logits = self.head(self.drop(self.pool(out, lengths)))            # (B, C)
+        return logits, None if ngrams is None else self.nb(ngrams)
 
     def inputs(self, ids: Tensor, subwords: Tensor | None = None) -> Tensor:
         """What the first layer reads: ``ids`` ``(B, T)`` (and ``subwords`` ``(B, T, K)``) -> ``(T, B, E)``,
@@ -153,4 +189,4 @@ class TextClassifier(nn.Module):
         return {"vocab_size": self.vocab_size, "num_classes": self.num_classes, "cell": self.cell,
                 "hidden": self.hidden, "layers": self.layers, "embedding": self.embedding_size,
                 "bidirectional": self.bidirectional, "pooling": self.pooling, "dropout": self.dropout,
-                "subwords": self.subwords, **self.cell_kwargs}
+                "subwords": self.subwords, "ngrams": self.ngrams, **self.cell_kwargs}

@@ -27,6 +27,7 @@ from rnnkit.tasks.classify.data import (
     Examples, build_vocab, check_known_labels, encode, read_labelled, read_splits, sort_labels)
 from rnnkit.tasks.classify.metrics import classification_metrics, format_report
 from rnnkit.tasks.classify.model import TextClassifier
+from rnnkit.tasks.classify.nbsvm import fit_nb_logistic, pad_ngrams, text_ngram_ids
 from rnnkit.tasks.classify.subwords import encode_subwords, pad_subwords
 from rnnkit.train import RunFolder, RunFolderError
 from rnnkit.train.checkpoint import BEST, VOCAB
@@ -59,15 +60,17 @@ class ClassifyTask(BucketedBatches, Task):
         else:
             self.vocab = build_vocab(cfg, self.splits.train.texts)
             self.labels = sort_labels(self.splits.train.labels)
-        self.train_x, self.train_sub, self.train_y = self._encode(self.splits.train, "training texts")
-        self.val_x, self.val_sub, self.val_y = self._encode(self.splits.val, "validation texts")
+        self.train_x, self.train_sub, self.train_ng, self.train_y = self._encode(self.splits.train,
+                                                                                 "training texts")
+        self.val_x, self.val_sub, self.val_ng, self.val_y = self._encode(self.splits.val, "validation texts")
 
     def _encode(self, ex: Examples, what: str):
         check_known_labels(ex, self.labels)
         index = {lab: i for i, lab in enumerate(self.labels)}
-        ids, sub = encode_inputs(self.vocab, ex, self.config.max_len, self.config.model_kwargs()["subwords"],
-                                 what=what)
-        return ids, sub, np.array([index[y] for y in ex.labels], dtype=np.int64)
+        kw = self.config.model_kwargs()
+        ids, sub, ng = encode_inputs(self.vocab, ex, self.config.max_len, kw["subwords"], kw["ngrams"],
+                                     what=what)
+        return ids, sub, ng, np.array([index[y] for y in ex.labels], dtype=np.int64)
 
     def choose(self, echo):
         """The classifier's defaults for what the trainer leaves to the task: an epoch budget instead
@@ -98,7 +101,17 @@ class ClassifyTask(BucketedBatches, Task):
                  "--patience, --lr, --threads to choose)")
 
     def build_model(self):
-        return build_classifier(len(self.vocab), len(self.labels), **self.config.model_kwargs())
+        model = build_classifier(len(self.vocab), len(self.labels), **self.config.model_kwargs())
+        if model.ngrams:
+            # the linear branch is fitted once, on the training part, before the recurrent model
+            # trains (a resumed run then loads the checkpoint's, the same)
+            table, bias, C, losses = fit_nb_logistic(self.train_ng, self.train_y, self.val_ng, self.val_y,
+                                                     model.ngrams, len(self.labels))
+            for m in (model.members if isinstance(model, ClassifierEnsemble) else [model]):
+                m.nb.table.copy_(table)
+                m.nb.bias.copy_(bias)
+            self.nb_choice = {"C": C, "validation_log_loss": losses}
+        return model
 
     def describe_data(self):
         s, n = self.splits, sum(p.numel() for p in self.model.parameters())
@@ -119,6 +132,7 @@ class ClassifyTask(BucketedBatches, Task):
         idx = self.next_indices()
         ids, lengths = pad_batch([self.train_x[i] for i in idx], self.vocab_pad_id)
         y = torch.from_numpy(self.train_y[idx])
+        ng = None if self.train_ng is None else pad_ngrams([self.train_ng[i] for i in idx]).to(self.device)
         sub = None
         if self.train_sub is not None:
             sub = pad_subwords([self.train_sub[i] for i in idx], ids.shape[1])      # (B, T, K)
@@ -133,7 +147,7 @@ class ClassifyTask(BucketedBatches, Task):
                 sub = sub * keep.unsqueeze(2)
         if sub is not None:
             sub = sub.to(self.device, non_blocking=True)
-        return (ids.to(self.device, non_blocking=True), lengths, sub,
+        return (ids.to(self.device, non_blocking=True), lengths, sub, ng,
                 y.to(self.device, non_blocking=True))
 
     @property
@@ -141,20 +155,21 @@ class ClassifyTask(BucketedBatches, Task):
         return getattr(self.vocab, "pad_id", 0)   # a CharVocab has no <pad>: padding is masked anyway
 
     def loss(self, batch):
-        ids, lengths, sub, y = batch
+        ids, lengths, sub, ng, y = batch
         if isinstance(self.model, ClassifierEnsemble):
             # each member learns from its own loss (the mean over members keeps the scale of one
             # model's); the averaged prediction is only for validation and use
-            logits = self.model.member_logits(ids, lengths, sub)         # (K, B, C)
+            logits = self.model.member_logits(ids, lengths, sub, ng)     # (K, B, C)
             K, B, C = logits.shape
             loss = F.cross_entropy(logits.reshape(K * B, C), y.repeat(K), reduction="sum") / K
             return loss, len(y)
-        logits = self.model(ids, lengths, sub)                           # (B, C)
+        # the recurrent model learns from its own loss; the n-gram branch is fitted already
+        logits, _ = self.model.branch_logits(ids, lengths, sub, ng)      # (B, C)
         return F.cross_entropy(logits, y, reduction="sum"), len(y)
 
     def evaluate(self):
         probs = predict_proba(self.model, self.val_x, self.vocab_pad_id, self.device,
-                              subwords=self.val_sub)
+                              subwords=self.val_sub, ngrams=self.val_ng)
         loss = float(F.nll_loss(torch.log(probs.clamp_min(1e-12)), torch.from_numpy(self.val_y)))
         m = classification_metrics(self.val_y, probs.argmax(1).numpy(), self.labels)
         return {"loss": loss, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
@@ -195,10 +210,11 @@ class ClassifyTask(BucketedBatches, Task):
                                       f"test file); choose --split val, train or all")
             source = cfg.data
         check_known_labels(ex, loaded.labels)
-        x, sub = encode_inputs(loaded.vocab, ex, cfg.max_len, loaded.model.subwords, what="texts")
+        x, sub, ng = encode_inputs(loaded.vocab, ex, cfg.max_len, loaded.model.subwords,
+                                   loaded.model.ngrams, what="texts")
         index = {lab: i for i, lab in enumerate(loaded.labels)}
         gold = np.array([index[y] for y in ex.labels], dtype=np.int64)
-        probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device, subwords=sub)
+        probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device, subwords=sub, ngrams=ng)
         m = classification_metrics(gold, probs.argmax(1).numpy(), loaded.labels)
         return {"data": source, "split": split, **m}
 
@@ -217,9 +233,9 @@ class ClassifyTask(BucketedBatches, Task):
         for text, (_, n) in zip(ex.texts, ex.where):
             if not text.strip():
                 raise DataError(f"predict: input {n} is empty; expected a text to classify")
-        x, sub = encode_inputs(loaded.vocab, ex, loaded.config.max_len, loaded.model.subwords,
-                               what="texts")
-        probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device, subwords=sub)
+        x, sub, ng = encode_inputs(loaded.vocab, ex, loaded.config.max_len, loaded.model.subwords,
+                                   loaded.model.ngrams, what="texts")
+        probs = predict_proba(loaded.model, x, loaded.pad_id, loaded.device, subwords=sub, ngrams=ng)
         k = len(loaded.labels) if top is None else max(1, min(top, len(loaded.labels)))
         out = []
         for row in probs.tolist():
@@ -257,22 +273,29 @@ class ClassifyTask(BucketedBatches, Task):
         return preds
 
 
-def encode_inputs(vocab, ex: Examples, max_len: int | None, subwords: int, *, what: str = "texts"
-                  ) -> tuple[list[np.ndarray], list[np.ndarray] | None]:
-    """What the model reads of each text: its token ids ``(T,)`` (`encode`) and, for a model with
-    ``subwords`` buckets, its words' n-gram ids ``(T, K)`` (None without)."""
+def encode_inputs(vocab, ex: Examples, max_len: int | None, subwords: int, ngrams: int = 0, *,
+                  what: str = "texts"
+                  ) -> tuple[list[np.ndarray], list[np.ndarray] | None, list[np.ndarray] | None]:
+    """What the model reads of each text: its token ids ``(T,)`` (`encode`); for a model with
+    ``subwords`` buckets, its words' character n-gram ids ``(T, K)``; for one with ``ngrams`` buckets,
+    its distinct word n-gram ids ``(N,)`` (`rnnkit.tasks.classify.nbsvm`) (None without)."""
     ids = encode(vocab, ex, max_len, what=what)
-    if not subwords:
-        return ids, None
-    cache: dict = {}
-    sub = [encode_subwords(vocab.tokenize(t)[:len(x)], subwords, cache) for t, x in zip(ex.texts, ids)]
-    return ids, sub
+    sub = ng = None
+    if subwords or ngrams:
+        tokens = [vocab.tokenize(t)[:len(x)] for t, x in zip(ex.texts, ids)]
+        if subwords:
+            cache: dict = {}
+            sub = [encode_subwords(t, subwords, cache) for t in tokens]
+        if ngrams:
+            ng = [text_ngram_ids(t, ngrams) for t in tokens]
+    return ids, sub, ng
 
 
 @torch.no_grad()
 def predict_proba(model: TextClassifier, seqs: list[np.ndarray], pad_id: int,
                   device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH, *,
-                  subwords: list[np.ndarray] | None = None) -> torch.Tensor:
+                  subwords: list[np.ndarray] | None = None,
+                  ngrams: list[np.ndarray] | None = None) -> torch.Tensor:
     """Class probabilities ``(N, C)`` (CPU, float32) of ``seqs`` in their order, in length-sorted
     batches (``subwords``: each text's n-gram ids, for a model built with them); the model is left in
     the mode it was in."""
@@ -283,7 +306,8 @@ def predict_proba(model: TextClassifier, seqs: list[np.ndarray], pad_id: int,
         for idx in BucketBatcher([len(s) for s in seqs], batch_size, shuffle=False):
             ids, lengths = pad_batch([seqs[i] for i in idx], pad_id)
             sub = None if subwords is None else pad_subwords([subwords[i] for i in idx], ids.shape[1])
-            logits = model(ids.to(device), lengths, None if sub is None else sub.to(device))
+            ng = None if ngrams is None else pad_ngrams([ngrams[i] for i in idx]).to(device)
+            logits = model(ids.to(device), lengths, None if sub is None else sub.to(device), ng)
             out[torch.from_numpy(idx)] = torch.softmax(logits.float(), 1).cpu()
         return out
     finally:
