@@ -200,3 +200,32 @@ def test_token_scores_and_bio_detection():
     assert s["accuracy"] == 3 / 4 and s["tags"]["A"]["precision"] == 2 / 3 and s["tags"]["B"]["recall"] == 0
     assert is_bio(["O", "B-PER", "I-PER"]) and is_bio(["S-LOC", "E-LOC", "O"])
     assert not is_bio(["NOUN", "VERB"]) and not is_bio(["O"]) and not is_bio(["B-PER", "NOUN"])
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_label_smoothed_loss_against_numpy(smoothing):
+    """The summed loss with ``label_smoothing`` is, per real word, the cross-entropy of the softmax
+    against the target ``(1 - s) one_hot + s / K``, written out in NumPy; padding adds nothing."""
+    model, enc = _model("cnn")
+    enc.tags = [np.arange(len(w)) % 2 for w in enc.words]     # the test's own gold tags (0/1)
+    batch = make_batch(enc, list(range(len(SENTENCES))))
+    with torch.no_grad():
+        logits = model(batch).numpy()
+        loss, count = model.loss(batch, label_smoothing=smoothing)
+    K = logits.shape[2]
+    want = 0.0
+    for b, n in enumerate(batch.lengths.tolist()):
+        for t in range(n):
+            z = logits[b, t]
+            logp = z - z.max() - np.log(np.exp(z - z.max()).sum())
+            target = np.full(K, smoothing / K)
+            target[int(batch.tags[b, t])] += 1 - smoothing
+            want -= (target * logp).sum()
+    assert int(count) == int(batch.lengths.sum())
+    np.testing.assert_allclose(float(loss), want, rtol=1e-10)
+
+
+def test_label_smoothing_is_checked():
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            TagConfig(label_smoothing=bad)
