@@ -229,3 +229,27 @@ def test_label_smoothing_is_checked():
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="label_smoothing"):
             TagConfig(label_smoothing=bad)
+
+
+def test_the_task_smooths_training_targets_only():
+    """`TagTask.loss` trains on smoothed targets (the model's loss with the config's
+    ``label_smoothing``, checked against NumPy above) and scores a model in evaluation mode on the
+    plain negative log-likelihood."""
+    from rnnkit.tasks.tag import TagTask
+    from rnnkit.train.config import TrainConfig
+    cfg = TagConfig(word_dropout=0.0, label_smoothing=0.1)   # no random <unk>: the same batch both ways
+    task = TagTask(cfg, TrainConfig(steps=1))
+    task.model, enc = _model("cnn")
+    enc.tags = [np.arange(len(w)) % 2 for w in enc.words]
+    batch = make_batch(enc, list(range(len(SENTENCES))))
+    with torch.no_grad():
+        task.model.train()
+        torch.manual_seed(1)
+        smoothed = task.loss(batch)[0]
+        torch.manual_seed(1)                   # the same dropout masks
+        want = task.model.loss(batch, label_smoothing=cfg.label_smoothing)[0]
+        task.model.eval()
+        plain, want_plain = task.loss(batch)[0], task.model.loss(batch, label_smoothing=0.0)[0]
+    torch.testing.assert_close(smoothed, want, rtol=1e-12, atol=0)
+    torch.testing.assert_close(plain, want_plain, rtol=1e-12, atol=0)
+    assert abs(float(smoothed) - float(want_plain)) > 1e-3
