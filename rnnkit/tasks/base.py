@@ -144,6 +144,12 @@ class Task:
     def callbacks(self) -> list:
         return []
 
+    @classmethod
+    def new_run_config(cls, config):
+        """``config`` with what a new run settles once and records in config.json (a resumed or
+        replayed run reads it back as it was): nothing here; the language model's default split."""
+        return config
+
     def summary(self, best: dict) -> str:
         """What the closing message says of the best validation record."""
         return (f"best validation: {self.primary_metric} {best[self.primary_metric]:.4f} "
@@ -309,7 +315,7 @@ def train(task_cls: type[Task], *, out=None, resume=None, config=None, force: bo
             own, tr = split_options(task_cls, options)
             if task_cls.default_budget and not {"epochs", "steps", "minutes"} & set(tr):
                 tr.update(task_cls.default_budget)
-            cfg, tr_cfg = task_cls.Config(**own), TrainConfig(**tr)
+            cfg, tr_cfg = task_cls.new_run_config(task_cls.Config(**own)), TrainConfig(**tr)
         run = RunFolder(out if out is not None else default_run_name(task_cls, cfg))
     if not dist.is_main:   # rank 0 owns the folder; the others only read it (to resume)
         if resume is not None:
