@@ -217,19 +217,85 @@ def val_file_mask(n: int, val_fraction: float) -> list[bool]:
     return [i in chosen for i in range(n)]
 
 
+#: the spread split holds out this many blocks of the text (fewer when they would be shorter than
+#: `SPREAD_MIN_BLOCK` characters) ...
+SPREAD_BLOCKS = 10
+SPREAD_MIN_BLOCK = 2_000
+#: ... and moves each cut back to the start of its line when one begins this close before it
+SNAP_CHARS = 500
+
+
+def default_split(spec: str | os.PathLike) -> str:
+    """What ``split=None`` means for a new language-model run on ``spec``: ``"file"`` for the stdlib
+    and a folder of several files, else ``"spread"``. (`load_corpus` itself keeps reading ``None``
+    as ``"tail"`` for one text: runs recorded with ``null`` were split that way.)"""
+    if spec == STDLIB and not Path(spec).exists():
+        return "file"
+    path = Path(spec) if spec != "-" else None
+    if path is not None and path.is_dir():
+        try:
+            return "file" if len(_folder_files(path)) > 1 else "spread"
+        except DataError:
+            return "spread"     # load_corpus names the problem
+    return "spread"
+
+
+def spread_cuts(text: str, val_fraction: float, blocks: int = SPREAD_BLOCKS) -> list[tuple[int, int]]:
+    """The ``[start, end)`` character ranges of the validation blocks of `split="spread"`: the text cut
+    into ``k`` equal segments (``k = SPREAD_BLOCKS``, fewer for a short text), the last
+    ``val_fraction`` of each held out, each cut moved back to the start of its line (within
+    `SNAP_CHARS`), so that validation samples the whole text and training reads all of its span: a
+    text sorted by length, or one whose style drifts, is not judged by its end alone."""
+    n = len(text)
+    n_val = round(n * val_fraction)
+    k = max(1, min(blocks, n_val // SPREAD_MIN_BLOCK))
+
+    def snap(i: int, low: int) -> int:
+        j = text.rfind("\n", max(low, i - SNAP_CHARS), i)
+        return j + 1 if j >= 0 and j + 1 > low else i
+    cuts, low = [], 0
+    for j in range(k):
+        end = n if j == k - 1 else round((j + 1) * n / k)
+        start = end - (round((j + 1) * n_val / k) - round(j * n_val / k))
+        start = snap(start, low)
+        end = n if j == k - 1 else max(start, snap(end, start))
+        cuts.append((start, end))
+        low = end
+    return cuts
+
+
+def _split_spread(name: str, source: str, text: str, val_fraction: float) -> Corpus:
+    if val_fraction == 0:
+        return Corpus(name, text, "", source)
+    cuts = spread_cuts(text, val_fraction)
+    val = "".join(text[a:b] for a, b in cuts)
+    train = "".join(text[b0:a] for (_, b0), (a, _) in zip([(0, 0), *cuts], cuts))
+    if not val or not train:
+        raise DataError(f"{source}: {len(text)} characters are too few to split off "
+                        f"val_fraction={val_fraction} for validation")
+    return Corpus(name, train, val, source)
+
+
 def _check_split_args(val_fraction: float, split: str | None) -> None:
     if isinstance(val_fraction, bool) or not isinstance(val_fraction, (int, float)):
         raise TypeError(f"val_fraction must be a number in [0, 1), got {val_fraction!r}")
     if not 0 <= val_fraction < 1:
         raise ConfigError(f"val_fraction must be in [0, 1), got {val_fraction!r}")
-    if split not in (None, "tail", "file"):
-        raise ConfigError(f"split must be 'tail', 'file' or None (file for a folder, else tail), "
-                          f"got {split!r}")
+    if split not in (None, "tail", "file", "spread"):
+        raise ConfigError(f"split must be 'tail', 'spread', 'file' or None (file for a folder, else "
+                          f"tail), got {split!r}")
 
 
 def _join(texts: Iterable[str]) -> str:
     """Files' texts joined, each ending with a newline."""
     return "".join(t if t.endswith("\n") else t + "\n" for t in texts)
+
+
+def _split_text(name: str, source: str, text: str, val_fraction: float, split: str | None) -> Corpus:
+    """One text split by ``split``: ``"spread"`` (`spread_cuts`), else the tail."""
+    if split == "spread":
+        return _split_spread(name, source, text, val_fraction)
+    return _split_tail(name, source, text, val_fraction)
 
 
 def _split_tail(name: str, source: str, text: str, val_fraction: float) -> Corpus:
@@ -272,10 +338,12 @@ def load_corpus(spec: str | os.PathLike, *, val_fraction: float = 0.1, split: st
                 progress: bool = True) -> Corpus:
     """Load a corpus (see the module docstring for ``spec``) split into training and validation.
 
-    ``split="tail"``: the last ``val_fraction`` of the characters is validation (the default for a
-    single file, stdin and a named corpus). ``split="file"``: whole files, evenly spaced, go to
-    validation (see :func:`val_file_mask`; the default for a folder and ``stdlib``). ``val_fraction=0``
-    leaves ``val_text`` empty.
+    ``split="tail"``: the last ``val_fraction`` of the characters is validation (what ``None`` means
+    for a single file, stdin and a named corpus). ``split="spread"``: blocks spread over the text, a
+    ``val_fraction`` of each tenth (:func:`spread_cuts`; a new language-model run's default for one
+    text, :func:`default_split`). ``split="file"``: whole files, evenly spaced, go to validation (see
+    :func:`val_file_mask`; the default for a folder and ``stdlib``). ``val_fraction=0`` leaves
+    ``val_text`` empty.
     """
     _check_split_args(val_fraction, split)
     if isinstance(spec, str) and spec == "-":
@@ -284,7 +352,7 @@ def load_corpus(spec: str | os.PathLike, *, val_fraction: float = 0.1, split: st
         text = decode_bytes(sys.stdin.buffer.read(), "<stdin>", encoding, errors)
         if not text:
             raise DataError("standard input is empty; expected some text to train on")
-        return _split_tail("<stdin>", "<stdin>", text, val_fraction)
+        return _split_text("<stdin>", "<stdin>", text, val_fraction, split)
     if not isinstance(spec, (str, os.PathLike)):
         raise TypeError(f"corpus spec must be a name, a path or '-', got {type(spec).__name__}")
     path = Path(spec)
@@ -293,15 +361,15 @@ def load_corpus(spec: str | os.PathLike, *, val_fraction: float = 0.1, split: st
             files = stdlib_files()
             root = files[0].parent
             name = f"stdlib (Python {sys.version.split()[0]})"
-            if split == "tail":
+            if split in ("tail", "spread"):
                 text = _join(read_text(p, encoding, errors) for p in files)
-                return _split_tail(name, str(root), text, val_fraction)
+                return _split_text(name, str(root), text, val_fraction, split)
             return _split_files(name, str(root), files, val_fraction, encoding, errors, root)
         if spec in CORPORA:
             if split == "file":
                 raise ConfigError(f"split='file' needs several files; corpus {spec!r} is one file")
             path = resolve_named(spec, download=download, progress=progress)
-            return _split_tail(spec, str(path), read_text(path, encoding, errors), val_fraction)
+            return _split_text(spec, str(path), read_text(path, encoding, errors), val_fraction, split)
         if os.sep not in spec and "/" not in spec and not path.suffix:
             raise ConfigError(f"unknown corpus name {spec!r}; known names: "
                               f"{', '.join(known_corpora())}; or give the path of a text file or of a "
@@ -311,11 +379,11 @@ def load_corpus(spec: str | os.PathLike, *, val_fraction: float = 0.1, split: st
         raise FileNotFoundError(f"corpus file or folder {str(path)!r} does not exist")
     if path.is_dir():
         files = _folder_files(path)
-        if split == "tail" or (split is None and len(files) == 1):
+        if split in ("tail", "spread") or (split is None and len(files) == 1):
             text = _join(read_text(p, encoding, errors) for p in files)
-            return _split_tail(path.name, str(path), text, val_fraction)
+            return _split_text(path.name, str(path), text, val_fraction, split)
         return _split_files(path.name, str(path), files, val_fraction, encoding, errors, path)
     if split == "file":
         raise ConfigError(f"split='file' needs several files; {str(path)!r} is one file; "
                           f"use split='tail'")
-    return _split_tail(path.stem, str(path), read_text(path, encoding, errors), val_fraction)
+    return _split_text(path.stem, str(path), read_text(path, encoding, errors), val_fraction, split)

@@ -44,6 +44,7 @@ from rnnkit.train import ProgressBar, RunFolder, RunFolderError, TrainConfig, Tr
 from rnnkit.train.checkpoint import CONFIG, LOCK, OWN_FILES, VOCAB
 from rnnkit.train.distributed import Dist
 from rnnkit.train.runtime import RunLock
+from rnnkit.train.threads import ThreadWatch
 from rnnkit.train.trainer import check_plan
 from rnnkit.train.config import describe, from_dict, to_dict
 
@@ -142,6 +143,12 @@ class Task:
 
     def callbacks(self) -> list:
         return []
+
+    @classmethod
+    def new_run_config(cls, config):
+        """``config`` with what a new run settles once and records in config.json (a resumed or
+        replayed run reads it back as it was): nothing here; the language model's default split."""
+        return config
 
     def summary(self, best: dict) -> str:
         """What the closing message says of the best validation record."""
@@ -308,7 +315,7 @@ def train(task_cls: type[Task], *, out=None, resume=None, config=None, force: bo
             own, tr = split_options(task_cls, options)
             if task_cls.default_budget and not {"epochs", "steps", "minutes"} & set(tr):
                 tr.update(task_cls.default_budget)
-            cfg, tr_cfg = task_cls.Config(**own), TrainConfig(**tr)
+            cfg, tr_cfg = task_cls.new_run_config(task_cls.Config(**own)), TrainConfig(**tr)
         run = RunFolder(out if out is not None else default_run_name(task_cls, cfg))
     if not dist.is_main:   # rank 0 owns the folder; the others only read it (to resume)
         if resume is not None:
@@ -336,6 +343,15 @@ def train(task_cls: type[Task], *, out=None, resume=None, config=None, force: bo
             run.path.rmdir()
 
 
+def watch_threads(task, tr_cfg: TrainConfig, most: int, dist: Dist) -> bool:
+    """Whether a run re-checks its thread count while it trains (`rnnkit.train.threads`): a budget in
+    minutes on the CPU, in one process, with a count the user left to rnnkit (unset, or chosen by a
+    recipe's measurement) and more than one thread to choose from."""
+    chosen = "threads" in (getattr(task, "measured", None) or {})
+    return (tr_cfg.budget[0] == "minutes" and task.device.type == "cpu" and not dist.enabled
+            and most > 1 and (tr_cfg.threads is None or chosen))
+
+
 def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: bool, replay,
            progress: bool, callbacks, echo, dist: Dist):
     task_cls = task_cls.variant(cfg)
@@ -343,6 +359,7 @@ def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: b
     echo(f"run folder: {run.path}" + (" (resuming)" if resuming and not restart else "") +
          (" (stopped before its first checkpoint: starting again from step 0 with its saved "
           "configuration)" if restart else ""))
+    most = torch.get_num_threads()   # before a run's own count is set: what ThreadWatch may use
     if tr_cfg.threads:
         torch.set_num_threads(tr_cfg.threads)
     task = task_cls(cfg, tr_cfg, resolve_device(tr_cfg.device))
@@ -380,6 +397,8 @@ def _train(task_cls, run: RunFolder, cfg, tr_cfg: TrainConfig, plan, resuming: b
         task.save_artifacts(run)
     task.start()
     cbs = list(task.callbacks())
+    if watch_threads(task, tr_cfg, most, dist):
+        cbs.append(ThreadWatch(most))
     if progress:
         cbs.append(ProgressBar())
     trainer = Trainer(task, tr_cfg, run, callbacks=[*cbs, *callbacks], resume=resuming and not restart,

@@ -72,6 +72,8 @@ class TagConfig:
     dropout: float = option(0.33, "dropout on the word representations, between layers and before "
                                   "the output")
     crf: bool = option(False, "a linear-chain CRF over the tags (Viterbi decoding)")
+    label_smoothing: float = option(0.0, "training without --crf: the target gives this share of its "
+                                         "probability evenly to all tags (0: off)")
     batch_size: int = option(64, "sentences per batch")
 
     def __post_init__(self):
@@ -85,6 +87,8 @@ class TagConfig:
             raise ValueError(f"{owner}: max_len must be >= 1 (or none), got {self.max_len}")
         if not 0 <= self.dropout < 1:
             raise ValueError(f"{owner}: dropout must be in [0, 1), got {self.dropout}")
+        if not 0 <= self.label_smoothing < 1:
+            raise ValueError(f"{owner}: label_smoothing must be in [0, 1), got {self.label_smoothing}")
         if self.word_dropout < 0:
             raise ValueError(f"{owner}: word_dropout must be >= 0, got {self.word_dropout}")
         self.char_width_list()
@@ -181,6 +185,8 @@ class TagTask(Task):
         if self.model.training and self.config.word_dropout > 0:
             drop = torch.rand(batch.words.shape, device=self.device) < self.unk_probability[batch.words]
             batch.words = batch.words.masked_fill(drop, UNK)
+        if self.model.training and self.config.label_smoothing > 0:
+            return self.model.loss(batch, label_smoothing=self.config.label_smoothing)
         return self.model.loss(batch)
 
     def evaluate(self):

@@ -130,9 +130,10 @@ class Tagger(nn.Module):
         h, _ = self.rnn(self.drop(self.inputs(batch)), lengths=batch.lengths)  # (B, T, 2H)
         return self.out(self.drop(h))                                         # (B, T, K)
 
-    def loss(self, batch: TagBatch) -> tuple[Tensor, Tensor]:
+    def loss(self, batch: TagBatch, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
         """(summed negative log-likelihood, number of words): per word with a softmax, per sentence
-        with the CRF (its sum still divided by words, so both read per word)."""
+        with the CRF (its sum still divided by words, so both read per word). ``label_smoothing``
+        (softmax only): the target puts that much of its mass evenly on all K tags."""
         if batch.tags is None:
             raise ValueError("TagModel.loss: the batch has no tags (a split read without them)")
         logits = self(batch)
@@ -140,7 +141,7 @@ class Tagger(nn.Module):
         if self.crf is not None:
             return -self.crf.log_likelihood(logits, batch.tags.clamp(min=0), mask).sum(), mask.sum()
         nll = nn.functional.cross_entropy(logits.flatten(0, 1), batch.tags.flatten(), reduction="sum",
-                                          ignore_index=-100)
+                                          ignore_index=-100, label_smoothing=label_smoothing)
         return nll, mask.sum()
 
     @torch.no_grad()

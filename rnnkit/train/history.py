@@ -4,7 +4,8 @@ A record is a plain dict, one JSON line in ``history.jsonl``:
 
 - ``{"split": "train", "step", "epoch", "loss", <the task's training metrics, e.g. "ppl">, "lr",
   "grad_norm", "<unit>_per_s" (e.g. "tokens_per_s"), "elapsed"}`` every ``log_every`` steps
-  (``loss`` is the mean over the steps since the last one);
+  (``loss`` is the mean over the steps since the last one; ``"threads"`` too when the run's thread
+  count is watched, `rnnkit.train.threads`);
 - ``{"split": "val", "step", "epoch", "loss", <the task's metrics, e.g. "ppl", "bpc", "accuracy">,
   "train_loss", "train_<metric>"..., "best"}`` at each validation (a task's callback may add keys,
   e.g. the language model's ``"sample"``).

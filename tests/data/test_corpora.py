@@ -163,7 +163,7 @@ def test_single_file_tail_split_and_errors(tmp_path):
     assert load_corpus(str(p), val_fraction=0).val_text == ""
     with pytest.raises(ValueError, match="val_fraction must be in \\[0, 1\\), got 1.5"):
         load_corpus(p, val_fraction=1.5)
-    with pytest.raises(ValueError, match="split must be 'tail', 'file' or None"):
+    with pytest.raises(ValueError, match="split must be 'tail', 'spread', 'file' or None"):
         load_corpus(p, split="random")
     with pytest.raises(ValueError, match="split='file' needs several files"):
         load_corpus(p, split="file")
@@ -227,3 +227,67 @@ def test_stdlib_corpus_is_deterministic_and_a_few_mb():
     assert set(a.val_files).isdisjoint(a.train_files)
     assert 0.03 < a.val_chars / total < 0.25
     assert "def " in a.train_text and "import " in a.val_text
+
+
+def lines_text(n_lines: int, seed: int = 0) -> str:
+    import random
+    rng = random.Random(seed)
+    return "".join("".join(rng.choice("abcde ") for _ in range(rng.randint(0, 120))) + "\n"
+                   for _ in range(n_lines))
+
+
+@pytest.mark.parametrize("n_lines,fraction", [(3000, 0.1), (900, 0.25), (40, 0.1)])
+def test_spread_split_holds_out_line_aligned_blocks_over_the_whole_text(tmp_path, n_lines, fraction):
+    from rnnkit.data.corpora import SPREAD_BLOCKS, SPREAD_MIN_BLOCK, spread_cuts
+    text = lines_text(n_lines)
+    p = tmp_path / "t.txt"
+    p.write_text(text)
+    c = load_corpus(p, val_fraction=fraction, split="spread")
+    cuts = spread_cuts(text, fraction)
+    n_val = round(len(text) * fraction)
+    k = max(1, min(SPREAD_BLOCKS, n_val // SPREAD_MIN_BLOCK))
+    assert len(cuts) == k
+    # the blocks, in order, and the text between them partition the text
+    assert c.val_text == "".join(text[a:b] for a, b in cuts)
+    pieces, pos = [], 0
+    for a, b in cuts:
+        assert pos <= a <= b
+        pieces.append(text[pos:a])
+        pos = b
+    assert c.train_text == "".join(pieces) and pos == len(text)
+    assert len(c.train_text) + len(c.val_text) == len(text)
+    for j, (a, b) in enumerate(cuts):
+        # each block ends its tenth of the text and starts a line, within a line's length of its share
+        assert a == 0 or text[a - 1] == "\n"
+        assert b == len(text) or text[b - 1] == "\n"
+        assert abs(b - round((j + 1) * len(text) / k)) <= 122
+        assert abs((b - a) - n_val / k) <= 2 * 122
+    assert load_corpus(p, val_fraction=fraction, split="spread").val_text == c.val_text   # deterministic
+
+
+def test_spread_split_without_line_breaks_cuts_at_the_character(tmp_path):
+    from rnnkit.data.corpora import spread_cuts
+    text = "x" * 200_000
+    assert spread_cuts(text, 0.1) == [((j + 1) * 20_000 - 2_000, (j + 1) * 20_000) for j in range(10)]
+    # blocks of at least SPREAD_MIN_BLOCK characters: a shorter text has fewer
+    half = [((j + 1) * 20_000 - 2_000, (j + 1) * 20_000) for j in range(5)]
+    assert spread_cuts(text[:100_000], 0.1) == half
+    p = tmp_path / "t.txt"
+    p.write_text("ab")
+    with pytest.raises(ValueError, match="too few to split off"):
+        load_corpus(p, val_fraction=0.1, split="spread")
+    assert load_corpus(p, val_fraction=0.0, split="spread").train_text == "ab"
+
+
+def test_default_split_is_files_for_folders_and_spread_for_one_text(tmp_path):
+    from rnnkit.data.corpora import default_split
+    one = tmp_path / "one.txt"
+    one.write_text("x\n")
+    folder = tmp_path / "f"
+    folder.mkdir()
+    (folder / "a.txt").write_text("a\n")
+    assert default_split(one) == "spread" and default_split(str(folder)) == "spread"
+    (folder / "b.txt").write_text("b\n")
+    assert default_split(str(folder)) == "file"
+    assert default_split("stdlib") == "file" and default_split("-") == "spread"
+    assert default_split("timemachine") == "spread"

@@ -45,3 +45,7 @@ def test_a_tiny_table(tmp_path, data_dir, capsys, monkeypatch):
     assert rows[0]["rnnkit"] < math.log(100) and rows[0]["plain"] < math.log(100)
     assert "| tiny | 20,000 | 0.01 min |" in capsys.readouterr().out
     assert (tmp_path / "rows.json").exists()
+    rows = bench.main(["--corpora", str(text), "--budgets", "0.01", "--work", str(tmp_path / "w2"),
+                       "--no-plain"])
+    assert rows[0]["plain"] is None and math.isfinite(rows[0]["rnnkit"])
+    assert "| tiny | 20,000 | 0.01 min |" in capsys.readouterr().out.replace("not run", "")

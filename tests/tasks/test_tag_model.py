@@ -200,3 +200,56 @@ def test_token_scores_and_bio_detection():
     assert s["accuracy"] == 3 / 4 and s["tags"]["A"]["precision"] == 2 / 3 and s["tags"]["B"]["recall"] == 0
     assert is_bio(["O", "B-PER", "I-PER"]) and is_bio(["S-LOC", "E-LOC", "O"])
     assert not is_bio(["NOUN", "VERB"]) and not is_bio(["O"]) and not is_bio(["B-PER", "NOUN"])
+
+
+@pytest.mark.parametrize("smoothing", [0.0, 0.1, 0.3])
+def test_label_smoothed_loss_against_numpy(smoothing):
+    """The summed loss with ``label_smoothing`` is, per real word, the cross-entropy of the softmax
+    against the target ``(1 - s) one_hot + s / K``, written out in NumPy; padding adds nothing."""
+    model, enc = _model("cnn")
+    enc.tags = [np.arange(len(w)) % 2 for w in enc.words]     # the test's own gold tags (0/1)
+    batch = make_batch(enc, list(range(len(SENTENCES))))
+    with torch.no_grad():
+        logits = model(batch).numpy()
+        loss, count = model.loss(batch, label_smoothing=smoothing)
+    K = logits.shape[2]
+    want = 0.0
+    for b, n in enumerate(batch.lengths.tolist()):
+        for t in range(n):
+            z = logits[b, t]
+            logp = z - z.max() - np.log(np.exp(z - z.max()).sum())
+            target = np.full(K, smoothing / K)
+            target[int(batch.tags[b, t])] += 1 - smoothing
+            want -= (target * logp).sum()
+    assert int(count) == int(batch.lengths.sum())
+    np.testing.assert_allclose(float(loss), want, rtol=1e-10)
+
+
+def test_label_smoothing_is_checked():
+    for bad in (-0.1, 1.0):
+        with pytest.raises(ValueError, match="label_smoothing"):
+            TagConfig(label_smoothing=bad)
+
+
+def test_the_task_smooths_training_targets_only():
+    """`TagTask.loss` trains on smoothed targets (the model's loss with the config's
+    ``label_smoothing``, checked against NumPy above) and scores a model in evaluation mode on the
+    plain negative log-likelihood."""
+    from rnnkit.tasks.tag import TagTask
+    from rnnkit.train.config import TrainConfig
+    cfg = TagConfig(word_dropout=0.0, label_smoothing=0.1)   # no random <unk>: the same batch both ways
+    task = TagTask(cfg, TrainConfig(steps=1))
+    task.model, enc = _model("cnn")
+    enc.tags = [np.arange(len(w)) % 2 for w in enc.words]
+    batch = make_batch(enc, list(range(len(SENTENCES))))
+    with torch.no_grad():
+        task.model.train()
+        torch.manual_seed(1)
+        smoothed = task.loss(batch)[0]
+        torch.manual_seed(1)                   # the same dropout masks
+        want = task.model.loss(batch, label_smoothing=cfg.label_smoothing)[0]
+        task.model.eval()
+        plain, want_plain = task.loss(batch)[0], task.model.loss(batch, label_smoothing=0.0)[0]
+    torch.testing.assert_close(smoothed, want, rtol=1e-12, atol=0)
+    torch.testing.assert_close(plain, want_plain, rtol=1e-12, atol=0)
+    assert abs(float(smoothed) - float(want_plain)) > 1e-3

@@ -20,6 +20,7 @@ from pathlib import Path
 import torch
 
 from rnnkit.data import Vocab, WordVocab, load_corpus, load_vocab
+from rnnkit.data.corpora import default_split
 from rnnkit.data.vocab import detokenize
 from rnnkit.decode import Sampler, check_sampling, sample_tokens
 from rnnkit.decode.sampler import PRECISIONS
@@ -242,8 +243,8 @@ def evaluate_ngram(data: str = "stdlib", orders=(3, 4, 5, 6, 7), *, val_fraction
     from rnnkit.baselines import KneserNeyLM
     from rnnkit.data import normalize
 
-    corpus = load_corpus(data, val_fraction=val_fraction, split=split, encoding=encoding,
-                         errors=errors)
+    corpus = load_corpus(data, val_fraction=val_fraction, split=split or default_split(data),
+                         encoding=encoding, errors=errors)
     train_text = normalize(corpus.train_text, lower, letters_only)
     val_text = normalize(corpus.val_text, lower, letters_only)
     out = []

@@ -10,7 +10,7 @@ from rnnkit.train.config import check_fields, option
 
 LEVELS = ("char", "word")
 BATCHINGS = ("sequential", "random")
-SPLITS = ("tail", "file")
+SPLITS = ("spread", "tail", "file")
 
 
 #: the width of a model whose budget is in steps or epochs (minutes: the recipe sizes it)
@@ -33,9 +33,9 @@ class LMConfig:
                                       "--val-data)")
     val_data: str | None = option(None, "a separate validation text (a file, a folder of .txt files or "
                                         "a corpus name): then all of --data is training text")
-    split: str | None = option(None, "how validation is held out: the tail of the text, or whole "
-                                     "files (none: files for a folder and stdlib, else tail)",
-                               choices=SPLITS)
+    split: str | None = option(None, "how validation is held out: blocks spread over the text, the "
+                                     "tail of the text, or whole files (none: files for a folder and "
+                                     "stdlib, else spread)", choices=SPLITS)
     condition_col: str | None = option(None, "a conditional model (1→N): --data is labelled (text<TAB>label "
                                              "lines, or a header), each text is generated from its "
                                              "label in this column ('label': the last column)")

@@ -14,6 +14,7 @@ import torch
 
 from rnnkit.data import RandomBatcher, SequentialBatcher, Vocab, load_vocab
 from rnnkit.data.atomic import atomic_write
+from rnnkit.data.corpora import default_split
 from rnnkit.tasks.base import Task
 from rnnkit.tasks.lm import recipe
 from rnnkit.tasks.lm.config import LMConfig
@@ -40,6 +41,15 @@ class LanguageModelTask(Task):
             from rnnkit.tasks.lm.conditional import ConditionalLMTask
             return ConditionalLMTask
         return cls
+
+    @classmethod
+    def new_run_config(cls, config):
+        """A new run's ``split=None`` becomes what it means now (`rnnkit.data.corpora.default_split`:
+        blocks spread over one text, whole files of a folder), recorded: a run recorded with ``null``
+        was split by the earlier rule (the tail of one text), and `load_corpus` still reads it so."""
+        if config.split is None and config.val_data is None and config.condition_col is None:
+            config = dataclasses.replace(config, split=default_split(config.data))
+        return config
 
     # -- building ---------------------------------------------------------------------------------
     def load_data(self, run, progress):
