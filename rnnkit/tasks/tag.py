@@ -89,6 +89,9 @@ class TagConfig:
             raise ValueError(f"{owner}: dropout must be in [0, 1), got {self.dropout}")
         if not 0 <= self.label_smoothing < 1:
             raise ValueError(f"{owner}: label_smoothing must be in [0, 1), got {self.label_smoothing}")
+        if self.label_smoothing and self.crf:
+            raise ValueError(f"{owner}: label_smoothing={self.label_smoothing} smooths the softmax's "
+                             f"targets; the CRF (crf=True) scores whole tag sequences: use one of them")
         if self.word_dropout < 0:
             raise ValueError(f"{owner}: word_dropout must be >= 0, got {self.word_dropout}")
         self.char_width_list()

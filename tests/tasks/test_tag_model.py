@@ -229,6 +229,9 @@ def test_label_smoothing_is_checked():
     for bad in (-0.1, 1.0):
         with pytest.raises(ValueError, match="label_smoothing"):
             TagConfig(label_smoothing=bad)
+    with pytest.raises(ValueError, match="label_smoothing=0.1 smooths the softmax's targets; the CRF"):
+        TagConfig(label_smoothing=0.1, crf=True)
+    assert TagConfig(label_smoothing=0.0, crf=True).crf
 
 
 def test_the_task_smooths_training_targets_only():
