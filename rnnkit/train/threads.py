@@ -55,6 +55,7 @@ class ThreadWatch(Callback):
         self._next = 0.0                  # the clock at which the next check begins
         self._start = (0.0, 0)            # (clock, step) at the start of the current window
         self._reference = 0.0             # steps per second at the current count
+        self._current = 0                 # the count a check began with (restored unless beaten)
 
     def on_train_start(self, trainer) -> None:
         self._next = self.clock() + self.every_s

@@ -20,13 +20,14 @@ binary ``C / 2``). The fitted product ``r * w`` is stored as one ``(buckets + 1,
 """
 from __future__ import annotations
 
-import zlib
 from collections.abc import Sequence
 
 import numpy as np
 import torch
 from torch import Tensor, nn
 from torch.nn import functional as F
+
+from rnnkit.tasks.classify.subwords import bucket_id
 
 ORDER = 2                          # unigrams and bigrams (NBSVM's best on short sentiment texts)
 ALPHA = 1.0                        # NBSVM's smoothing
@@ -36,7 +37,7 @@ CHOICES_C = (0.1, 1.0, 10.0, 100.0)  # inverse L2 strengths tried (scikit-learn'
 def text_ngram_ids(tokens: Sequence[str], buckets: int, order: int = ORDER) -> np.ndarray:
     """The sorted distinct ids ``(N,)`` int64 in ``1..buckets`` of ``tokens``' 1- to ``order``-grams
     (module docstring); ``(0,)`` for no tokens."""
-    ids = {1 + zlib.crc32(" ".join(tokens[i:i + n]).encode("utf-8", "surrogatepass")) % buckets
+    ids = {bucket_id(" ".join(tokens[i:i + n]), buckets)
            for n in range(1, order + 1) for i in range(len(tokens) - n + 1)}
     return np.array(sorted(ids), dtype=np.int64)
 

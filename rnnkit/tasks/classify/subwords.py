@@ -30,12 +30,17 @@ def word_ngrams(word: str, min_n: int = MIN_N, max_n: int = MAX_N) -> list[str]:
     return [w[i:i + n] for n in range(min_n, max_n + 1) for i in range(len(w) - n + 1)]
 
 
+def bucket_id(text: str, buckets: int) -> int:
+    """The id in ``1..buckets`` of an n-gram ``text``: ``1 + crc32(its UTF-8 bytes) % buckets`` (0 is
+    padding). The one hashing rule of the classifier's subword and word n-gram features."""
+    return 1 + zlib.crc32(text.encode("utf-8", "surrogatepass")) % buckets
+
+
 def ngram_ids(word: str, buckets: int, cache: dict | None = None) -> list[int]:
     """``word``'s n-gram ids in ``1..buckets`` (module docstring); ``cache`` memoises by word."""
     if cache is not None and word in cache:
         return cache[word]
-    ids = [1 + zlib.crc32(g.encode("utf-8", "surrogatepass")) % buckets
-           for g in word_ngrams(word)][:MAX_PER_WORD]
+    ids = [bucket_id(g, buckets) for g in word_ngrams(word)][:MAX_PER_WORD]
     if cache is not None:
         cache[word] = ids
     return ids
