@@ -17,6 +17,7 @@ and, with ``--json``, writes them all.
     RNNKIT_DATA=../shared/data python benchmarks/bench_lm_budget.py                  # 1.5 and 10 min
     RNNKIT_DATA=../shared/data python benchmarks/bench_lm_budget.py --budgets 30 --corpora timemachine
     ... --busy     # the same beside a busy process (one thread spinning in a matrix loop)
+    ... --no-plain / --no-rnnkit     # one column only (the other cell says "not run")
 
 Corpora: ``timemachine`` (the whole book, every character), ``ewt`` (the sentences of UD English
 EWT's training file, one per line), ``fra`` (the French side of fra-eng.txt, one sentence per
@@ -144,19 +145,22 @@ def _spin(stop):
 
 
 # -- the benchmark -------------------------------------------------------------------------------------
-def run_one(name: str, text: str, minutes: float, work: Path, seed: int, plain: bool = True) -> dict:
+def run_one(name: str, text: str, minutes: float, work: Path, seed: int, plain: bool = True,
+            ours: bool = True) -> dict:
     train, test = split_90_10(text)
     (work / f"{name}.train.txt").write_text(train, encoding="utf-8")
     (work / f"{name}.test.txt").write_text(test, encoding="utf-8")
-    run = work / f"{name}-{minutes:g}min"
-    start = time.perf_counter()
-    lm.train(str(work / f"{name}.train.txt"), out=run, minutes=minutes, seed=seed, progress=False,
-             echo=lambda line: print("   ", line) if line.startswith("recipe") else None)
-    rnnkit_s = time.perf_counter() - start
-    ours = lm.evaluate(run, str(work / f"{name}.test.txt"))
-    row = {"corpus": name, "chars": len(text), "minutes": minutes, "rnnkit": ours["loss"],
-           "rnnkit_wall_s": rnnkit_s, "rnnkit_unknown_test_chars": ours.get("unknown_tokens"),
-           "plain": None, "plain_steps": None, "plain_wall_s": None}
+    row = {"corpus": name, "chars": len(text), "minutes": minutes, "rnnkit": None, "rnnkit_wall_s": None,
+           "rnnkit_unknown_test_chars": None, "plain": None, "plain_steps": None, "plain_wall_s": None}
+    if ours:
+        run = work / f"{name}-{minutes:g}min"
+        start = time.perf_counter()
+        lm.train(str(work / f"{name}.train.txt"), out=run, minutes=minutes, seed=seed, progress=False,
+                 echo=lambda line: print("   ", line) if line.startswith("recipe") else None)
+        rnnkit_s = time.perf_counter() - start
+        scored = lm.evaluate(run, str(work / f"{name}.test.txt"))
+        row.update(rnnkit=scored["loss"], rnnkit_wall_s=rnnkit_s,
+                   rnnkit_unknown_test_chars=scored.get("unknown_tokens"))
     if plain:
         threads = torch.get_num_threads()
         start = time.perf_counter()
@@ -177,9 +181,13 @@ def main(argv=None) -> list[dict]:
     p.add_argument("--busy", action="store_true", help="run beside a busy process")
     p.add_argument("--no-plain", action="store_true",
                    help="train rnnkit only (its column alone; the plain model's cell says 'not run')")
+    p.add_argument("--no-rnnkit", action="store_true",
+                   help="train the plain model only (rnnkit's cell says 'not run')")
     p.add_argument("--json", default=None, help="also write the rows to this JSON file")
     p.add_argument("--work", default=None, help="folder for the texts and runs (default: a temporary one)")
     args = p.parse_args(argv)
+    if args.no_plain and args.no_rnnkit:
+        p.error("--no-plain and --no-rnnkit together leave nothing to train")
     budgets = [float(b) for b in args.budgets.split(",")]
     stop = mp.Event() if args.busy else None
     neighbour = mp.Process(target=_spin, args=(stop,), daemon=True) if args.busy else None
@@ -196,13 +204,16 @@ def main(argv=None) -> list[dict]:
             for name in args.corpora.split(","):
                 text = corpus_text(name, Path(args.data))
                 for minutes in budgets:
-                    r = run_one(Path(name).stem, text, minutes, work, args.seed, not args.no_plain)
+                    r = run_one(Path(name).stem, text, minutes, work, args.seed, not args.no_plain,
+                                not args.no_rnnkit)
                     rows.append(r)
-                    ran = r["plain"] is not None
-                    win = "**" if ran and r["rnnkit"] < r["plain"] else ""
-                    theirs = f"{r['plain']:.3f} | {r['plain_steps']:,}" if ran else "not run | -"
-                    print(f"| {r['corpus']} | {r['chars']:,} | {minutes:g} min | {win}{r['rnnkit']:.3f}{win} "
-                          f"| {theirs} |" + (" yes |" if args.busy else ""), flush=True)
+                    both = r["plain"] is not None and r["rnnkit"] is not None
+                    win = "**" if both and r["rnnkit"] < r["plain"] else ""
+                    mine = f"{win}{r['rnnkit']:.3f}{win}" if r["rnnkit"] is not None else "not run"
+                    theirs = f"{r['plain']:.3f} | {r['plain_steps']:,}" if r["plain"] is not None \
+                        else "not run | -"
+                    print(f"| {r['corpus']} | {r['chars']:,} | {minutes:g} min | {mine} | {theirs} |"
+                          + (" yes |" if args.busy else ""), flush=True)
     finally:
         if neighbour:
             stop.set()

@@ -49,3 +49,10 @@ def test_a_tiny_table(tmp_path, data_dir, capsys, monkeypatch):
                        "--no-plain"])
     assert rows[0]["plain"] is None and math.isfinite(rows[0]["rnnkit"])
     assert "| tiny | 20,000 | 0.01 min |" in capsys.readouterr().out.replace("not run", "")
+    monkeypatch.setattr(bench, "PLAIN", {"hidden": 16, "embedding": 8, "batch": 4, "seq": 16, "lr": 2e-3})
+    rows = bench.main(["--corpora", str(text), "--budgets", "0.01", "--work", str(tmp_path / "w3"),
+                       "--no-rnnkit"])
+    assert rows[0]["rnnkit"] is None and math.isfinite(rows[0]["plain"]) and rows[0]["plain_steps"] >= 1
+    assert "| tiny | 20,000 | 0.01 min | not run |" in capsys.readouterr().out
+    with pytest.raises(SystemExit):
+        bench.main(["--corpora", str(text), "--no-plain", "--no-rnnkit"])

@@ -23,6 +23,7 @@ def test_small_text_gets_the_deep_regularised_recipe():
     cfg, tr, why = recipe.choose(LMConfig(), TrainConfig(epochs=40), 100_000, never, vocab_size=V, bf16=True)
     assert (cfg.hidden, cfg.layers, cfg.batch_size, tr.lr) == (256, 2, 32, 4e-3)
     assert cfg.dropout == 0.3 and "small-text recipe" in why
+    assert cfg.weight_drop == 0.3      # read 40 times: (40 - 20) / 50, at most 0.3
     assert tr.precision == "fp32"      # bf16 is only chosen by measuring it
 
 
@@ -32,6 +33,7 @@ def test_large_text_gets_the_fast_unregularised_recipe():
     passes = 2000 * 64 * 32 / 4_000_000
     assert (cfg.hidden, cfg.layers, cfg.batch_size, tr.lr) == (256, 1, 64, 8e-3)
     assert cfg.dropout == pytest.approx(round(passes / 80, 3))
+    assert cfg.weight_drop == 0.0                          # a text read once: nothing to memorise
     assert f"~{passes:.1f} times" in why
 
 
@@ -107,6 +109,8 @@ def test_minutes_budget_sizes_the_model_by_the_documented_rule(minutes, text):
     tokens = minutes * 60 * speeds.rate(params(cfg.hidden, cfg.layers)[1], "bf16")
     assert record["passes"] == pytest.approx(tokens / text, rel=0.02)        # the time model is exact here
     assert cfg.dropout == pytest.approx(min(0.3, round(record["passes"] / 80, 3)), abs=1e-3)
+    assert cfg.weight_drop == pytest.approx(min(0.3, max(0.0, record["passes"] - 20) / 50), abs=1e-3)
+    assert record["chosen"]["weight_drop"] == cfg.weight_drop
     assert record["chosen"]["hidden"] == cfg.hidden and record["chosen"]["precision"] == "bf16"
     assert f"{cfg.layers} x lstm({cfg.hidden}), bf16" in why and "256: " in why
 
@@ -119,9 +123,9 @@ def test_the_extremes():
     assert (ten_seconds.hidden, ten_seconds.layers) == (128, 2) == brute_force(10 / 60, 900_000, Speeds(),
                                                                                "fp32")
     assert (pick(120, 1_000).hidden, pick(120, 1_000).layers) == (128, 1)     # a tiny text: nothing fits
-    assert pick(120, 1_000).dropout == 0.3                                    # read ~10^5 times
+    assert pick(120, 1_000).dropout == 0.3 == pick(120, 1_000).weight_drop   # read ~10^5 times
     huge = pick(120, 10 ** 9)                                                  # 2 hours on 1 GB
-    assert huge.hidden >= 768 and huge.dropout < 0.05
+    assert huge.hidden >= 768 and huge.dropout < 0.05 and huge.weight_drop == 0.0
     sizes = [pick(m, 900_000) for m in (1.5, 10, 30)]                           # grows with the budget
     grown = [params(c.hidden, c.layers)[0] for c in sizes]
     assert grown == sorted(grown)
@@ -228,3 +232,25 @@ def _walk(node):
     elif isinstance(node, list):
         for v in node:
             yield from _walk(v)
+
+
+@pytest.mark.parametrize("passes,expected", [(5, 0.0), (20, 0.0), (25, 0.1), (35, 0.3), (500, 0.3)])
+def test_weight_drop_rises_with_the_passes_beyond_twenty(passes, expected):
+    # an epoch budget reads the text exactly ``passes`` times (the 2-layer recipe above 30 passes)
+    cfg, _, why = recipe.choose(LMConfig(), TrainConfig(epochs=passes), 100_000, never, vocab_size=V)
+    assert cfg.weight_drop == pytest.approx(expected)
+    assert f"weight_drop {expected:g}" in why
+
+
+def test_weight_drop_is_kept_when_given_and_left_off_for_cells_without_a_recurrent_matrix():
+    given, _, _ = recipe.choose(LMConfig(weight_drop=0.0), TrainConfig(epochs=100), 100_000, never,
+                                vocab_size=V)
+    assert given.weight_drop == 0.0 and given.dropout == 0.3
+    for cell in ("mingru", "minlstm"):     # their gates read only x_t: weight drop is refused for them
+        cfg, _, _ = recipe.choose(LMConfig(cell=cell), TrainConfig(epochs=100), 100_000, never, vocab_size=V)
+        assert cfg.weight_drop == 0.0
+        LanguageModel(V, **cfg.model_kwargs())          # and the model builds
+    gru, _, _ = recipe.choose(LMConfig(cell="gru"), TrainConfig(epochs=100), 100_000, never, vocab_size=V)
+    assert gru.weight_drop == 0.3
+    model = LanguageModel(V, **gru.model_kwargs())
+    assert model.rnn.regularizers.weight_drop == 0.3

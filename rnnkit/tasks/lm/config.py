@@ -50,7 +50,9 @@ class LMConfig:
     layers: int | None = option(None, "stacked recurrent layers (none: the recipe's choice, 1 or 2)")
     dropout: float | None = option(None, "dropout on the embedding, between layers and before the "
                                          "output (none: the recipe's choice, 0 to 0.3)")
-    weight_drop: float = option(0.0, "DropConnect on the recurrent weights (AWD-LSTM's regulariser)")
+    weight_drop: float | None = option(None, "DropConnect on the recurrent weights (AWD-LSTM's "
+                                             "regulariser; none: the recipe's choice, 0 for a text read "
+                                             "at most 20 times, rising with the passes to 0.3)")
     recurrent_max_abs: float | None = option(
         None, "indrnn only: bound on |u|, the recurrent weights (none: 2^(1/seq_len): the bound Li et al. "
               "2018 set, 2^(1/T), with T the BPTT window)")
@@ -103,7 +105,7 @@ class LMConfig:
     def model_kwargs(self) -> dict:
         kw = {"cell": self.cell, "hidden": self.hidden or DEFAULT_HIDDEN, "layers": self.layers,
               "dropout": self.dropout, "embedding": self.embedding, "tie_weights": self.tie_weights,
-              "weight_drop": self.weight_drop}
+              "weight_drop": self.weight_drop or 0.0}
         if self.cell == "indrnn":  # unbounded, a relu IndRNN diverged with the default recipe
             kw["recurrent_max_abs"] = self.recurrent_max_abs or 2.0 ** (1.0 / self.seq_len)
         return kw
