@@ -5,9 +5,10 @@ against the same model written plainly in PyTorch (torch.nn.LSTM on a PackedSequ
     .venv/bin/python benchmarks/bench_classify.py                  # both tables (an hour on 2 busy cores)
     .venv/bin/python benchmarks/bench_classify.py --speed-only     # the step-time table (a minute)
     .venv/bin/python benchmarks/bench_classify.py --jobs 2         # folds in 2 processes
+    ... --accuracy-only --set ngrams=262144                       # rnnkit with an option changed
 
 Accuracy: every fold trains ``rnnkit train --task classify`` with nothing but ``--folds 10 --fold i``
-(the defaults: early stopping on a validation slice of the fold's training part; the fold's test part
+(and the options ``--set`` changes; the defaults: early stopping on a validation slice of the fold's training part; the fold's test part
 is never seen until the end). The baseline sees the same training part (validation slice included)
 and picks its regularisation C by 5-fold cross-validation inside it. scikit-learn is used for the
 baseline only.
@@ -20,6 +21,7 @@ implementations interleaved round by round; the median per step.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import json
 import os
 import statistics
@@ -53,12 +55,12 @@ def load_pool(folder: Path) -> Examples:
 
 
 # -- accuracy --------------------------------------------------------------------------------------
-def rnnkit_fold(args: tuple[str, int, int, int]) -> dict:
-    data, folds, fold, seed = args
+def rnnkit_fold(args: tuple[str, int, int, int, dict]) -> dict:
+    data, folds, fold, seed, options = args
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()
         classify.train(data=data, folds=folds, fold=fold, seed=seed, out=Path(tmp) / "run", progress=False,
-                       echo=None)
+                       echo=None, **options)
         seconds = time.perf_counter() - t0
         r = classify.evaluate(Path(tmp) / "run", split="test")
     return {"fold": fold, "accuracy": r["accuracy"], "macro_f1": r["macro_f1"], "seconds": seconds,
@@ -92,12 +94,13 @@ def summary(rows: list[dict], key: str) -> str:
     return f"{100 * statistics.mean(v):.1f} ± {100 * statistics.stdev(v):.1f}"
 
 
-def accuracy_table(data: Path, folds: int, jobs: int, seed: int = 0) -> str:
+def accuracy_table(data: Path, folds: int, jobs: int, seed: int = 0, options: dict | None = None) -> str:
+    options = options or {}
     ex = load_pool(data)
     t0 = time.perf_counter()
     base = [baseline_fold(ex, folds, k) for k in range(folds)]
     base_s = time.perf_counter() - t0
-    work = [(str(data), folds, k, seed) for k in range(folds)]
+    work = [(str(data), folds, k, seed, options) for k in range(folds)]
     if jobs > 1:
         with ProcessPoolExecutor(jobs) as pool:
             futures = [pool.submit(rnnkit_fold, w) for w in work]
@@ -120,7 +123,8 @@ def accuracy_table(data: Path, folds: int, jobs: int, seed: int = 0) -> str:
              f"| rnnkit defaults: word {'Bi' if defaults.bidirectional else ''}{defaults.cell.upper()} "
              f"{defaults.hidden}, {defaults.pooling} pooling, word dropout {defaults.word_dropout:g}"
              f"{f', subword n-grams ({defaults.subwords:,} buckets)' if defaults.subwords else ''}"
-             f"{f', ensemble of {defaults.ensemble}' if defaults.ensemble > 1 else ''} | "
+             f"{f', ensemble of {defaults.ensemble}' if defaults.ensemble > 1 else ''}"
+             f"{''.join(f'; --{k.replace(chr(95), chr(45))} {v}' for k, v in options.items())} | "
              f"{summary(ours, 'accuracy')} | {summary(ours, 'macro_f1')} | "
              f"{statistics.mean(r['seconds'] for r in ours):.0f} s |",
              f"| TF-IDF + logistic regression (scikit-learn, C by inner 5-fold CV) | "
@@ -195,12 +199,31 @@ def speed_table(data: Path, rounds: int = 7, steps: int = 20) -> str:
     return "\n".join(lines)
 
 
+def parse_sets(items: list[str]) -> dict:
+    """``["ngrams=262144", "cell=lstm"]`` -> options with the types of `ClassifyConfig`'s defaults."""
+    fields = {f.name: f for f in dataclasses.fields(ClassifyConfig)}
+    out: dict = {}
+    for item in items:
+        name, eq, value = item.partition("=")
+        name = name.strip().replace("-", "_")
+        if not eq or name not in fields:
+            raise SystemExit(f"--set: expected OPTION=VALUE with OPTION one of {sorted(fields)}, "
+                             f"got {item!r}")
+        default = getattr(ClassifyConfig(), name)
+        kind = type(default) if default is not None else str
+        out[name] = (value.lower() in ("1", "true", "yes")) if kind is bool else kind(value)
+    return out
+
+
 def main(argv=None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     p.add_argument("--data", type=Path, default=DATA / "sentiment-labelled-sentences")
     p.add_argument("--folds", type=int, default=10)
     p.add_argument("--jobs", type=int, default=1, help="folds trained in parallel processes")
     p.add_argument("--seed", type=int, default=0, help="rnnkit's training seed (the folds stay the same)")
+    p.add_argument("--set", action="append", default=[], metavar="OPTION=VALUE",
+                   help="train rnnkit with this option changed from its default (repeatable), e.g. "
+                        "--set ngrams=262144")
     p.add_argument("--speed-only", action="store_true")
     p.add_argument("--accuracy-only", action="store_true")
     p.add_argument("--json", type=Path, default=None, help="also write the tables here")
@@ -210,7 +233,7 @@ def main(argv=None) -> int:
         return 2
     out = {}
     if not args.speed_only:
-        out["accuracy"] = accuracy_table(args.data, args.folds, args.jobs, args.seed)
+        out["accuracy"] = accuracy_table(args.data, args.folds, args.jobs, args.seed, parse_sets(args.set))
         print(out["accuracy"] + "\n", flush=True)
     if not args.accuracy_only:
         out["speed"] = speed_table(args.data)

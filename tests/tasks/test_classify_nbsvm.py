@@ -4,6 +4,7 @@ against scikit-learn's on the same NB-scaled features, and the model's output as
 models' probabilities."""
 from __future__ import annotations
 
+import json
 import zlib
 
 import numpy as np
@@ -11,7 +12,11 @@ import pytest
 import torch
 from sklearn.linear_model import LogisticRegression
 
-from rnnkit.tasks.classify import ClassifyConfig, TextClassifier
+from rnnkit.tasks.classify import ClassifyConfig, TextClassifier, load, predict_proba
+from rnnkit.tasks.classify import train as train_classifier
+from rnnkit.tasks.classify.data import read_splits
+from rnnkit.tasks.classify.ensemble import build_classifier
+from rnnkit.tasks.classify.task import encode_inputs
 from rnnkit.tasks.classify.nbsvm import (
     NBLinear, fit_nb_logistic, nb_ratios, pad_ngrams, text_ngram_ids)
 
@@ -136,3 +141,53 @@ def test_config_ngrams():
     for bad in (True, 1.5):
         with pytest.raises(TypeError, match="ngrams must be int"):
             ClassifyConfig(data="x", ngrams=bad)
+
+
+def test_recurrent_only_probabilities_leave_the_branch_out():
+    torch.manual_seed(1)
+    model = TextClassifier(30, 3, cell="gru", hidden=5, embedding=4, ngrams=50, pooling="max").eval()
+    model.nb.table.normal_()
+    model.nb.bias.normal_()
+    ensemble = build_classifier(30, 3, ensemble=2, cell="gru", hidden=5, embedding=4, ngrams=50).eval()
+    for m in ensemble.members:
+        m.nb.table.normal_()
+    seqs = [np.array([3, 4, 5, 6]), np.array([7, 8]), np.array([9])]
+    ngs = [np.array([3, 7, 9]), np.array([50]), np.array([1, 2])]
+    for net in (model, ensemble):
+        got = predict_proba(net, seqs, 0, ngrams=ngs, recurrent_only=True)
+        mixed = predict_proba(net, seqs, 0, ngrams=ngs)
+        members = net.members if net is ensemble else [net]
+        with torch.no_grad():
+            want = [torch.stack([torch.softmax(m.branch_logits(torch.from_numpy(s).unsqueeze(0),
+                                                               torch.tensor([len(s)]), None,
+                                                               pad_ngrams([g]))[0], 1)[0]
+                                 for s, g in zip(seqs, ngs)]) for m in members]
+        torch.testing.assert_close(got, torch.stack(want).mean(0))
+        assert not torch.allclose(got, mixed)           # the branch does move the mixture
+
+
+def test_validation_selects_by_the_recurrent_model_and_reports_the_mixture(tmp_path):
+    rng = np.random.default_rng(0)
+    good, bad = ["great", "lovely", "fine", "superb"], ["awful", "broken", "rude", "cold"]
+    rows = []
+    for i in range(200):
+        label = i % 2
+        words = list(rng.choice(good if label else bad, 2)) + list(rng.choice(["the", "a", "phone"], 3))
+        rows.append(" ".join(rng.permutation(words)) + f"\t{label}")
+    (tmp_path / "data.tsv").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    out = tmp_path / "run"
+    train_classifier(data=str(tmp_path / "data.tsv"), out=out, ngrams=300, hidden=8, embedding=8,
+                     epochs=2, batch_size=16, progress=False, echo=None)
+    records = [json.loads(line) for line in (out / "history.jsonl").read_text().splitlines()]
+    vals = [r for r in records if r.get("split") == "val"]
+    assert vals and all("mixed_accuracy" in r for r in vals)
+    best = [r for r in vals if r.get("best")][-1]
+    loaded = load(out)
+    cfg = loaded.config
+    val = read_splits(cfg).val
+    x, sub, ng = encode_inputs(loaded.vocab, val, cfg.max_len, loaded.model.subwords, loaded.model.ngrams)
+    y = np.array([loaded.labels.index(lab) for lab in val.labels])
+    own = predict_proba(loaded.model, x, loaded.pad_id, subwords=sub, ngrams=ng, recurrent_only=True)
+    mixed = predict_proba(loaded.model, x, loaded.pad_id, subwords=sub, ngrams=ng)
+    assert best["accuracy"] == pytest.approx(float((own.argmax(1).numpy() == y).mean()))
+    assert best["mixed_accuracy"] == pytest.approx(float((mixed.argmax(1).numpy() == y).mean()))

@@ -62,6 +62,11 @@ class ClassifierEnsemble(nn.Module):
                 ngrams: Tensor | None = None) -> Tensor:
         return mean_log_probs(torch.stack([m(ids, lengths, subwords, ngrams) for m in self.members]))
 
+    def recurrent_log_probs(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None,
+                            ngrams: Tensor | None = None) -> Tensor:
+        """The members' averaged recurrent probabilities, without the n-gram branch, as logs ``(B, C)``."""
+        return mean_log_probs(self.member_logits(ids, lengths, subwords, ngrams))
+
     def config(self) -> dict:
         """The constructor arguments (what ``config.json`` records)."""
         return {"ensemble": len(self.members), **self.first.config()}

@@ -108,6 +108,12 @@ class TextClassifier(nn.Module):
             return logits
         return mean_log_probs(torch.stack([logits, branch]))              # (B, C)
 
+    def recurrent_log_probs(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None,
+                            ngrams: Tensor | None = None) -> Tensor:
+        """The recurrent model's own log-probabilities ``(B, C)``, without the n-gram branch (what
+        validation selects the recurrent model's weights by)."""
+        return torch.log_softmax(self.branch_logits(ids, lengths, subwords, ngrams)[0].float(), 1)
+
     def branch_logits(self, ids: Tensor, lengths: Tensor, subwords: Tensor | None = None,
                       ngrams: Tensor | None = None) -> tuple[Tensor, Tensor | None]:
         """The recurrent model's logits ``(B, C)`` and the n-gram branch's ``(B, C)`` (None without)."""

@@ -168,11 +168,20 @@ class ClassifyTask(BucketedBatches, Task):
         return F.cross_entropy(logits, y, reduction="sum"), len(y)
 
     def evaluate(self):
+        """The validation metrics that select the weights and stop training. With an n-gram branch
+        they are the recurrent model's own (the branch is fitted before training and never changes,
+        so the mixture's accuracy would stop the model while it is still weak, whenever the branch
+        alone does well); the mixture's, what prediction uses, is ``mixed_accuracy``."""
         probs = predict_proba(self.model, self.val_x, self.vocab_pad_id, self.device,
-                              subwords=self.val_sub, ngrams=self.val_ng)
+                              subwords=self.val_sub, ngrams=self.val_ng, recurrent_only=True)
         loss = float(F.nll_loss(torch.log(probs.clamp_min(1e-12)), torch.from_numpy(self.val_y)))
         m = classification_metrics(self.val_y, probs.argmax(1).numpy(), self.labels)
-        return {"loss": loss, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+        out = {"loss": loss, "accuracy": m["accuracy"], "macro_f1": m["macro_f1"]}
+        if self.model.ngrams:
+            mixed = predict_proba(self.model, self.val_x, self.vocab_pad_id, self.device,
+                                  subwords=self.val_sub, ngrams=self.val_ng)
+            out["mixed_accuracy"] = float((mixed.argmax(1).numpy() == self.val_y).mean())
+        return out
 
     def summary(self, best):
         return (f"best validation: accuracy {best['accuracy']:.4f}, macro-F1 {best['macro_f1']:.4f} "
@@ -295,10 +304,10 @@ def encode_inputs(vocab, ex: Examples, max_len: int | None, subwords: int, ngram
 def predict_proba(model: TextClassifier, seqs: list[np.ndarray], pad_id: int,
                   device: torch.device | str = "cpu", batch_size: int = EVAL_BATCH, *,
                   subwords: list[np.ndarray] | None = None,
-                  ngrams: list[np.ndarray] | None = None) -> torch.Tensor:
+                  ngrams: list[np.ndarray] | None = None, recurrent_only: bool = False) -> torch.Tensor:
     """Class probabilities ``(N, C)`` (CPU, float32) of ``seqs`` in their order, in length-sorted
-    batches (``subwords``: each text's n-gram ids, for a model built with them); the model is left in
-    the mode it was in."""
+    batches (``subwords``: each text's n-gram ids, for a model built with them; ``recurrent_only``:
+    the recurrent model's own, without an n-gram branch); the model is left in the mode it was in."""
     was_training = model.training
     model.eval()
     try:
@@ -307,7 +316,8 @@ def predict_proba(model: TextClassifier, seqs: list[np.ndarray], pad_id: int,
             ids, lengths = pad_batch([seqs[i] for i in idx], pad_id)
             sub = None if subwords is None else pad_subwords([subwords[i] for i in idx], ids.shape[1])
             ng = None if ngrams is None else pad_ngrams([ngrams[i] for i in idx]).to(device)
-            logits = model(ids.to(device), lengths, None if sub is None else sub.to(device), ng)
+            score = model.recurrent_log_probs if recurrent_only else model
+            logits = score(ids.to(device), lengths, None if sub is None else sub.to(device), ng)
             out[torch.from_numpy(idx)] = torch.softmax(logits.float(), 1).cpu()
         return out
     finally:
