@@ -127,7 +127,9 @@ def test_weight_drop_keeps_the_fused_kernel_and_trains_the_raw_weights(assert_cl
     out, _ = m(x)
     torch.manual_seed(5)
     raw = ref.weight_hh_l0
-    dropped = F.dropout(raw, 0.5, True)  # AWD-LSTM's WeightDrop: a fresh mask per forward
+    # AWD-LSTM's WeightDrop: a fresh mask per forward, entries 0 or 1/(1-p), drawn as documented
+    keep = torch.rand(raw.shape, dtype=torch.promote_types(raw.dtype, torch.float32)) < 0.5
+    dropped = torch.where(keep, raw / 0.5, torch.zeros((), dtype=raw.dtype))
     expect, _ = torch.func.functional_call(ref, {**dict(ref.named_parameters()),
                                                  "weight_hh_l0": dropped}, (x,))
     assert_close(out, expect, "weight_drop output")
