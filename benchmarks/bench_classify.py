@@ -8,10 +8,10 @@ against the same model written plainly in PyTorch (torch.nn.LSTM on a PackedSequ
     ... --accuracy-only --set ngrams=262144                       # rnnkit with an option changed
 
 Accuracy: every fold trains ``rnnkit train --task classify`` with nothing but ``--folds 10 --fold i``
-(and the options ``--set`` changes; the defaults: early stopping on a validation slice of the fold's training part; the fold's test part
-is never seen until the end). The baseline sees the same training part (validation slice included)
-and picks its regularisation C by 5-fold cross-validation inside it. scikit-learn is used for the
-baseline only.
+(and the options ``--set`` changes; the defaults: early stopping on a validation slice of the fold's
+training part; the fold's test part is never seen until the end). The baseline sees the same
+training part (validation slice included) and picks its regularisation C by 5-fold cross-validation
+inside it. scikit-learn is used for the baseline only.
 
 Speed: the same architecture (embedding -> bidirectional LSTM or GRU with lengths -> max over time ->
 dense; no subword features, which the plain model lacks), the same weights' shapes, the same bucketed

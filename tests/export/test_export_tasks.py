@@ -172,7 +172,8 @@ def test_classify_exports_give_rnnkits_numbers_on_a_padded_batch(classify, tmp_p
     run, exports = classify
     loaded, rows, ids, lengths = classify_batch(run)
     inputs = model_inputs(loaded, rows, ids, lengths)
-    assert len(inputs) == 3 and loaded.model.subwords    # the default classifier reads subword features
+    # the default classifier reads subword features and, for its n-gram branch, word n-grams
+    assert len(inputs) == 4 and loaded.model.subwords and loaded.model.ngrams
     with torch.no_grad():
         want = (loaded.model(*inputs),)
     check_both_formats(exports, "model", inputs, want, tmp_path, assert_close)

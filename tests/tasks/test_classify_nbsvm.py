@@ -133,8 +133,9 @@ def test_the_model_averages_the_recurrent_and_the_branch_probabilities():
 
 
 def test_config_ngrams():
-    assert ClassifyConfig(data="x").model_kwargs()["ngrams"] == 0         # off by default
+    assert ClassifyConfig(data="x").model_kwargs()["ngrams"] == 262144    # on by default
     assert ClassifyConfig(data="x", ngrams=100).model_kwargs()["ngrams"] == 100
+    assert ClassifyConfig(data="x", ngrams=0).model_kwargs()["ngrams"] == 0
     assert ClassifyConfig(data="x", level="char", ngrams=100).model_kwargs()["ngrams"] == 0
     with pytest.raises(ValueError, match="ngrams must be an int >= 0"):
         ClassifyConfig(data="x", ngrams=-1)

@@ -134,8 +134,8 @@ def test_switching_threads_does_not_change_what_a_run_computes(tmp_path, data_di
     text = tmp_path / "t.txt"
     text.write_text((data_dir / "timemachine.txt").read_text()[:20_000])
     common = dict(hidden=128, layers=2, embedding=16, batch_size=8, seq_len=32, sample_length=0,
-                  dropout=0.1, weight_drop=0.3, steps=12, eval_every=6, log_every=1, progress=False, echo=None, seed=3,
-                  precision=precision)
+                  dropout=0.1, weight_drop=0.3, steps=12, eval_every=6, log_every=1, progress=False,
+                  echo=None, seed=3, precision=precision)
     threads = torch.get_num_threads()
     try:
         lm.train(str(text), out=tmp_path / "one", threads=1, **common)

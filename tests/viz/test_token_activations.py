@@ -130,6 +130,7 @@ def test_tagger_reads_gold_tags_and_properties_follow_them(tag_run):
 
 
 def test_classifier_states_attention_and_labels(classify_run):
+    from rnnkit.tasks.classify.nbsvm import pad_ngrams, text_ngram_ids
     from rnnkit.tasks.classify.subwords import encode_subwords, pad_subwords
     loaded = classify.load(classify_run)
     model = loaded.model
@@ -145,9 +146,11 @@ def test_classifier_states_attention_and_labels(classify_run):
     assert model.subwords            # the default: each word's n-grams are part of its input
     sub = pad_subwords([encode_subwords(loaded.vocab.tokenize(t), model.subwords) for t in texts],
                        padded.shape[1])
+    assert model.ngrams              # the default: the n-gram branch reads the text's word n-grams
+    ng = pad_ngrams([text_ngram_ids(loaded.vocab.tokenize(t), model.ngrams) for t in texts])
     with torch.no_grad():
         top = model.encode(model.inputs(padded, sub), lengths)              # (T, B, 2H): its own forward
-        logits = model(padded, lengths, sub)
+        logits = model(padded, lengths, sub, ng)
     np.testing.assert_allclose(acts.probs, torch.softmax(logits, 1).numpy(), atol=1e-5)
     assert [acts.labels[j] for j in acts.probs.argmax(1)] == acts.predicted
     assert acts.predicted == [p[0][0] for p in classify.predict(classify_run, texts)]

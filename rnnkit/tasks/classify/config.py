@@ -58,11 +58,12 @@ class ClassifyConfig:
                                  "5-grams, hashed into this many buckets (fastText-style: rare, misspelt "
                                  "and unseen words get a vector from their spelling); 0: none. Ignored "
                                  "at the char level")
-    ngrams: int = option(0, "words: beside the recurrent model, a logistic regression on NB-weighted "
-                                 "word 1- and 2-grams (NBSVM) hashed into this many buckets, fitted on the "
-                                 "training part before training (L2 strength chosen on the validation "
-                                 "part); the two models' probabilities are averaged (262144: what was "
-                                 "measured). 0: none. Ignored at the char level")
+    ngrams: int = option(262144, "words: beside the recurrent model, a logistic regression on "
+                                 "NB-weighted word 1- and 2-grams (NBSVM) hashed into this many buckets, "
+                                 "fitted on the training part before training (L2 strength chosen on the "
+                                 "validation part); validation selects the recurrent model by its own "
+                                 "accuracy, and predictions average the two models' probabilities. "
+                                 "0: none. Ignored at the char level")
     word_dropout: float = option(0.3, "training: the share of tokens replaced by <unk> (teaches the "
                                       "model texts with words it has not seen)")
     ensemble: int = option(1, "train this many models side by side (different random initial weights "
