@@ -84,7 +84,7 @@ def test_minutes_run_equals_the_steps_run_it_recorded(tmp_path, small_text, monk
     # what the recipe chose for the minutes run (the precision too: its bf16 probe can win on a busy
     # machine) given to the steps run
     lm.train(str(small_text), out=b, steps=phase["end"], eval_every=phase["eval_every"],
-             **{**TINY, **{k: config(a)["lm"][k] for k in ("layers", "dropout")},
+             **{**TINY, **{k: config(a)["lm"][k] for k in ("layers", "dropout", "weight_drop")},
                 "precision": config(a)["train"]["precision"], "lr": config(a)["train"]["lr"]})
     assert losses(a) == losses(b)
 
