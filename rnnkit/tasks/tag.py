@@ -47,6 +47,11 @@ class TagConfig:
     encoding: str = option("utf-8", "text encoding of the data files")
     errors: str = option("strict", "undecodable bytes: strict (an error naming the offset), replace "
                                    "or ignore")
+    aux_cols: str = option("auto", "further tag columns learnt beside --tag-col as extra training "
+                                   "targets (an output layer each, trained, never predicted): "
+                                   "comma-separated names or numbers, 'none', or 'auto' (CoNLL-U: "
+                                   "XPOS, FEATS and DEPREL where the training file annotates them)")
+    aux_weight: float = option(1.0, "the weight of each --aux-cols column's loss beside the tags'")
     max_len: int | None = option(None, "training sentences longer than this many words are cut into "
                                        "pieces (a warning counts them; none: no limit)")
     # words and characters
@@ -92,6 +97,8 @@ class TagConfig:
         if self.label_smoothing and self.crf:
             raise ValueError(f"{owner}: label_smoothing={self.label_smoothing} smooths the softmax's "
                              f"targets; the CRF (crf=True) scores whole tag sequences: use one of them")
+        if self.aux_weight < 0:
+            raise ValueError(f"{owner}: aux_weight must be >= 0, got {self.aux_weight}")
         if self.word_dropout < 0:
             raise ValueError(f"{owner}: word_dropout must be >= 0, got {self.word_dropout}")
         self.char_width_list()
@@ -132,7 +139,8 @@ class TagTask(Task):
         self.data = load_tag_data(cfg)
         train = self.data.train
         self.vocabs = (TagVocabs.from_json(run.require(VOCAB)) if run is not None else
-                       TagVocabs.build(train, min_freq=cfg.min_freq, lower=cfg.lower))
+                       TagVocabs.build(train, min_freq=cfg.min_freq, lower=cfg.lower,
+                                       aux_names=self.data.aux_names))
         pieces, cut = split_long(train, cfg.max_len)
         if cut:
             warnings.warn(f"{cut:,} training sentences are longer than --max-len {cfg.max_len} words "
@@ -149,15 +157,18 @@ class TagTask(Task):
 
     def build_model(self):
         v = self.vocabs
-        return Tagger(len(v.words), len(v.chars), len(v.tags), **self.config.model_kwargs())
+        return Tagger(len(v.words), len(v.chars), len(v.tags), aux_tags=[len(t) for t in v.aux_tags],
+                      **self.config.model_kwargs())
 
     def describe_data(self):
         d, v = self.data, self.vocabs
         n = sum(p.numel() for p in self.model.parameters())
         words = sum(len(s) for s in d.train)
+        aux = "".join(f", {len(t)} {name} values" for name, t in zip(v.aux_names, v.aux_tags))
+        aux = f" (learnt beside them: {aux[2:]})" if aux else ""
         return (f"data: {d.name}: {len(d.train):,} training sentences ({words:,} words), "
                 f"{len(d.dev):,} validation ({d.dev_name}); {len(v.tags)} tags in column "
-                f"{d.tag_column}, {len(v.words):,} words, {len(v.chars):,} characters; model: "
+                f"{d.tag_column}{aux}, {len(v.words):,} words, {len(v.chars):,} characters; model: "
                 f"{n:,} parameters on {self.device}")
 
     def save_artifacts(self, run):
@@ -188,8 +199,9 @@ class TagTask(Task):
         if self.model.training and self.config.word_dropout > 0:
             drop = torch.rand(batch.words.shape, device=self.device) < self.unk_probability[batch.words]
             batch.words = batch.words.masked_fill(drop, UNK)
-        if self.model.training and self.config.label_smoothing > 0:
-            return self.model.loss(batch, label_smoothing=self.config.label_smoothing)
+        if self.model.training:
+            return self.model.loss(batch, label_smoothing=self.config.label_smoothing,
+                                   aux_weight=self.config.aux_weight)
         return self.model.loss(batch)
 
     def evaluate(self):

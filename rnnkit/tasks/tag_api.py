@@ -18,7 +18,8 @@ from pathlib import Path
 import torch
 
 from rnnkit.tasks.tag import TagConfig, TagTask
-from rnnkit.tasks.tag_data import CONLLU_COLUMNS, Sentence, TagFile, find_splits, read_tagged, tagged_text
+from rnnkit.tasks.tag_data import (CONLLU_COLUMNS, Sentence, TagDataError, TagFile, find_splits, read_aux,
+                                   read_tagged, tagged_text)
 from rnnkit.data.padded import BucketBatcher
 from rnnkit.tasks.tag_encode import EncodedSplit, TagVocabs, encode, make_batch
 from rnnkit.tasks.tag_metrics import is_bio, span_scores, tag_scores
@@ -43,6 +44,7 @@ class TagData:
     tag_column: str
     test_path: str | None
     format: str
+    aux_names: list[str]        # the auxiliary columns read into the training sentences' ``aux``
 
 
 def _read(path, cfg: TagConfig, need_tags: bool = True) -> TagFile:
@@ -50,10 +52,50 @@ def _read(path, cfg: TagConfig, need_tags: bool = True) -> TagFile:
                        encoding=cfg.encoding, errors=cfg.errors, need_tags=need_tags)
 
 
-def column_name(tf: TagFile) -> str:
+def column_name(tf: TagFile, index: int | None = None) -> str:
+    index = tf.tag_index if index is None else index
     if tf.format == "conllu":
-        return CONLLU_COLUMNS[tf.tag_index].upper()
-    return str(tf.tag_index + 1)
+        return CONLLU_COLUMNS[index].upper()
+    return str(index + 1)
+
+
+#: the CoNLL-U columns ``--aux-cols auto`` learns beside the tags, where the training data has them
+AUTO_AUX = ("xpos", "feats", "deprel")
+
+
+def choose_aux(train: list[TagFile], spec: str) -> list[str]:
+    """Read the auxiliary columns ``spec`` names into ``train``'s sentences; return their names
+    (CoNLL-U's in capitals, numbers for column files). ``none``: no column. ``auto``: CoNLL-U's XPOS,
+    FEATS and DEPREL (not the tag column), each kept where at least half the training words have a value
+    (not ``_``) and the values are at least two; column files: none. Otherwise comma-separated names
+    or numbers, each kept as named."""
+    spec = str(spec).strip()
+    first = train[0]
+    if spec.lower() in ("none", ""):
+        return []
+    if spec.lower() == "auto":
+        if first.format != "conllu":
+            return []
+        names = [c for c in AUTO_AUX if CONLLU_COLUMNS.index(c) not in (first.tag_index, first.word_index)]
+    else:
+        names = [c.strip() for c in spec.split(",")]
+        if any(not c for c in names):
+            raise TagDataError(f"{first.path}: --aux-cols {spec!r}: expected comma-separated column "
+                               f"names or numbers, 'auto' or 'none'")
+    for tf in train:
+        read_aux(tf, names)
+    keep = list(range(len(names)))
+    if spec.lower() == "auto":
+        keep = []
+        for k in range(len(names)):
+            values = [v for tf in train for s in tf.sentences for v in s.aux[k]]
+            given = [v for v in values if v != "_"]
+            if 2 * len(given) >= len(values) and len(set(given)) >= 2:
+                keep.append(k)
+        for tf in train:
+            for s in tf.sentences:
+                s.aux = [s.aux[k] for k in keep]
+    return [column_name(first, first.aux_indices[k]) for k in keep]
 
 
 def _read_all(paths, cfg: TagConfig, need_tags: bool = True) -> list[TagFile]:
@@ -72,6 +114,7 @@ def load_tag_data(cfg: TagConfig) -> TagData:
     dev_paths = [Path(cfg.dev)] if cfg.dev else found.get("dev")
     test_paths = [Path(cfg.test)] if cfg.test else found.get("test")
     train = _read_all(found["train"], cfg)
+    aux_names = choose_aux(train, cfg.aux_cols)
     train_sents = [s for tf in train for s in tf.sentences]
     train_name = ", ".join(str(p) for p in found["train"])
     if dev_paths:
@@ -87,7 +130,7 @@ def load_tag_data(cfg: TagConfig) -> TagData:
     return TagData(name=path.name, train=train_sents, dev=dev_sents, train_name=train_name,
                    dev_name=dev_name, tag_column=column_name(train[0]),
                    test_path=None if not test_paths else ", ".join(str(p) for p in test_paths),
-                   format=train[0].format)
+                   format=train[0].format, aux_names=aux_names)
 
 
 # -- a run --------------------------------------------------------------------------------------

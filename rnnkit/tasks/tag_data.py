@@ -42,12 +42,14 @@ class TagDataError(DataError):
 
 @dataclass
 class Sentence:
-    """One sentence: ``words`` and ``tags`` (``"_"`` where the file has no tag), and for each word
-    the 0-based index of its line in the file (``rows``)."""
+    """One sentence: ``words`` and ``tags`` (``"_"`` where the file has no tag), for each word
+    the 0-based index of its line in the file (``rows``), and the values of each auxiliary column
+    read beside the tags (``aux[k][i]``: column k's value for word i; see `read_tagged`)."""
 
     words: list[str]
     tags: list[str]
     rows: list[int]
+    aux: list[list[str]] = field(default_factory=list)
 
     def __len__(self) -> int:
         return len(self.words)
@@ -65,6 +67,7 @@ class TagFile:
     sentences: list[Sentence] = field(default_factory=list)
     separator: str | None = "\t"    # None: runs of whitespace (column files without tabs)
     columns: int = 10
+    aux_indices: list[int] = field(default_factory=list)   # 0-based columns read into Sentence.aux
 
     @property
     def tokens(self) -> int:
@@ -73,7 +76,9 @@ class TagFile:
 
 # -- choosing columns and formats ---------------------------------------------------------------
 def column_index(spec: str | None, fmt: str, columns: int, role: str, where: str) -> int:
-    """The 0-based column ``spec`` names (``None``: FORM/UPOS for CoNLL-U, first/last otherwise)."""
+    """The 0-based column ``spec`` names (``None``: FORM/UPOS for CoNLL-U, first/last otherwise);
+    ``role`` (word, tag or aux) names the option in messages."""
+    flag = "--aux-cols" if role == "aux" else f"--{role}-col"
     if spec is None:
         if fmt == "conllu":
             return CONLLU_COLUMNS.index("form" if role == "word" else "upos")
@@ -83,13 +88,13 @@ def column_index(spec: str | None, fmt: str, columns: int, role: str, where: str
         return columns - 1
     if s in CONLLU_COLUMNS:
         if fmt != "conllu":
-            raise TagDataError(f"{where}: --{role}-col {spec!r} names a CoNLL-U column, but the file "
+            raise TagDataError(f"{where}: {flag} {spec!r} names a CoNLL-U column, but the file "
                                f"is in columns; give a 1-based column number or 'last'")
         return CONLLU_COLUMNS.index(s)
     if s.isdigit() and 1 <= int(s) <= columns:
         return int(s) - 1
     names = f"a name ({', '.join(CONLLU_COLUMNS)}), " if fmt == "conllu" else ""
-    raise TagDataError(f"{where}: --{role}-col {spec!r}: expected {names}a column number 1..{columns} "
+    raise TagDataError(f"{where}: {flag} {spec!r}: expected {names}a column number 1..{columns} "
                        f"or 'last'")
 
 
@@ -108,9 +113,12 @@ def sniff_format(path: str, lines: list[str]) -> str:
 
 # -- reading ------------------------------------------------------------------------------------
 def read_tagged(path, *, fmt: str = "auto", word_col: str | None = None, tag_col: str | None = None,
-                encoding: str = "utf-8", errors: str = "strict", need_tags: bool = True) -> TagFile:
+                encoding: str = "utf-8", errors: str = "strict", need_tags: bool = True,
+                aux_cols: tuple[str, ...] = ()) -> TagFile:
     """Read ``path`` (CoNLL-U or columns, ``fmt="auto"`` sniffs). ``need_tags=False`` (prediction
-    input) accepts unannotated tags (``_``) and, in column files, a single word column."""
+    input) accepts unannotated tags (``_``) and, in column files, a single word column.
+    ``aux_cols`` (names or numbers like ``tag_col``): further columns read into each sentence's
+    ``aux``, values as written (``_`` where a word has none)."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, got {fmt!r}")
     path = str(path)
@@ -148,7 +156,22 @@ def read_tagged(path, *, fmt: str = "auto", word_col: str | None = None, tag_col
             s.tags.append(parts[tf.tag_index] if tf.columns > 1 else "_")
     if need_tags:
         _check_tagged(tf)
+    read_aux(tf, aux_cols)
     return tf
+
+
+def read_aux(tf: TagFile, aux_cols) -> None:
+    """Fill each sentence's ``aux`` with the values of the columns ``aux_cols`` names (CoNLL-U names
+    or 1-based numbers, as ``--tag-col`` takes them); neither may be the word or the tag column."""
+    tf.aux_indices = [column_index(spec, tf.format, tf.columns, "aux", tf.path) for spec in aux_cols]
+    for k in tf.aux_indices:
+        if k in (tf.word_index, tf.tag_index):
+            raise TagDataError(f"{tf.path}: --aux-cols names column {k + 1}, which is the "
+                               f"{'word' if k == tf.word_index else 'tag'} column; expected other "
+                               f"columns to learn beside the tags")
+    for s in tf.sentences:
+        rows = [tf.lines[row].split(tf.separator) for row in s.rows]
+        s.aux = [[parts[k] for parts in rows] for k in tf.aux_indices]
 
 
 def _read_conllu(path: str, lines: list[str]) -> TagFile:

@@ -34,6 +34,7 @@ class TagBatch:
     char_lengths: Tensor   # (U,)
     forms: Tensor          # (B, T) row of each word in ``chars``
     tags: Tensor | None    # (B, T) tag ids (-100 past each end), None when predicting
+    aux: Tensor | None = None   # (A, B, T) auxiliary columns' ids (-100: none), training only
 
     def to(self, device) -> TagBatch:
         move = {k: (v.to(device, non_blocking=True) if isinstance(v, Tensor) else v)
@@ -94,19 +95,24 @@ class CharEncoder(nn.Module):
 
 class Tagger(nn.Module):
     """Word embedding (E) + character encoder (F) -> ``layers`` bidirectional ``cell`` layers of
-    ``hidden`` units -> dense to ``num_tags`` logits; with ``crf``, a `CRF` over those logits."""
+    ``hidden`` units -> dense to ``num_tags`` logits; with ``crf``, a `CRF` over those logits.
+
+    ``aux_tags`` (one size per auxiliary column, e.g. XPOS and FEATS beside UPOS): a dense layer each
+    on the same recurrent states, trained beside the tags (multi-task learning: the columns share
+    everything below their output layers, as UDPipe 2 and Stanza train UPOS, XPOS and FEATS) and
+    never used for prediction."""
 
     def __init__(self, num_words: int, num_chars: int, num_tags: int, *, embedding: int = 100,
                  char_embedding: int = 32, char_hidden: int = 64, char_encoder: str = "lstm",
                  char_widths: tuple[int, ...] = (3,), cell: str = "lstm", hidden: int = 200,
                  layers: int = 2, dropout: float = 0.33,
-                 crf: bool = False):
+                 crf: bool = False, aux_tags: tuple[int, ...] | list[int] = ()):
         super().__init__()
         self._config = dict(num_words=num_words, num_chars=num_chars, num_tags=num_tags,
                             embedding=embedding, char_embedding=char_embedding, char_hidden=char_hidden,
                             char_encoder=char_encoder, char_widths=list(char_widths), cell=cell,
                             hidden=hidden, layers=layers,
-                            dropout=dropout, crf=crf)
+                            dropout=dropout, crf=crf, aux_tags=list(aux_tags))
         self.embed = nn.Embedding(num_words, embedding, padding_idx=PAD)
         self.chars = CharEncoder(num_chars, char_embedding, char_hidden, char_encoder, tuple(char_widths))
         self.drop = nn.Dropout(dropout)
@@ -115,6 +121,7 @@ class Tagger(nn.Module):
                                   dropout=dropout if layers > 1 else 0.0)
         self.out = nn.Linear(2 * hidden, num_tags)
         self.crf = CRF(num_tags) if crf else None
+        self.aux_out = nn.ModuleList(nn.Linear(2 * hidden, k) for k in aux_tags)
 
     def config(self) -> dict:
         """The constructor's arguments (config.json's ``model`` section)."""
@@ -125,23 +132,36 @@ class Tagger(nn.Module):
         spelled = self.chars(batch.chars, batch.char_lengths)                 # (U, F)
         return torch.cat([self.embed(batch.words), spelled[batch.forms]], dim=2)
 
+    def states(self, batch: TagBatch) -> Tensor:
+        """The recurrent stack's output per word ``(B, T, 2H)``, dropped out as the output layers
+        read it."""
+        h, _ = self.rnn(self.drop(self.inputs(batch)), lengths=batch.lengths)  # (B, T, 2H)
+        return self.drop(h)
+
     def forward(self, batch: TagBatch) -> Tensor:
         """Per-word tag logits ``(B, T, K)`` (the CRF's emission scores with ``crf``)."""
-        h, _ = self.rnn(self.drop(self.inputs(batch)), lengths=batch.lengths)  # (B, T, 2H)
-        return self.out(self.drop(h))                                         # (B, T, K)
+        return self.out(self.states(batch))                                   # (B, T, K)
 
-    def loss(self, batch: TagBatch, label_smoothing: float = 0.0) -> tuple[Tensor, Tensor]:
+    def loss(self, batch: TagBatch, label_smoothing: float = 0.0,
+             aux_weight: float = 0.0) -> tuple[Tensor, Tensor]:
         """(summed negative log-likelihood, number of words): per word with a softmax, per sentence
         with the CRF (its sum still divided by words, so both read per word). ``label_smoothing``
-        (softmax only): the target puts that much of its mass evenly on all K tags."""
+        (softmax only): the target puts that much of its mass evenly on all K tags. ``aux_weight``:
+        with the batch's auxiliary columns, each one's summed cross-entropy is added at that weight."""
         if batch.tags is None:
             raise ValueError("TagModel.loss: the batch has no tags (a split read without them)")
-        logits = self(batch)
+        h = self.states(batch)
+        logits = self.out(h)
         mask = batch.mask
         if self.crf is not None:
-            return -self.crf.log_likelihood(logits, batch.tags.clamp(min=0), mask).sum(), mask.sum()
-        nll = nn.functional.cross_entropy(logits.flatten(0, 1), batch.tags.flatten(), reduction="sum",
-                                          ignore_index=-100, label_smoothing=label_smoothing)
+            nll = -self.crf.log_likelihood(logits, batch.tags.clamp(min=0), mask).sum()
+        else:
+            nll = nn.functional.cross_entropy(logits.flatten(0, 1), batch.tags.flatten(), reduction="sum",
+                                              ignore_index=-100, label_smoothing=label_smoothing)
+        if aux_weight and batch.aux is not None and len(self.aux_out):
+            for head, target in zip(self.aux_out, batch.aux):
+                nll = nll + aux_weight * nn.functional.cross_entropy(
+                    head(h).flatten(0, 1), target.flatten(), reduction="sum", ignore_index=-100)
         return nll, mask.sum()
 
     @torch.no_grad()
