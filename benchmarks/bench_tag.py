@@ -14,8 +14,9 @@ capitalisation). ``train``: ``rnnkit train
 printed beside the baselines and UDPipe 2's published 97.5% (multilingual BERT inside).
 ``speed``: one training step (forward, loss, backward, AdamW step) of `rnnkit.tasks.tag_model.Tagger`
 and of ``PlainTagger`` below (``torch.nn.LSTM`` + ``pack_padded_sequence``, the same parameters:
-their weights are copied across and their losses compared first), timed in turn on the same
-batches of real sentences, so load on a shared machine hits both alike.
+their weights are copied across and their losses compared first), both learning the tags alone, and
+of the default tagger with its auxiliary output layers (``--aux-cols auto``), timed in turn on the
+same batches of real sentences, so load on a shared machine hits all alike.
 """
 from __future__ import annotations
 
@@ -177,16 +178,21 @@ def speed(folder: Path, steps: int, batch_size: int) -> dict:
     from rnnkit.tasks.tag import TagConfig
     from rnnkit.data.padded import BucketBatcher
     from rnnkit.tasks.tag_encode import TagVocabs, encode, make_batch
+    from rnnkit.tasks.tag_api import choose_aux
     from rnnkit.tasks.tag_model import Tagger
     cfg = TagConfig()
-    sents = read_tagged(find_splits(folder)["train"][0]).sentences
-    vocabs = TagVocabs.build(sents)
+    train = [read_tagged(find_splits(folder)["train"][0])]
+    aux_names = choose_aux(train, cfg.aux_cols)          # the defaults' auxiliary columns
+    sents = train[0].sentences
+    vocabs = TagVocabs.build(sents, aux_names=aux_names)
     enc = encode(sents, vocabs, max_word_chars=cfg.max_word_chars)
     sizes = (len(vocabs.words), len(vocabs.chars), len(vocabs.tags))
     kw = cfg.model_kwargs()
     torch.manual_seed(0)
-    ours = Tagger(*sizes, **kw)
+    ours = Tagger(*sizes, **kw)                           # the tags alone: what the plain model is
     plain = PlainTagger(*sizes, **kw)
+    torch.manual_seed(0)                                  # the defaults: + an output layer per column
+    full = Tagger(*sizes, aux_tags=[len(t) for t in vocabs.aux_tags], **kw)
     plain.load_state_dict(ours.state_dict())
     order = iter(BucketBatcher(enc.lengths, batch_size, seed=0))
     batches = [make_batch(enc, next(order)) for _ in range(steps + 3)]
@@ -194,25 +200,29 @@ def speed(folder: Path, steps: int, batch_size: int) -> dict:
     with torch.no_grad():  # the same model: the same loss on the same batch
         a, b = ours.loss(batches[0])[0].item(), plain.loss(batches[0])[0].item()
     assert abs(a - b) <= 1e-4 * abs(b), f"the two models disagree: {a} vs {b}"
-    ours.train(), plain.train()
-    opts = {m: torch.optim.AdamW(m.parameters(), lr=1e-3) for m in (ours, plain)}
-    times: dict = {ours: [], plain: []}
+    ours.train(), plain.train(), full.train()
+    models = [ours, plain, full]
+    opts = {m: torch.optim.AdamW(m.parameters(), lr=1e-3) for m in models}
+    times: dict = {m: [] for m in models}
     words = 0
     for i, batch in enumerate(batches):
-        for m in ((ours, plain) if i % 2 else (plain, ours)):   # alternate who goes first
+        for m in models[i % 3:] + models[:i % 3]:                # rotate who goes first
             t = time.perf_counter()
-            loss, count = m.loss(batch)
+            loss, count = m.loss(batch, aux_weight=cfg.aux_weight) if m is full else m.loss(batch)
             (loss / count).backward()
             opts[m].step()
             opts[m].zero_grad(set_to_none=True)
             if i >= 3:                                           # 3 warm-up steps
                 times[m].append(time.perf_counter() - t)
         words += int(batch.lengths.sum()) if i >= 3 else 0
-    med = {name: statistics.median(times[m]) for name, m in (("rnnkit", ours), ("plain", plain))}
-    total = {name: sum(times[m]) for name, m in (("rnnkit", ours), ("plain", plain))}
+    named = (("rnnkit", ours), ("plain", plain), ("rnnkit_aux", full))
+    med = {name: statistics.median(times[m]) for name, m in named}
+    total = {name: sum(times[m]) for name, m in named}
     return {"steps": steps, "batch_size": batch_size, "words": words, "threads": torch.get_num_threads(),
+            "aux_columns": aux_names,
             "median_step_s": med, "words_per_s": {k: words / v for k, v in total.items()},
-            "ratio_plain_over_rnnkit": med["plain"] / med["rnnkit"]}
+            "ratio_plain_over_rnnkit": med["plain"] / med["rnnkit"],
+            "ratio_aux_over_rnnkit": med["rnnkit_aux"] / med["rnnkit"]}
 
 
 def main(argv=None) -> None:
@@ -236,10 +246,13 @@ def main(argv=None) -> None:
         print(f"training step, UD EWT batches of {r['batch_size']} sentences, {r['threads']} thread(s):")
         print("| model | median step (ms) | words/s |")
         print("| --- | --- | --- |")
-        for k, name in (("rnnkit", "rnnkit Tagger (rnnkit.core, lengths)"),
-                        ("plain", "plain PyTorch (nn.LSTM + pack_padded_sequence)")):
+        aux = " + ".join(r["aux_columns"]) or "none"
+        for k, name in (("rnnkit", "rnnkit Tagger (rnnkit.core, lengths), tags alone"),
+                        ("plain", "plain PyTorch (nn.LSTM + pack_padded_sequence), tags alone"),
+                        ("rnnkit_aux", f"rnnkit Tagger, the defaults (auxiliary columns: {aux})")):
             print(f"| {name} | {1000 * r['median_step_s'][k]:.1f} | {r['words_per_s'][k]:,.0f} |")
-        print(f"plain / rnnkit step time: {r['ratio_plain_over_rnnkit']:.3f}")
+        print(f"plain / rnnkit step time: {r['ratio_plain_over_rnnkit']:.3f}; with the auxiliary layers / "
+              f"without: {r['ratio_aux_over_rnnkit']:.3f}")
     else:
         r = {"baselines": baselines(folder)}
         b = r["baselines"]
