@@ -141,6 +141,10 @@ class TagTask(Task):
         self.vocabs = (TagVocabs.from_json(run.require(VOCAB)) if run is not None else
                        TagVocabs.build(train, min_freq=cfg.min_freq, lower=cfg.lower,
                                        aux_names=self.data.aux_names))
+        if self.vocabs.aux_names != self.data.aux_names:
+            raise ValueError(f"{self.data.train_name}: --aux-cols {cfg.aux_cols} gives the columns "
+                             f"{self.data.aux_names}, but the run was trained with "
+                             f"{self.vocabs.aux_names}; resume with the run's own --aux-cols")
         pieces, cut = split_long(train, cfg.max_len)
         if cut:
             warnings.warn(f"{cut:,} training sentences are longer than --max-len {cfg.max_len} words "

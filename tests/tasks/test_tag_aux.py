@@ -201,3 +201,23 @@ def test_the_task_adds_aux_losses_in_training_only():
 def test_aux_weight_is_checked():
     with pytest.raises(ValueError, match="aux_weight must be >= 0, got -1"):
         TagConfig(aux_weight=-1.0)
+
+
+def test_resuming_with_other_aux_columns_is_refused(tmp_path):
+    """A run resumed on data whose ``auto`` columns differ from the run's own (its vocabulary file
+    names them) is refused by name, not trained with its output layers on the wrong columns."""
+    (tmp_path / "x-train.conllu").write_text(_conllu(SENTS), encoding="utf-8")
+    sents = load_tag_data(TagConfig(data=str(tmp_path), aux_cols="xpos")).train
+    TagVocabs.build(sents, aux_names=["XPOS"]).to_json(tmp_path / "vocab.json")
+
+    class Run:
+        def require(self, name):
+            return tmp_path / name
+
+    task = TagTask(TagConfig(data=str(tmp_path)), TrainConfig(steps=1))      # auto: three columns
+    with pytest.raises(ValueError, match=r"gives the columns \['XPOS', 'FEATS', 'DEPREL'\], but the "
+                                         r"run was trained with \['XPOS'\]"):
+        task.load_data(Run(), None)
+    task = TagTask(TagConfig(data=str(tmp_path), aux_cols="xpos"), TrainConfig(steps=1))
+    task.load_data(Run(), None)
+    assert task.vocabs.aux_names == ["XPOS"] and task.train.aux is not None
