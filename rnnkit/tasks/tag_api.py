@@ -84,17 +84,22 @@ def choose_aux(train: list[TagFile], spec: str) -> list[str]:
                                f"names or numbers, 'auto' or 'none'")
     for tf in train:
         read_aux(tf, names)
-    keep = list(range(len(names)))
-    if spec.lower() == "auto":
-        keep = []
-        for k in range(len(names)):
-            values = [v for tf in train for s in tf.sentences for v in s.aux[k]]
-            given = [v for v in values if v != "_"]
+    keep = []
+    for k in range(len(names)):
+        values = [v for tf in train for s in tf.sentences for v in s.aux[k]]
+        given = [v for v in values if v != "_"]
+        if spec.lower() == "auto":
             if 2 * len(given) >= len(values) and len(set(given)) >= 2:
                 keep.append(k)
-        for tf in train:
-            for s in tf.sentences:
-                s.aux = [s.aux[k] for k in keep]
+        elif not given:
+            raise TagDataError(f"{first.path}: --aux-cols {names[k]!r}: column "
+                               f"{first.aux_indices[k] + 1} has no value (only '_') in the training "
+                               f"data; expected values to learn")
+        else:
+            keep.append(k)
+    for tf in train:
+        for s in tf.sentences:
+            s.aux = [s.aux[k] for k in keep]
     return [column_name(first, first.aux_indices[k]) for k in keep]
 
 

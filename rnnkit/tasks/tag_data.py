@@ -44,7 +44,7 @@ class TagDataError(DataError):
 class Sentence:
     """One sentence: ``words`` and ``tags`` (``"_"`` where the file has no tag), for each word
     the 0-based index of its line in the file (``rows``), and the values of each auxiliary column
-    read beside the tags (``aux[k][i]``: column k's value for word i; see `read_tagged`)."""
+    read beside the tags (``aux[k][i]``: column k's value for word i; see `read_aux`)."""
 
     words: list[str]
     tags: list[str]
@@ -113,12 +113,10 @@ def sniff_format(path: str, lines: list[str]) -> str:
 
 # -- reading ------------------------------------------------------------------------------------
 def read_tagged(path, *, fmt: str = "auto", word_col: str | None = None, tag_col: str | None = None,
-                encoding: str = "utf-8", errors: str = "strict", need_tags: bool = True,
-                aux_cols: tuple[str, ...] = ()) -> TagFile:
+                encoding: str = "utf-8", errors: str = "strict", need_tags: bool = True) -> TagFile:
     """Read ``path`` (CoNLL-U or columns, ``fmt="auto"`` sniffs). ``need_tags=False`` (prediction
-    input) accepts unannotated tags (``_``) and, in column files, a single word column.
-    ``aux_cols`` (names or numbers like ``tag_col``): further columns read into each sentence's
-    ``aux``, values as written (``_`` where a word has none)."""
+    input) accepts unannotated tags (``_``) and, in column files, a single word column. Further
+    columns are read by `read_aux`."""
     if fmt not in FORMATS:
         raise ConfigError(f"format must be one of {FORMATS}, got {fmt!r}")
     path = str(path)
@@ -156,13 +154,13 @@ def read_tagged(path, *, fmt: str = "auto", word_col: str | None = None, tag_col
             s.tags.append(parts[tf.tag_index] if tf.columns > 1 else "_")
     if need_tags:
         _check_tagged(tf)
-    read_aux(tf, aux_cols)
     return tf
 
 
 def read_aux(tf: TagFile, aux_cols) -> None:
-    """Fill each sentence's ``aux`` with the values of the columns ``aux_cols`` names (CoNLL-U names
-    or 1-based numbers, as ``--tag-col`` takes them); neither may be the word or the tag column."""
+    """Fill each sentence's ``aux`` with the values, as written (``_`` where a word has none), of the
+    columns ``aux_cols`` names (CoNLL-U names or 1-based numbers, as ``--tag-col`` takes them); none
+    may be the word or the tag column."""
     tf.aux_indices = [column_index(spec, tf.format, tf.columns, "aux", tf.path) for spec in aux_cols]
     for k in tf.aux_indices:
         if k in (tf.word_index, tf.tag_index):

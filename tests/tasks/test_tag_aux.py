@@ -96,6 +96,11 @@ def test_bad_aux_columns_are_named(tmp_path, spec, message):
         choose_aux([_read(tmp_path)], spec)
 
 
+def test_a_named_column_without_values_is_refused(tmp_path):
+    with pytest.raises(TagDataError, match=r"--aux-cols 'misc': column 10 has no value \(only '_'\)"):
+        choose_aux([_read(tmp_path)], "xpos,misc")
+
+
 def test_load_tag_data_reads_aux_for_training_only(tmp_path):
     (tmp_path / "x-train.conllu").write_text(_conllu(SENTS), encoding="utf-8")
     (tmp_path / "x-dev.conllu").write_text(_conllu(SENTS[:1]), encoding="utf-8")
