@@ -123,6 +123,7 @@ def accuracy_table(data: Path, folds: int, jobs: int, seed: int = 0, options: di
              f"| rnnkit defaults: word {'Bi' if defaults.bidirectional else ''}{defaults.cell.upper()} "
              f"{defaults.hidden}, {defaults.pooling} pooling, word dropout {defaults.word_dropout:g}"
              f"{f', subword n-grams ({defaults.subwords:,} buckets)' if defaults.subwords else ''}"
+             f"{f', NBSVM branch ({defaults.ngrams:,} buckets)' if defaults.ngrams else ''}"
              f"{f', ensemble of {defaults.ensemble}' if defaults.ensemble > 1 else ''}"
              f"{''.join(f'; --{k.replace(chr(95), chr(45))} {v}' for k, v in options.items())} | "
              f"{summary(ours, 'accuracy')} | {summary(ours, 'macro_f1')} | "
