@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import json
 from collections import Counter
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -44,7 +45,7 @@ class TagVocabs:
 
     @classmethod
     def build(cls, sentences: list[Sentence], *, min_freq: int = 1, lower: bool = True,
-              aux_names: list[str] = ()) -> TagVocabs:
+              aux_names: Sequence[str] = ()) -> TagVocabs:
         """The vocabularies of training ``sentences``; with ``aux_names``, also the values of each
         sentence's ``aux`` columns (in that order; ``_``, no value, is left out)."""
         words = Counter(w.lower() if lower else w for s in sentences for w in s.words)
@@ -122,7 +123,8 @@ def encode(sentences: list[Sentence], vocabs: TagVocabs, *, max_word_chars: int,
     unknown: Counter = Counter()
     wid = vocabs.word_id
     A = len(vocabs.aux_tags)
-    aux = [] if with_tags and A and all(len(s.aux) == A for s in sentences) else None
+    aux: list[np.ndarray] | None = (
+        [] if with_tags and A and all(len(s.aux) == A for s in sentences) else None)
     for s in sentences:
         words.append(np.array([wid.get(w.lower() if vocabs.lower else w, UNK) for w in s.words],
                               dtype=np.int64))
